@@ -1,0 +1,38 @@
+# bench: make install | test | test-slow | demo | perf | lint
+VENV       ?= .venv
+PYTHON     ?= python3
+PY         := $(VENV)/bin/python
+BENCH      := $(VENV)/bin/bench
+# The CPU wheel of torch (pip here also searches a local wheel folder). A bare `torch` would
+# resolve a newer CUDA build with ~3 GB of CUDA wheels; override for a GPU machine:
+#   make install TORCH_SPEC='torch'
+TORCH_SPEC ?= torch==2.13.*
+STAMP      := $(VENV)/.installed
+# one torch thread per process while tests run side by side
+TEST_ENV   := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+
+.PHONY: install test test-slow demo lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q '$(TORCH_SPEC)'
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+test: install
+	$(TEST_ENV) $(PY) -m pytest -q -n 2 --dist loadgroup
+
+test-slow: install
+	$(PY) -m pytest -q -m slow
+
+demo: install
+	$(BENCH) run --algo discrete_bcq --dataset cartpole-mixed --seed 0
+
+lint: install
+	$(PY) -m ruff check bench tests
+	$(PY) -m ruff format --check bench tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,188 @@
+"""The algorithm protocol, the registry, and config resolution (defaults -> preset -> --set).
+
+Every algorithm is one file with a config dataclass (reference defaults), optional named
+presets (small deltas for small tasks), and a class implementing:
+    update(batch) -> dict[str, float]          one gradient step on an offline batch
+    act(obs, mask=None, deterministic=False)   a batch of actions for a batch of observations
+    state_dict() / load_state_dict()           networks, optimizers, counters
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from bench.data.data import Batch
+from bench.errors import BenchError, UnknownNameError
+
+
+@dataclass(frozen=True)
+class EnvInfo:
+    """What an algorithm needs to know about the task: observation shape and action space."""
+
+    obs_shape: tuple[int, ...]
+    action_space: gym.Space
+
+    @property
+    def discrete(self) -> bool:
+        return isinstance(self.action_space, gym.spaces.Discrete)
+
+    @property
+    def n_actions(self) -> int:
+        assert self.discrete
+        return int(self.action_space.n)
+
+    @property
+    def act_dim(self) -> int:
+        assert not self.discrete
+        return int(np.prod(self.action_space.shape))
+
+
+class Algorithm(ABC):
+    name: ClassVar[str]
+    Config: ClassVar[type]
+    #: named deltas on Config for tasks smaller than the reference's (e.g. "small")
+    presets: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: which action spaces the algorithm handles: "discrete", "continuous" or both
+    action_kinds: ClassVar[tuple[str, ...]] = ("discrete", "continuous")
+
+    def __init__(self, config: Any, info: EnvInfo, device: str | torch.device = "cpu", seed: int = 0):
+        kind = "discrete" if info.discrete else "continuous"
+        if kind not in self.action_kinds:
+            raise BenchError(f"algorithm '{self.name}' does not handle {kind} actions")
+        self.config = config
+        self.info = info
+        self.device = torch.device(device)
+        #: the algorithm's own RNG for acting noise (seeded, saved in checkpoints)
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        self.num_updates = 0
+
+    @abstractmethod
+    def update(self, batch: Batch) -> dict[str, float]: ...
+
+    @abstractmethod
+    def act(
+        self, obs: torch.Tensor, mask: torch.Tensor | None = None, deterministic: bool = False
+    ) -> torch.Tensor: ...
+
+    def nstep(self) -> tuple[float, int, bool]:
+        """(discount, estimation_step, reward normalization) for the data's n-step targets."""
+        return float(self.config.gamma), 1, False
+
+    # ------------------------------------------------------------------ checkpoints
+    def modules(self) -> dict[str, torch.nn.Module]:
+        """Every network (target networks included), by name."""
+        return {}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "modules": {k: m.state_dict() for k, m in self.modules().items()},
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers().items()},
+            "num_updates": self.num_updates,
+            "generator": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for k, m in self.modules().items():
+            m.load_state_dict(state["modules"][k])
+        for k, o in self.optimizers().items():
+            o.load_state_dict(state["optimizers"][k])
+        self.num_updates = int(state["num_updates"])
+        self.generator.set_state(state["generator"])
+
+
+REGISTRY: dict[str, type[Algorithm]] = {}
+
+
+def register(cls: type[Algorithm]) -> type[Algorithm]:
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+def get_algorithm(name: str) -> type[Algorithm]:
+    if name not in REGISTRY:
+        raise UnknownNameError("algorithm", name, list(REGISTRY))
+    return REGISTRY[name]
+
+
+# ---------------------------------------------------------------------- config resolution
+def _parse_value(text: str, typ: Any, where: str) -> Any:
+    origin = typing.get_origin(typ)
+    args = typing.get_args(typ)
+    if origin in (typing.Union, types.UnionType):
+        if text.lower() in ("none", "null") and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _parse_value(text, inner[0], where)
+    if origin is typing.Literal:
+        if text not in [str(a) for a in args]:
+            raise BenchError(f"bad value '{text}' for {where}: expected one of {', '.join(map(str, args))}")
+        return text
+    if origin is tuple:
+        parts = [p for p in text.replace("(", "").replace(")", "").replace(" ", "").split(",") if p]
+        return tuple(_parse_value(p, args[0], where) for p in parts)
+    if typ is bool:
+        low = text.lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise BenchError(f"bad value '{text}' for {where}: expected true or false")
+    try:
+        value = typ(text)
+    except (TypeError, ValueError):
+        raise BenchError(f"bad value '{text}' for {where}: expected {typ.__name__}") from None
+    if isinstance(value, float) and not np.isfinite(value):
+        raise BenchError(f"bad value '{text}' for {where}: expected a finite number")
+    return value
+
+
+def config_fields(config_cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(config_cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(config_cls)}
+
+
+def resolve_config(
+    cls: type[Algorithm], preset: str | None = None, overrides: dict[str, str] | None = None
+):
+    """Config defaults, then the named preset's deltas, then key=value overrides (strings)."""
+    fields = config_fields(cls.Config)
+    values: dict[str, Any] = {}
+    if preset:
+        if preset not in cls.presets:
+            raise UnknownNameError(f"preset for {cls.name}", preset, list(cls.presets) or ["(none)"])
+        values.update(cls.presets[preset])
+    for key, text in (overrides or {}).items():
+        if key not in fields:
+            raise UnknownNameError(f"config key for {cls.name}", key, list(fields))
+        values[key] = _parse_value(text, fields[key], f"{cls.name}.{key}")
+    try:
+        config = cls.Config(**values)
+    except (TypeError, ValueError) as e:
+        raise BenchError(f"bad config for {cls.name}: {e}") from None
+    validate = getattr(config, "validate", None)
+    if validate is not None:
+        validate()
+    return config
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, str]:
+    """['key=value', ...] -> {key: value}; a pair without '=' is one clear error."""
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise BenchError(f"bad --set '{pair}': expected key=value")
+        key, value = pair.split("=", 1)
+        out[key.strip()] = value.strip()
+    return out

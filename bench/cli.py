@@ -1,0 +1,204 @@
+"""The `bench` command line. Thin: parse options, call library functions, print."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from bench.errors import BenchError
+
+app = typer.Typer(
+    help="Offline RL benchmarking: dataset -> offline training -> evaluation -> tidy results.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+datasets_app = typer.Typer(help="List, inspect and build datasets.", no_args_is_help=True)
+app.add_typer(datasets_app, name="datasets")
+out = Console()
+
+
+@app.command("run")
+def run_cmd(
+    algo: str = typer.Option(..., "--algo", help="Algorithm name (see `bench algos`)."),
+    dataset: str = typer.Option(..., "--dataset", help="Dataset card id (see `bench datasets list`)."),
+    seed: int = typer.Option(0, help="Seed of the networks, the sampler and the evaluation envs."),
+    steps: int | None = typer.Option(None, help="Gradient updates [default: the card's]."),
+    eval_every: int | None = typer.Option(None, help="Evaluate every N updates [default: the card's]."),
+    eval_episodes: int | None = typer.Option(None, help="Episodes per evaluation [default: the card's]."),
+    batch_size: int | None = typer.Option(None, help="Batch size [default: the card's]."),
+    preset: str | None = typer.Option(
+        None, help="Named config preset; default: the card's if the algorithm has it; 'none' for reference defaults."
+    ),
+    set_: list[str] = typer.Option([], "--set", help="Override a config field: --set key=value (repeatable)."),
+    device: str = typer.Option("cpu", help="torch device, e.g. cpu or cuda."),
+    threads: int | None = typer.Option(None, help="torch threads [default: torch's]."),
+    results_dir: Path = typer.Option(Path("results"), help="Where results/runs/<run_id>/ go."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+):
+    """Train ALGO offline on DATASET, evaluate it periodically, write results/runs/<run_id>/."""
+    from bench.algos.base import parse_overrides
+    from bench.runner import RunSpec, run
+
+    spec = RunSpec(
+        algo=algo,
+        dataset=dataset,
+        seed=seed,
+        steps=steps,
+        eval_every=eval_every,
+        eval_episodes=eval_episodes,
+        batch_size=batch_size,
+        preset=preset,
+        overrides=parse_overrides(set_),
+        device=device,
+        threads=threads,
+        results_dir=results_dir,
+    )
+    result = run(spec, show_progress=not quiet)
+    table = Table(title=f"{algo} on {dataset}, seed {seed} (normalized score: 0-100 scale)")
+    for col in ("step", "return mean", "return std", "episodes", "normalized score"):
+        table.add_column(col, justify="right")
+    for r in result.eval_rows:
+        table.add_row(
+            str(r["step"]),
+            f"{r['return_mean']:.1f}",
+            f"{r['return_std']:.1f}",
+            str(r["episodes"]),
+            f"{r['normalized_score']:.1f}",
+        )
+    out.print(table)
+    out.print(f"wall time {result.wall_time_s:.1f} s")
+    print(result.run_dir)
+
+
+@app.command("algos")
+def algos_cmd():
+    """List the registered algorithms with their config defaults and presets."""
+    from bench.algos import REGISTRY
+    from bench.algos.base import config_fields
+
+    for name, cls in sorted(REGISTRY.items()):
+        table = Table(title=f"{name}  ({', '.join(cls.action_kinds)} actions)", title_justify="left")
+        table.add_column("key", no_wrap=True)
+        table.add_column("default", justify="right", no_wrap=True)
+        for preset in cls.presets:
+            table.add_column(f"preset {preset}", justify="right")
+        table.add_column("meaning")
+        defaults = cls.Config()
+        docs = _field_docs(cls.Config)
+        for key in config_fields(cls.Config):
+            cells = [str(cls.presets[p].get(key, "")) for p in cls.presets]
+            table.add_row(key, str(getattr(defaults, key)), *cells, docs.get(key, ""))
+        out.print(table)
+
+
+def _field_docs(config_cls) -> dict[str, str]:
+    """The one-line docstring under each dataclass field, read from the source."""
+    import ast
+    import inspect
+    import textwrap
+
+    tree = ast.parse(textwrap.dedent(inspect.getsource(config_cls)))
+    body = tree.body[0].body
+    docs = {}
+    for a, b in zip(body, body[1:], strict=False):
+        if isinstance(a, ast.AnnAssign) and isinstance(b, ast.Expr) and isinstance(b.value, ast.Constant):
+            docs[a.target.id] = str(b.value.value).strip()
+    return docs
+
+
+@datasets_app.command("list")
+def datasets_list():
+    """List the dataset cards and whether each is built in the Minari root."""
+    from bench.data.cards import card_ids, load_card
+    from bench.data.minari_io import dataset_exists, minari_root
+
+    table = Table(title=f"datasets (Minari root: {minari_root()})")
+    for col in ("id", "env", "minari id", "size", "built"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("description")
+    for cid in card_ids():
+        card = load_card(cid)
+        built = "yes" if dataset_exists(card.minari_id) else "no"
+        table.add_row(cid, card.env.id, card.minari_id, f"{card.size:,}", built, card.description)
+    out.print(table)
+
+
+@datasets_app.command("build")
+def datasets_build(
+    dataset: str = typer.Argument(..., help="Dataset card id."),
+    size: int | None = typer.Option(None, help="Transitions to collect [default: the card's]."),
+    force: bool = typer.Option(False, "--force", help="Rebuild even if it exists."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+):
+    """Collect DATASET with its behavior policy into a Minari dataset (lossless, seeded)."""
+    from bench.data.build import build_dataset
+    from bench.data.cards import load_card
+    from bench.progress import progress_bar
+
+    card = load_card(dataset)
+    total = card.size if size is None else size
+    with progress_bar(f"building {card.id}", total, not quiet) as (advance, _):
+        ds = build_dataset(card, size=size, progress=advance, force=force)
+    meta = ds.storage.metadata
+    out.print(
+        f"built {card.minari_id}: {ds.total_episodes} episodes, {ds.total_steps} steps, "
+        f"ref_min {meta['ref_min_score']:.2f}, ref_max {meta['ref_max_score']:.2f}"
+    )
+
+
+@datasets_app.command("info")
+def datasets_info(dataset: str = typer.Argument(..., help="Dataset card id.")):
+    """Episodes, transitions, returns, reference scores and sizes of a built dataset."""
+    from bench.data.cards import load_card
+    from bench.data.data import OfflineData
+    from bench.data.minari_io import dataset_dir, dataset_exists, open_dataset
+
+    card = load_card(dataset)
+    table = Table(title=f"{card.id}: {card.description}", show_header=False)
+    table.add_column("field", no_wrap=True)
+    table.add_column("value")
+    table.add_row("env", f"{card.env.id} {card.env.kwargs or ''}")
+    table.add_row("minari id", card.minari_id)
+    table.add_row("behavior", f"{card.behavior.policy}, epsilon {card.behavior.epsilon}")
+    if not dataset_exists(card.minari_id):
+        table.add_row("built", f"no (`bench datasets build {card.id}` builds {card.size:,} steps)")
+        out.print(table)
+        return
+    ds = open_dataset(card.minari_id)
+    meta = ds.storage.metadata
+    data = OfflineData.from_minari(ds)
+    rets = data.episode_returns()
+    disk = sum(f.stat().st_size for f in dataset_dir(card.minari_id).rglob("*") if f.is_file())
+    mem = sum(t.numel() * t.element_size() for t in (data.obs, data.act, data.rew, data.obs_index))
+    table.add_row("episodes", f"{data.num_episodes:,}")
+    table.add_row("transitions", f"{len(data):,}")
+    table.add_row("return min / mean / max", f"{rets.min():.1f} / {rets.mean():.1f} / {rets.max():.1f}")
+    table.add_row(
+        "reference scores",
+        f"ref_min {meta['ref_min_score']:.2f}, ref_max {meta['ref_max_score']:.2f} ({card.ref_source})",
+    )
+    table.add_row("behavior score", f"{100 * (rets.mean() - meta['ref_min_score']) / (meta['ref_max_score'] - meta['ref_min_score']):.1f} (normalized, 0-100)")
+    table.add_row("bytes on disk", f"{disk / 2**20:.1f} MiB")
+    table.add_row("bytes in memory", f"{mem / 2**20:.1f} MiB (obs float32, actions, rewards, indices)")
+    out.print(table)
+
+
+def main() -> None:
+    try:
+        app()
+    except BenchError as e:
+        print(f"bench: error: {e}", file=sys.stderr)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        print("bench: interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Datasets: cards, building with a behavior policy, Minari I/O, and the in-memory OfflineData."""

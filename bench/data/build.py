@@ -1,0 +1,163 @@
+"""Build a dataset from its card: roll the behavior out through minari.DataCollector.
+
+The dataset is written into a staging folder inside the Minari root and renamed into place
+only when complete, so an interrupted build never leaves a dataset that loads as if whole.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from bench.data.behaviors import Behavior
+from bench.data.cards import Card, PolicySpec
+from bench.data.minari_io import dataset_dir, dataset_exists, minari_root, open_dataset
+from bench.envs import make_env
+from bench.errors import DatasetError
+from bench.evaluate import rollout_returns
+
+#: Minari's get_average_reference_score seeds its reference env with 123.
+REF_SEED = 123
+STAGING = ".bench-staging"
+
+
+def measure_policy(card: Card, spec: PolicySpec, episodes: int, seed: int = REF_SEED) -> np.ndarray:
+    """Returns of a behavior policy over `episodes` episodes of the card's env."""
+    probe = make_env(card)
+    space = probe.action_space
+    probe.close()
+    n_envs = min(episodes, 10)
+    behavior = Behavior(spec, space, n_envs, seed)
+    return rollout_returns(card, behavior, episodes, seed, on_episode_end=behavior.new_episode)
+
+
+def measure_refs(card: Card) -> tuple[float, float]:
+    """Minari's convention: ref_min = uniform random, ref_max = expert, mean over N episodes."""
+    if not card.measured_refs:
+        return float(card.ref_min), float(card.ref_max)
+    random = PolicySpec(policy="random", epsilon=1.0)
+    ref_min = float(np.mean(measure_policy(card, random, card.ref_episodes)))
+    ref_max = float(np.mean(measure_policy(card, card.expert, card.ref_episodes)))
+    return ref_min, ref_max
+
+
+@contextmanager
+def _minari_root_at(path: Path):
+    old = os.environ.get("MINARI_DATASETS_PATH")
+    os.environ["MINARI_DATASETS_PATH"] = str(path)
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["MINARI_DATASETS_PATH"]
+        else:
+            os.environ["MINARI_DATASETS_PATH"] = old
+
+
+def _episode_seed(card: Card, episode: int) -> int:
+    return card.seed * 1_000_003 + episode
+
+
+def build_dataset(card: Card, size: int | None = None, progress=None, force: bool = False):
+    """Collect `size` transitions (default: the card's) and write the Minari dataset.
+
+    progress: optional callable(advance: int) called as steps are collected.
+    Returns the opened MinariDataset.
+    """
+    from minari import DataCollector
+
+    size = card.size if size is None else size
+    if size <= 0:
+        raise DatasetError(f"dataset '{card.id}': size must be positive, got {size}")
+    final = dataset_dir(card.minari_id)
+    if dataset_exists(card.minari_id) and not force:
+        raise DatasetError(f"dataset {card.minari_id} already exists (use --force to rebuild)")
+
+    root = minari_root()
+    staging = root / STAGING / uuid.uuid4().hex[:12]
+    staging.mkdir(parents=True)
+    try:
+        with _minari_root_at(staging):
+            base_env = make_env(card)
+            eval_spec = base_env.spec  # the plain env's spec (the collector wrapper is not recreatable)
+            env = DataCollector(base_env, record_infos=False, jpeg_encoding=False)
+            behavior = Behavior(card.behavior, env.action_space, 1, card.seed)
+            episode = 0
+            obs, _ = env.reset(seed=_episode_seed(card, episode))
+            returns, ret = [], 0.0
+            chunk = max(1, size // 200)
+            for t in range(size):
+                obs, rew, term, trunc, _ = env.step(behavior(obs[None])[0])
+                ret += float(rew)
+                if term or trunc:
+                    returns.append(ret)
+                    ret, episode = 0.0, episode + 1
+                    behavior.new_episode(0)
+                    if t + 1 < size:
+                        obs, _ = env.reset(seed=_episode_seed(card, episode))
+                if progress is not None and (t + 1) % chunk == 0:
+                    progress(chunk)
+            if progress is not None and size % chunk:
+                progress(size % chunk)
+            # A last unfinished episode is stored as truncated by Minari (bootstrapped, not final).
+            ref_min, ref_max = measure_refs(card)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*author_email.*")
+                dataset = env.create_dataset(
+                    dataset_id=card.minari_id,
+                    eval_env=eval_spec,
+                    algorithm_name=f"bench behavior {card.behavior.policy} eps={card.behavior.epsilon}",
+                    author="bench",
+                    code_permalink="bench datasets build " + card.id,
+                    ref_min_score=ref_min,
+                    ref_max_score=ref_max,
+                    num_episodes_average_score=card.ref_episodes,
+                    description=card.description,
+                )
+            dataset.storage.update_metadata(
+                {
+                    "bench_card_id": card.id,
+                    "bench_ref_source": card.ref_source,
+                    "bench_behavior_return_mean": float(np.mean(returns)) if returns else float("nan"),
+                    "bench_behavior_complete_episodes": len(returns),
+                }
+            )
+            env.close()
+        built = staging / card.minari_id
+        final.parent.mkdir(parents=True, exist_ok=True)
+        _ensure_namespace(card.minari_id)
+        if final.exists():  # --force: replace the old dataset only once the new one is whole
+            trash = staging / "old"
+            os.replace(final, trash)
+        os.replace(built, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            (root / STAGING).rmdir()
+        except OSError:
+            pass
+    return open_dataset(card.minari_id)
+
+
+def _ensure_namespace(minari_id: str) -> None:
+    from minari.namespace import create_namespace, list_local_namespaces
+
+    namespace = minari_id.rsplit("/", 1)[0] if "/" in minari_id else None
+    if namespace and namespace not in list_local_namespaces():
+        create_namespace(namespace)
+
+
+def ensure_dataset(card: Card, show_progress: bool = True):
+    """Open the card's dataset, building it first when it is not in the Minari root."""
+    if dataset_exists(card.minari_id):
+        return open_dataset(card.minari_id)
+    from bench.progress import progress_bar
+
+    with progress_bar(f"building {card.id}", card.size, show_progress) as (advance, _):
+        return build_dataset(card, progress=advance)

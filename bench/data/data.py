@@ -1,0 +1,190 @@
+"""OfflineData: a whole dataset as torch tensors, n-step targets precomputed, and a seeded sampler.
+
+Layout. Minari stores T+1 observations per episode of T transitions. We keep every observation
+once, episodes back to back, in `obs` ([n_obs, *obs_shape]), and per transition t:
+    obs_index[t]       row of s_t in obs           (s_{t+1} is row obs_index[t] + 1)
+    act, rew, terminated, truncated
+n-step targets (estimation_step n, discount gamma) are computed once, episode-aware:
+    ret[t]        = sum_{k < m} gamma^k r_{t+k},   m = min(n, steps left in the episode)
+    boot_index[t] = row of s_{t+m}
+    discount[t]   = gamma^m if the episode did not terminate within those m steps, else 0
+A termination stops bootstrapping; a truncation (time limit, or the end of a collection run)
+bootstraps from the last stored observation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from bench.errors import DatasetError
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One training batch. Fixed fields; shapes in the comments (B = batch size)."""
+
+    obs: torch.Tensor  # [B, *obs_shape]
+    act: torch.Tensor  # [B] long (discrete) or [B, act_dim] float
+    ret: torch.Tensor  # [B] n-step discounted reward sum
+    next_obs: torch.Tensor  # [B, *obs_shape] the bootstrap observation s_{t+m}
+    discount: torch.Tensor  # [B] gamma^m, 0 where the episode terminated in between
+    mask: torch.Tensor | None = None  # [B, A] bool: legal actions at s_t, when the data has them
+    next_mask: torch.Tensor | None = None  # [B, A] bool: legal actions at s_{t+m}
+
+
+@dataclass(frozen=True)
+class NStep:
+    ret: torch.Tensor
+    boot_index: torch.Tensor
+    discount: torch.Tensor
+
+
+class OfflineData:
+    """All transitions of a dataset in memory (CPU or device tensors)."""
+
+    def __init__(
+        self,
+        obs: torch.Tensor,
+        obs_index: torch.Tensor,
+        act: torch.Tensor,
+        rew: torch.Tensor,
+        terminated: torch.Tensor,
+        truncated: torch.Tensor,
+        episode_end: torch.Tensor,
+        action_mask: torch.Tensor | None = None,
+    ):
+        self.obs = obs
+        self.obs_index = obs_index
+        self.act = act
+        self.rew = rew
+        self.terminated = terminated
+        self.truncated = truncated
+        #: per transition: index (exclusive) of the end of its episode, in transitions
+        self.episode_end = episode_end
+        #: [n_obs, A] bool legal-action mask aligned with obs, when the dataset has one
+        self.action_mask = action_mask
+        self._nstep: NStep | None = None
+
+    # ----------------------------------------------------------------- construction
+    @classmethod
+    def from_episodes(cls, episodes, device: str | torch.device = "cpu") -> OfflineData:
+        """Build from an iterable of episodes with observations (T+1), actions, rewards,
+        terminations and truncations (T). Each episode must end with a termination or a
+        truncation."""
+        obs, act, rew, term, trunc, lengths = [], [], [], [], [], []
+        for ep in episodes:
+            o = np.asarray(ep["observations"])
+            T = len(ep["actions"])
+            if T == 0:
+                continue
+            if len(o) != T + 1:
+                raise DatasetError(f"episode with {T} actions has {len(o)} observations (need T+1)")
+            obs.append(o)
+            act.append(np.asarray(ep["actions"]))
+            rew.append(np.asarray(ep["rewards"], dtype=np.float32))
+            term.append(np.asarray(ep["terminations"], dtype=bool))
+            trunc.append(np.asarray(ep["truncations"], dtype=bool))
+            lengths.append(T)
+        if not lengths:
+            raise DatasetError("dataset has no transitions")
+        lengths_np = np.asarray(lengths)
+        n = int(lengths_np.sum())
+        starts = np.concatenate([[0], np.cumsum(lengths_np)[:-1]])
+        ep_of = np.repeat(np.arange(len(lengths_np)), lengths_np)
+        # row of s_t in obs: each episode shifts by one extra (its final observation)
+        obs_index = np.arange(n) + ep_of
+        episode_end = np.repeat(starts + lengths_np, lengths_np)
+        a = np.concatenate(act)
+        a_t = torch.as_tensor(a, dtype=torch.long if a.dtype.kind in "iu" else torch.float32)
+        return cls(
+            obs=torch.as_tensor(np.concatenate(obs), dtype=torch.float32).to(device),
+            obs_index=torch.as_tensor(obs_index, dtype=torch.long).to(device),
+            act=a_t.to(device),
+            rew=torch.as_tensor(np.concatenate(rew)).to(device),
+            terminated=torch.as_tensor(np.concatenate(term)).to(device),
+            truncated=torch.as_tensor(np.concatenate(trunc)).to(device),
+            episode_end=torch.as_tensor(episode_end, dtype=torch.long).to(device),
+        )
+
+    @classmethod
+    def from_minari(cls, dataset, device: str | torch.device = "cpu") -> OfflineData:
+        storage = dataset.storage
+        return cls.from_episodes(storage.get_episodes(dataset.episode_indices), device)
+
+    # ----------------------------------------------------------------- properties
+    def __len__(self) -> int:
+        return int(self.act.shape[0])
+
+    @property
+    def obs_shape(self) -> tuple[int, ...]:
+        return tuple(self.obs.shape[1:])
+
+    @property
+    def num_episodes(self) -> int:
+        return int(torch.unique_consecutive(self.episode_end).numel())
+
+    def episode_returns(self) -> np.ndarray:
+        ends = torch.unique_consecutive(self.episode_end)
+        csum = torch.cat([torch.zeros(1, dtype=torch.float64), self.rew.double().cumsum(0).cpu()])
+        starts = torch.cat([torch.zeros(1, dtype=torch.long), ends[:-1].cpu()])
+        return (csum[ends.cpu()] - csum[starts]).numpy()
+
+    # ----------------------------------------------------------------- n-step targets
+    def compute_nstep(self, gamma: float, n: int, normalize_rewards: bool = False) -> NStep:
+        """Precompute n-step returns once (see the module docstring). A loop over k < n only."""
+        if n < 1:
+            raise ValueError(f"estimation_step must be >= 1, got {n}")
+        rew = self.rew.double()
+        if normalize_rewards:
+            std = rew.std()
+            rew = (rew - rew.mean()) / (std if std > 0 else 1.0)
+        N = len(self)
+        t = torch.arange(N, device=self.rew.device)
+        steps_left = self.episode_end - t
+        m = torch.clamp(steps_left, max=n)
+        ret = torch.zeros(N, dtype=torch.float64, device=rew.device)
+        for k in range(n):
+            valid = k < m
+            ret += torch.where(valid, gamma**k * rew[torch.clamp(t + k, max=N - 1)], 0.0)
+        last = t + m - 1  # last transition inside the window
+        boot_index = self.obs_index[last] + 1
+        discount = torch.where(self.terminated[last], 0.0, torch.pow(gamma, m.double()))
+        self._nstep = NStep(ret.float(), boot_index, discount.float())
+        return self._nstep
+
+    # ----------------------------------------------------------------- sampling
+    def gather(self, idx: torch.Tensor) -> Batch:
+        """The batch for transition indices idx (whole-batch tensor gathers)."""
+        if self._nstep is None:
+            raise RuntimeError("call compute_nstep(gamma, n) before sampling")
+        ns = self._nstep
+        oi = self.obs_index[idx]
+        bi = ns.boot_index[idx]
+        mask = next_mask = None
+        if self.action_mask is not None:
+            mask, next_mask = self.action_mask[oi], self.action_mask[bi]
+        return Batch(
+            obs=self.obs[oi],
+            act=self.act[idx],
+            ret=ns.ret[idx],
+            next_obs=self.obs[bi],
+            discount=ns.discount[idx],
+            mask=mask,
+            next_mask=next_mask,
+        )
+
+
+class Sampler:
+    """Uniform index batches from a seeded torch generator (its state is part of checkpoints)."""
+
+    def __init__(self, data: OfflineData, batch_size: int, seed: int):
+        self.data = data
+        self.batch_size = batch_size
+        self.generator = torch.Generator(device="cpu").manual_seed(seed)
+
+    def sample(self) -> Batch:
+        idx = torch.randint(len(self.data), (self.batch_size,), generator=self.generator)
+        return self.data.gather(idx.to(self.data.act.device))

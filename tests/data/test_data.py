@@ -1,0 +1,96 @@
+"""OfflineData: layout, n-step targets (termination vs truncation), the seeded sampler."""
+
+import numpy as np
+import pytest
+import torch
+
+from bench.data.data import OfflineData, Sampler
+from bench.errors import DatasetError
+
+
+def episode(obs, rew, terminated):
+    """An episode from T+1 scalar observations and T rewards; truncated unless terminated."""
+    T = len(rew)
+    term = np.zeros(T, bool)
+    trunc = np.zeros(T, bool)
+    (term if terminated else trunc)[-1] = True
+    return {
+        "observations": np.asarray(obs, np.float32)[:, None],
+        "actions": np.zeros(T, np.int64),
+        "rewards": np.asarray(rew, np.float32),
+        "terminations": term,
+        "truncations": trunc,
+    }
+
+
+@pytest.fixture
+def data():
+    # episode A: obs 10..13, rewards 1,2,3, terminates; episode B: obs 20..22, rewards 4,5, truncated
+    return OfflineData.from_episodes(
+        [episode([10, 11, 12, 13], [1, 2, 3], True), episode([20, 21, 22], [4, 5], False)]
+    )
+
+
+def test_layout_keeps_t_plus_one_observations(data):
+    assert len(data) == 5
+    assert data.obs.shape == (7, 1)
+    assert data.obs_index.tolist() == [0, 1, 2, 4, 5]
+    assert data.obs[data.obs_index + 1].squeeze(1).tolist() == [11, 12, 13, 21, 22]
+    assert data.episode_end.tolist() == [3, 3, 3, 5, 5]
+    assert data.num_episodes == 2
+    assert data.episode_returns().tolist() == [6.0, 9.0]
+
+
+def test_one_step_targets(data):
+    g = 0.5
+    ns = data.compute_nstep(g, 1)
+    assert ns.ret.tolist() == [1, 2, 3, 4, 5]
+    # the terminal transition does not bootstrap; the truncated one does, from obs 22
+    assert ns.discount.tolist() == [g, g, 0.0, g, g]
+    assert data.obs[ns.boot_index].squeeze(1).tolist() == [11, 12, 13, 21, 22]
+
+
+def test_three_step_targets_termination_vs_truncation(data):
+    g = 0.5
+    ns = data.compute_nstep(g, 3)
+    # A: t0 = 1 + .5*2 + .25*3 = 2.75 (terminates inside the window: no bootstrap)
+    #    t1 = 2 + .5*3 = 3.5 (terminal), t2 = 3 (terminal)
+    # B: t3 = 4 + .5*5 = 6.5, truncated after 2 steps: bootstrap from obs 22 with g^2
+    #    t4 = 5, bootstrap from obs 22 with g^1
+    assert ns.ret.tolist() == pytest.approx([2.75, 3.5, 3.0, 6.5, 5.0])
+    assert ns.discount.tolist() == pytest.approx([0.0, 0.0, 0.0, 0.25, 0.5])
+    assert data.obs[ns.boot_index].squeeze(1).tolist() == [13, 13, 13, 22, 22]
+
+
+def test_two_step_bootstrap_inside_an_episode():
+    long = OfflineData.from_episodes([episode([0, 1, 2, 3, 4], [1, 1, 1, 1], True)])
+    ns = long.compute_nstep(0.9, 2)
+    assert ns.ret.tolist() == pytest.approx([1.9, 1.9, 1.9, 1.0])
+    assert ns.discount.tolist() == pytest.approx([0.81, 0.81, 0.0, 0.0])
+    assert long.obs[ns.boot_index].squeeze(1).tolist() == [2, 3, 4, 4]
+
+
+def test_reward_normalization_standardizes_before_returns(data):
+    ns = data.compute_nstep(0.5, 1, normalize_rewards=True)
+    r = np.array([1, 2, 3, 4, 5.0])
+    assert ns.ret.numpy() == pytest.approx((r - r.mean()) / r.std(ddof=1), abs=1e-6)
+
+
+def test_sampler_is_seeded_and_batches_align(data):
+    data.compute_nstep(0.5, 1)
+    a = Sampler(data, 64, seed=3).sample()
+    b = Sampler(data, 64, seed=3).sample()
+    c = Sampler(data, 64, seed=4).sample()
+    assert torch.equal(a.obs, b.obs) and not torch.equal(a.obs, c.obs)
+    # next_obs is the observation right after obs for one-step targets
+    assert torch.equal(a.next_obs, a.obs + 1)
+    assert a.obs.shape == (64, 1) and a.act.shape == (64,) and a.discount.shape == (64,)
+
+
+def test_bad_episodes_are_rejected():
+    bad = episode([0, 1, 2], [1, 1], True)
+    bad["observations"] = bad["observations"][:2]
+    with pytest.raises(DatasetError, match="T\\+1"):
+        OfflineData.from_episodes([bad])
+    with pytest.raises(DatasetError, match="no transitions"):
+        OfflineData.from_episodes([])
