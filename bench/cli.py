@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -26,18 +25,27 @@ out = Console()
 @app.command("run")
 def run_cmd(
     algo: str = typer.Option(..., "--algo", help="Algorithm name (see `bench algos`)."),
-    dataset: str = typer.Option(..., "--dataset", help="Dataset card id (see `bench datasets list`)."),
-    seed: int = typer.Option(0, help="Seed of the networks, the sampler and the evaluation envs."),
-    steps: int | None = typer.Option(None, help="Gradient updates [default: the card's]."),
-    eval_every: int | None = typer.Option(None, help="Evaluate every N updates [default: the card's]."),
-    eval_episodes: int | None = typer.Option(None, help="Episodes per evaluation [default: the card's]."),
-    batch_size: int | None = typer.Option(None, help="Batch size [default: the card's]."),
-    preset: str | None = typer.Option(
-        None, help="Named config preset; default: the card's if the algorithm has it; 'none' for reference defaults."
+    dataset: str = typer.Option(
+        ..., "--dataset", help="Dataset card id (see `bench datasets list`)."
     ),
-    set_: list[str] = typer.Option([], "--set", help="Override a config field: --set key=value (repeatable)."),
+    seed: int = typer.Option(0, help="Seed of the networks, the sampler and the evaluation envs."),
+    steps: int | None = typer.Option(None, help="Gradient updates (default: the card's)."),
+    eval_every: int | None = typer.Option(
+        None, help="Evaluate every N updates (default: the card's)."
+    ),
+    eval_episodes: int | None = typer.Option(
+        None, help="Episodes per evaluation (default: the card's)."
+    ),
+    batch_size: int | None = typer.Option(None, help="Batch size (default: the card's)."),
+    preset: str | None = typer.Option(
+        None,
+        help="Named config preset; default: the card's if the algorithm has it; 'none' for reference defaults.",
+    ),
+    set_: list[str] = typer.Option(
+        [], "--set", help="Override a config field: --set key=value (repeatable)."
+    ),
     device: str = typer.Option("cpu", help="torch device, e.g. cpu or cuda."),
-    threads: int | None = typer.Option(None, help="torch threads [default: torch's]."),
+    threads: int | None = typer.Option(None, help="torch threads (default: torch's)."),
     results_dir: Path = typer.Option(Path("results"), help="Where results/runs/<run_id>/ go."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ):
@@ -83,7 +91,9 @@ def algos_cmd():
     from bench.algos.base import config_fields
 
     for name, cls in sorted(REGISTRY.items()):
-        table = Table(title=f"{name}  ({', '.join(cls.action_kinds)} actions)", title_justify="left")
+        table = Table(
+            title=f"{name}  ({', '.join(cls.action_kinds)} actions)", title_justify="left"
+        )
         table.add_column("key", no_wrap=True)
         table.add_column("default", justify="right", no_wrap=True)
         for preset in cls.presets:
@@ -107,7 +117,11 @@ def _field_docs(config_cls) -> dict[str, str]:
     body = tree.body[0].body
     docs = {}
     for a, b in zip(body, body[1:], strict=False):
-        if isinstance(a, ast.AnnAssign) and isinstance(b, ast.Expr) and isinstance(b.value, ast.Constant):
+        if (
+            isinstance(a, ast.AnnAssign)
+            and isinstance(b, ast.Expr)
+            and isinstance(b.value, ast.Constant)
+        ):
             docs[a.target.id] = str(b.value.value).strip()
     return docs
 
@@ -132,7 +146,7 @@ def datasets_list():
 @datasets_app.command("build")
 def datasets_build(
     dataset: str = typer.Argument(..., help="Dataset card id."),
-    size: int | None = typer.Option(None, help="Transitions to collect [default: the card's]."),
+    size: int | None = typer.Option(None, help="Transitions to collect (default: the card's)."),
     force: bool = typer.Option(False, "--force", help="Rebuild even if it exists."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
@@ -178,14 +192,21 @@ def datasets_info(dataset: str = typer.Argument(..., help="Dataset card id.")):
     mem = sum(t.numel() * t.element_size() for t in (data.obs, data.act, data.rew, data.obs_index))
     table.add_row("episodes", f"{data.num_episodes:,}")
     table.add_row("transitions", f"{len(data):,}")
-    table.add_row("return min / mean / max", f"{rets.min():.1f} / {rets.mean():.1f} / {rets.max():.1f}")
+    table.add_row(
+        "return min / mean / max", f"{rets.min():.1f} / {rets.mean():.1f} / {rets.max():.1f}"
+    )
     table.add_row(
         "reference scores",
         f"ref_min {meta['ref_min_score']:.2f}, ref_max {meta['ref_max_score']:.2f} ({card.ref_source})",
     )
-    table.add_row("behavior score", f"{100 * (rets.mean() - meta['ref_min_score']) / (meta['ref_max_score'] - meta['ref_min_score']):.1f} (normalized, 0-100)")
+    table.add_row(
+        "behavior score",
+        f"{100 * (rets.mean() - meta['ref_min_score']) / (meta['ref_max_score'] - meta['ref_min_score']):.1f} (normalized, 0-100)",
+    )
     table.add_row("bytes on disk", f"{disk / 2**20:.1f} MiB")
-    table.add_row("bytes in memory", f"{mem / 2**20:.1f} MiB (obs float32, actions, rewards, indices)")
+    table.add_row(
+        "bytes in memory", f"{mem / 2**20:.1f} MiB (obs float32, actions, rewards, indices)"
+    )
     out.print(table)
 
 

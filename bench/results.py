@@ -72,7 +72,9 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode())
+    atomic_write_bytes(
+        path, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode()
+    )
 
 
 def atomic_write_table(path: Path, rows: list[dict[str, Any]], schema: pa.Schema) -> None:
@@ -91,4 +93,6 @@ def read_eval(results_dir: Path) -> pd.DataFrame:
     files = sorted(runs_dir(results_dir).glob("*/eval.parquet"))
     if not files:
         return EVAL_SCHEMA.empty_table().to_pandas()
-    return pd.concat([pq.read_table(f, schema=EVAL_SCHEMA).to_pandas() for f in files], ignore_index=True)
+    return pd.concat(
+        [pq.read_table(f, schema=EVAL_SCHEMA).to_pandas() for f in files], ignore_index=True
+    )

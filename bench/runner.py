@@ -41,7 +41,17 @@ from bench.seeding import seed_everything
 EVAL_SEED_BASE = 1_000_000
 #: Training stats are averaged over windows of this many updates (at most) before logging.
 LOG_WINDOW = 100
-PACKAGES = ("bench", "torch", "numpy", "gymnasium", "minari", "ale-py", "mujoco", "pandas", "pyarrow")
+PACKAGES = (
+    "bench",
+    "torch",
+    "numpy",
+    "gymnasium",
+    "minari",
+    "ale-py",
+    "mujoco",
+    "pandas",
+    "pyarrow",
+)
 
 
 @dataclass
@@ -195,7 +205,10 @@ def run(spec: RunSpec, show_progress: bool = True, on_eval=None) -> RunResult:
     window = min(LOG_WINDOW, eval_every)
     t0 = time.perf_counter()
     t_window = t0
-    with progress_bar(f"{spec.algo} on {spec.dataset}", steps, show_progress) as (advance, describe):
+    with progress_bar(f"{spec.algo} on {spec.dataset}", steps, show_progress) as (
+        advance,
+        describe,
+    ):
         for step in range(1, steps + 1):
             stats = algo.update(sampler.sample())
             for k, v in stats.items():
@@ -244,7 +257,5 @@ def _save_checkpoint(path: Path, algo: Algorithm, sampler: Sampler) -> None:
     import io
 
     buf = io.BytesIO()
-    torch.save(
-        {"algo": algo.state_dict(), "sampler_generator": sampler.generator.get_state()}, buf
-    )
+    torch.save({"algo": algo.state_dict(), "sampler_generator": sampler.generator.get_state()}, buf)
     atomic_write_bytes(path, buf.getvalue())

@@ -78,12 +78,30 @@ def test_config_and_checkpoint(finished_run):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--algo", "dqn", "--dataset", "cartpole-mixed"], "unknown algorithm 'dqn'; choose one of: "),
-        (["--algo", "discrete_bcq", "--dataset", "nope"], "unknown dataset 'nope'; choose one of: "),
-        (["--algo", "discrete_bcq", "--dataset", "cartpole-mixed", "--set", "lr=x"], "bad value 'x'"),
-        (["--algo", "discrete_bcq", "--dataset", "cartpole-mixed", "--set", "zz=1"], "unknown config key"),
-        (["--algo", "discrete_bcq", "--dataset", "cartpole-mixed", "--steps", "0"], "--steps must be positive"),
-        (["--algo", "discrete_bcq", "--dataset", "cartpole-mixed", "--preset", "x"], "unknown preset"),
+        (
+            ["--algo", "dqn", "--dataset", "cartpole-mixed"],
+            "unknown algorithm 'dqn'; choose one of: ",
+        ),
+        (
+            ["--algo", "discrete_bcq", "--dataset", "nope"],
+            "unknown dataset 'nope'; choose one of: ",
+        ),
+        (
+            ["--algo", "discrete_bcq", "--dataset", "cartpole-mixed", "--set", "lr=x"],
+            "bad value 'x'",
+        ),
+        (
+            ["--algo", "discrete_bcq", "--dataset", "cartpole-mixed", "--set", "zz=1"],
+            "unknown config key",
+        ),
+        (
+            ["--algo", "discrete_bcq", "--dataset", "cartpole-mixed", "--steps", "0"],
+            "--steps must be positive",
+        ),
+        (
+            ["--algo", "discrete_bcq", "--dataset", "cartpole-mixed", "--preset", "x"],
+            "unknown preset",
+        ),
     ],
 )
 def test_user_errors_are_one_line_exit_2_and_write_nothing(args, message, tmp_path, minari_root):
@@ -109,7 +127,9 @@ def test_algos_lists_defaults_and_presets():
 
 def test_datasets_list_and_info(tiny_cartpole):
     res = bench("datasets", "list")
-    assert res.returncode == 0 and "cartpole-mixed" in res.stdout and "cartpole-expert" in res.stdout
+    assert (
+        res.returncode == 0 and "cartpole-mixed" in res.stdout and "cartpole-expert" in res.stdout
+    )
     res = bench("datasets", "info", "cartpole-mixed")
     assert res.returncode == 0, res.stderr
     assert "3,000" in res.stdout and "ref_max 500.00" in res.stdout

@@ -54,7 +54,9 @@ class Algorithm(ABC):
     #: which action spaces the algorithm handles: "discrete", "continuous" or both
     action_kinds: ClassVar[tuple[str, ...]] = ("discrete", "continuous")
 
-    def __init__(self, config: Any, info: EnvInfo, device: str | torch.device = "cpu", seed: int = 0):
+    def __init__(
+        self, config: Any, info: EnvInfo, device: str | torch.device = "cpu", seed: int = 0
+    ):
         kind = "discrete" if info.discrete else "continuous"
         if kind not in self.action_kinds:
             raise BenchError(f"algorithm '{self.name}' does not handle {kind} actions")
@@ -127,7 +129,9 @@ def _parse_value(text: str, typ: Any, where: str) -> Any:
         return _parse_value(text, inner[0], where)
     if origin is typing.Literal:
         if text not in [str(a) for a in args]:
-            raise BenchError(f"bad value '{text}' for {where}: expected one of {', '.join(map(str, args))}")
+            raise BenchError(
+                f"bad value '{text}' for {where}: expected one of {', '.join(map(str, args))}"
+            )
         return text
     if origin is tuple:
         parts = [p for p in text.replace("(", "").replace(")", "").replace(" ", "").split(",") if p]
@@ -161,7 +165,9 @@ def resolve_config(
     values: dict[str, Any] = {}
     if preset:
         if preset not in cls.presets:
-            raise UnknownNameError(f"preset for {cls.name}", preset, list(cls.presets) or ["(none)"])
+            raise UnknownNameError(
+                f"preset for {cls.name}", preset, list(cls.presets) or ["(none)"]
+            )
         values.update(cls.presets[preset])
     for key, text in (overrides or {}).items():
         if key not in fields:

@@ -208,7 +208,9 @@ class DiscreteBCQ(Algorithm):
     def act(self, obs: torch.Tensor, mask: torch.Tensor | None = None, deterministic: bool = False):
         """Filtered greedy actions; with eval_eps probability a uniformly random legal action."""
         q, logits = self.net(obs)
-        actions = filtered_argmax(q, eligible_actions(logits, self.config.unlikely_action_threshold, mask))
+        actions = filtered_argmax(
+            q, eligible_actions(logits, self.config.unlikely_action_threshold, mask)
+        )
         if deterministic or self.config.eval_eps <= 0:
             return actions
         B, A = q.shape

@@ -85,7 +85,9 @@ def build_dataset(card: Card, size: int | None = None, progress=None, force: boo
     try:
         with _minari_root_at(staging):
             base_env = make_env(card)
-            eval_spec = base_env.spec  # the plain env's spec (the collector wrapper is not recreatable)
+            eval_spec = (
+                base_env.spec
+            )  # the plain env's spec (the collector wrapper is not recreatable)
             env = DataCollector(base_env, record_infos=False, jpeg_encoding=False)
             behavior = Behavior(card.behavior, env.action_space, 1, card.seed)
             episode = 0
@@ -124,7 +126,9 @@ def build_dataset(card: Card, size: int | None = None, progress=None, force: boo
                 {
                     "bench_card_id": card.id,
                     "bench_ref_source": card.ref_source,
-                    "bench_behavior_return_mean": float(np.mean(returns)) if returns else float("nan"),
+                    "bench_behavior_return_mean": float(np.mean(returns))
+                    if returns
+                    else float("nan"),
                     "bench_behavior_complete_episodes": len(returns),
                 }
             )

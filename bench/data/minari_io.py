@@ -34,7 +34,9 @@ def open_dataset(minari_id: str):
     try:
         return minari.load_dataset(minari_id)
     except Exception as e:  # h5py/OSError/ValueError for corrupt files: all mean "unreadable"
-        raise DatasetError(f"dataset {minari_id}: cannot be read ({type(e).__name__}: {e})") from None
+        raise DatasetError(
+            f"dataset {minari_id}: cannot be read ({type(e).__name__}: {e})"
+        ) from None
 
 
 def metadata_hash(dataset) -> str:

@@ -11,7 +11,11 @@ from bench.errors import BenchError, UnknownNameError
 def test_reference_defaults():
     c = resolve_config(DiscreteBCQ)
     assert (c.discount_factor, c.estimation_step, c.target_update_freq) == (0.99, 1, 8000)
-    assert (c.eval_eps, c.unlikely_action_threshold, c.imitation_logits_penalty) == (1e-3, 0.3, 1e-2)
+    assert (c.eval_eps, c.unlikely_action_threshold, c.imitation_logits_penalty) == (
+        1e-3,
+        0.3,
+        1e-2,
+    )
     assert (c.reward_normalization, c.is_double, c.clip_loss_grad) == (False, True, False)
 
 

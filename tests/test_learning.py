@@ -1,0 +1,45 @@
+"""Discrete BCQ learns from fixed data: far above the behavior it was trained on."""
+
+from pathlib import Path
+
+import pytest
+
+from bench.data.build import build_dataset
+from bench.data.cards import load_card
+from bench.runner import RunSpec, run
+
+
+@pytest.fixture(scope="module")
+def mixed_20k(minari_root, tmp_path_factory, monkeypatch_module):
+    root = tmp_path_factory.mktemp("minari20k")
+    monkeypatch_module.setenv("MINARI_DATASETS_PATH", str(root))
+    card = load_card("cartpole-mixed")
+    return build_dataset(card, size=20_000)
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
+
+
+def test_discrete_bcq_beats_the_behavior_on_a_small_mixed_dataset(mixed_20k, tmp_path):
+    behavior = mixed_20k.storage.metadata["bench_behavior_return_mean"]
+    result = run(
+        RunSpec("discrete_bcq", "cartpole-mixed", seed=0, steps=3000, eval_every=1500,
+                results_dir=tmp_path),
+        show_progress=False,
+    )  # fmt: skip
+    final = result.eval_rows[-1]
+    assert behavior < 250  # the data is mostly poor play
+    assert final["return_mean"] >= 450, result.eval_rows
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1])
+def test_default_budget_reaches_90_on_cartpole_mixed(seed, minari_root, tmp_path):
+    """The acceptance run: the full 100k-step dataset and the card's default step budget."""
+    result = run(RunSpec("discrete_bcq", "cartpole-mixed", seed=seed, results_dir=Path(tmp_path)),
+                 show_progress=False)  # fmt: skip
+    assert result.eval_rows[-1]["normalized_score"] >= 90, result.eval_rows
