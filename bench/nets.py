@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -53,3 +55,106 @@ def adam(params, lr: float, eps: float = 1e-8) -> torch.optim.Adam:
 def is_image(obs_shape: Sequence[int]) -> bool:
     """Stacked frames [C, H, W] go through the CNN; flat vectors through an MLP."""
     return len(obs_shape) == 3
+
+
+class EnsembleLinear(nn.Module):
+    """E independent linear layers held as one [E, in, out] weight: one batched matmul.
+
+    Input [E, B, in] (or [B, in], shared by all members) -> output [E, B, out].
+    Initialized like nn.Linear (uniform in +-1/sqrt(in)) for every member.
+    """
+
+    def __init__(self, ensemble_size: int, in_dim: int, out_dim: int):
+        super().__init__()
+        bound = 1.0 / math.sqrt(in_dim)
+        self.weight = nn.Parameter(
+            torch.empty(ensemble_size, in_dim, out_dim).uniform_(-bound, bound)
+        )
+        self.bias = nn.Parameter(torch.empty(ensemble_size, 1, out_dim).uniform_(-bound, bound))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 2:  # shared input: broadcast over members without copying
+            return torch.matmul(x, self.weight) + self.bias
+        return torch.baddbmm(self.bias, x, self.weight)
+
+
+class EnsembleMLP(nn.Module):
+    """E MLPs evaluated together: [B, in] or [E, B, in] -> [E, B, out]."""
+
+    def __init__(self, ensemble_size: int, in_dim: int, hidden_sizes: Sequence[int], out_dim: int):
+        super().__init__()
+        dims = [in_dim, *hidden_sizes, out_dim]
+        self.layers = nn.ModuleList(
+            EnsembleLinear(ensemble_size, a, b) for a, b in zip(dims[:-1], dims[1:], strict=True)
+        )
+        self.ensemble_size = ensemble_size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i < len(self.layers) - 1:
+                x = torch.relu(x)
+        return x
+
+
+class TanhGaussianActor(nn.Module):
+    """SAC-style policy: s -> a = tanh(mu + sigma * eps), with the tanh-corrected log-density."""
+
+    LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden_sizes: Sequence[int]):
+        super().__init__()
+        self.trunk = mlp(obs_dim, hidden_sizes)
+        d = mlp_out_dim(obs_dim, hidden_sizes)
+        self.mu = nn.Linear(d, act_dim)
+        self.log_std = nn.Linear(d, act_dim)
+
+    def forward(
+        self,
+        obs: torch.Tensor,
+        deterministic: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(action in [-1, 1], log pi(action|s)) for a batch; deterministic: tanh(mu), log-prob 0."""
+        h = self.trunk(obs)
+        mu = self.mu(h)
+        if deterministic:
+            return torch.tanh(mu), torch.zeros(mu.shape[0], device=mu.device)
+        log_std = self.log_std(h).clamp(self.LOG_STD_MIN, self.LOG_STD_MAX)
+        std = log_std.exp()
+        noise = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        u = mu + std * noise
+        a = torch.tanh(u)
+        # log N(u; mu, std) - sum log(1 - tanh(u)^2), the latter in a stable form
+        log_prob = (-0.5 * noise.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+        log_prob = log_prob - (2 * (math.log(2) - u - F.softplus(-2 * u))).sum(-1)
+        return a, log_prob
+
+
+def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
+    """Polyak averaging, target <- (1 - tau) target + tau source, over all parameters at once."""
+    with torch.no_grad():
+        torch._foreach_lerp_(list(target.parameters()), list(source.parameters()), tau)
+
+
+def hard_update(target: nn.Module, source: nn.Module) -> None:
+    with torch.no_grad():
+        torch._foreach_copy_(list(target.parameters()), list(source.parameters()))
+
+
+class ActionScale:
+    """Maps env actions in [low, high] to the unit box [-1, 1] the networks use, and back."""
+
+    def __init__(self, low, high, device: torch.device):
+        self.low = torch.as_tensor(low, dtype=torch.float32, device=device)
+        self.high = torch.as_tensor(high, dtype=torch.float32, device=device)
+        self.half = (self.high - self.low) / 2
+        self.mid = (self.high + self.low) / 2
+
+    def to_unit(self, a: torch.Tensor) -> torch.Tensor:
+        return ((a - self.mid) / self.half).clamp(-1.0, 1.0)
+
+    def from_unit(self, u: torch.Tensor, bound: str = "clip") -> torch.Tensor:
+        """bound: 'clip' clips u to [-1, 1]; 'tanh' squashes it (action_bound_method)."""
+        u = torch.tanh(u) if bound == "tanh" else u.clamp(-1.0, 1.0)
+        return self.mid + self.half * u

@@ -9,6 +9,7 @@ presets (small deltas for small tasks), and a class implementing:
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import types
 import typing
@@ -22,6 +23,7 @@ import torch
 
 from bench.data.data import Batch
 from bench.errors import BenchError, UnknownNameError
+from bench.nets import ActionScale
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,9 @@ class Algorithm(ABC):
         #: the algorithm's own RNG for acting noise (seeded, saved in checkpoints)
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.num_updates = 0
+        if not info.discrete:  # networks work in [-1, 1]; env actions live in [low, high]
+            space = info.action_space
+            self.action_scale = ActionScale(space.low, space.high, self.device)
 
     @abstractmethod
     def update(self, batch: Batch) -> dict[str, float]: ...
@@ -73,7 +78,12 @@ class Algorithm(ABC):
     @abstractmethod
     def act(
         self, obs: torch.Tensor, mask: torch.Tensor | None = None, deterministic: bool = False
-    ) -> torch.Tensor: ...
+    ) -> torch.Tensor:
+        """The evaluation policy on a batch; deterministic=True removes any randomness."""
+
+    def explore(self, obs: torch.Tensor) -> torch.Tensor:
+        """Actions for online data collection (exploration). Only online-capable algorithms."""
+        raise BenchError(f"algorithm '{self.name}' has no online mode")
 
     def nstep(self) -> tuple[float, int, bool]:
         """(discount, estimation_step, reward normalization) for the data's n-step targets."""
@@ -83,6 +93,10 @@ class Algorithm(ABC):
     def modules(self) -> dict[str, torch.nn.Module]:
         """Every network (target networks included), by name."""
         return {}
+
+    def policy_modules(self) -> dict[str, torch.nn.Module]:
+        """The networks act() needs: what a shipped behavior-policy file holds."""
+        return self.modules()
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {}
@@ -99,7 +113,9 @@ class Algorithm(ABC):
         for k, m in self.modules().items():
             m.load_state_dict(state["modules"][k])
         for k, o in self.optimizers().items():
-            o.load_state_dict(state["optimizers"][k])
+            # Optimizer.load_state_dict keeps references to tensors it needs not cast: copy them,
+            # so a restored algorithm never shares optimizer moments with the original
+            o.load_state_dict(copy.deepcopy(state["optimizers"][k]))
         self.num_updates = int(state["num_updates"])
         self.generator.set_state(state["generator"])
 

@@ -27,7 +27,7 @@ from torch import nn
 from bench.algos.base import Algorithm, EnvInfo, register
 from bench.data.data import Batch
 from bench.errors import BenchError
-from bench.nets import NatureCNN, adam, is_image, mlp, mlp_out_dim
+from bench.nets import NatureCNN, adam, hard_update, is_image, mlp, mlp_out_dim
 
 
 @dataclass
@@ -174,13 +174,14 @@ class DiscreteBCQ(Algorithm):
     def modules(self):
         return {"net": self.net, "target_net": self.target_net}
 
+    def policy_modules(self):
+        return {"net": self.net}
+
     def optimizers(self):
         return {"optim": self.optim}
 
     def sync_target(self) -> None:
-        with torch.no_grad():
-            for t, p in zip(self.target_net.parameters(), self.net.parameters(), strict=True):
-                t.copy_(p)
+        hard_update(self.target_net, self.net)
 
     def update(self, batch: Batch) -> dict[str, float]:
         c = self.config

@@ -1,0 +1,81 @@
+"""Behavior cloning: supervised imitation of the dataset's actions, the floor every offline
+algorithm must beat (e.g. Fujimoto et al. 2019, arXiv:1812.02900, use it as a baseline).
+
+Discrete actions: pi(.|s) = softmax(f(s)), loss = cross-entropy -log pi(a|s).
+Continuous actions: a_hat = tanh(f(s)) in the unit box, loss = ||a_hat - a||^2 (mean squared error).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from bench.algos.base import Algorithm, EnvInfo, register
+from bench.data.data import Batch
+from bench.nets import NatureCNN, adam, is_image, mlp
+
+
+@dataclass
+class BCConfig:
+    lr: float = 1e-3
+    """Adam learning rate."""
+    hidden_sizes: tuple[int, ...] = (256, 256)
+    """MLP hidden layers (images: Nature CNN trunk, then one 512 layer)."""
+    gamma: float = 0.99
+    """Unused by the loss; kept so every algorithm reports its discount."""
+
+
+def bc_discrete_loss(logits: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(logits, act)
+
+
+def bc_continuous_loss(pred_unit: torch.Tensor, act_unit: torch.Tensor) -> torch.Tensor:
+    return F.mse_loss(pred_unit, act_unit)
+
+
+@register
+class BC(Algorithm):
+    name = "bc"
+    Config = BCConfig
+
+    def __init__(self, config: BCConfig, info: EnvInfo, device="cpu", seed: int = 0):
+        super().__init__(config, info, device, seed)
+        torch.manual_seed(seed)
+        out = info.n_actions if info.discrete else info.act_dim
+        if is_image(info.obs_shape):
+            trunk = NatureCNN(info.obs_shape[0])
+            self.net = torch.nn.Sequential(trunk, mlp(NatureCNN.out_dim, (512,), out))
+        else:
+            self.net = mlp(info.obs_shape[0], config.hidden_sizes, out)
+        self.net.to(self.device)
+        self.optim = adam(self.net.parameters(), config.lr)
+
+    def modules(self):
+        return {"net": self.net}
+
+    def optimizers(self):
+        return {"optim": self.optim}
+
+    def update(self, batch: Batch) -> dict[str, float]:
+        self.num_updates += 1
+        out = self.net(batch.obs)
+        if self.info.discrete:
+            loss = bc_discrete_loss(out, batch.act)
+        else:
+            loss = bc_continuous_loss(torch.tanh(out), self.action_scale.to_unit(batch.act))
+        self.optim.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optim.step()
+        return {"loss": loss.item()}
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, mask: torch.Tensor | None = None, deterministic: bool = False):
+        """The most likely action (discrete) or the predicted action (continuous)."""
+        out = self.net(obs)
+        if self.info.discrete:
+            if mask is not None:
+                out = out.masked_fill(~mask, float("-inf"))
+            return out.argmax(-1)
+        return self.action_scale.from_unit(torch.tanh(out))

@@ -1,0 +1,208 @@
+"""Randomized Ensembled Double Q-learning (REDQ).
+
+Chen, Wang, Zhou, Ross. "Randomized Ensembled Double Q-Learning: Learning Fast Without a
+Model", arXiv:2101.05982, 2021 (Algorithm 1).
+
+An ensemble of N = ensemble_size critics, held as one vectorized module (stacked weights, one
+batched matmul per layer). Each critic update draws a fresh random subset M of subset_size
+members for the target (Alg. 1, line 6-7):
+    a' ~ pi(.|s'),   y = R^(n) + gamma^n ( reduce_{i in M} Q'_i(s', a') - alpha log pi(a'|s') )
+reduce is min (target_mode "min", the paper) or mean ("mean"). Every critic regresses on y
+(line 8); targets are Polyak-averaged (tau, line 9). The policy is updated once every
+actor_delay critic updates with the mean of ALL critics (line 11):
+    J_pi = E_s[ alpha log pi(a~|s) - (1/N) sum_i Q_i(s, a~) ],  a~ ~ pi(.|s) reparametrized
+alpha is fixed, or auto-tuned towards the target entropy -|A|:
+    J_alpha = E[ -log alpha * (log pi(a~|s) + target_entropy) ]
+Actions live in [-1, 1] inside the networks (action_scaling) and are mapped to the env's bounds
+with action_bound_method clip.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from bench.algos.base import Algorithm, EnvInfo, register
+from bench.data.data import Batch
+from bench.errors import BenchError
+from bench.nets import EnsembleMLP, TanhGaussianActor, adam, soft_update
+
+
+@dataclass
+class REDQConfig:
+    ensemble_size: int = 10
+    """N, the number of critics."""
+    subset_size: int = 2
+    """M, critics drawn at random for each target."""
+    tau: float = 0.005
+    """Polyak rate of the target critics."""
+    gamma: float = 0.99
+    """Discount factor."""
+    alpha: float = 0.2
+    """Entropy temperature (the starting value when auto_alpha)."""
+    auto_alpha: bool = False
+    """Tune alpha towards target entropy -|A|."""
+    estimation_step: int = 1
+    """n of the n-step return target."""
+    actor_delay: int = 20
+    """Critic updates per policy (and alpha) update."""
+    target_mode: Literal["min", "mean"] = "min"
+    """How the subset's target values are reduced."""
+    exploration_noise: float = 0.1
+    """Gaussian sigma added to sampled actions during online collection (unit box)."""
+    deterministic_eval: bool = True
+    """Evaluate with tanh(mean) instead of sampling."""
+    action_bound_method: Literal["clip", "tanh"] = "clip"
+    """How actions outside [-1, 1] are bounded before scaling to the env's range."""
+    actor_lr: float = 1e-3
+    """Adam learning rate of the policy."""
+    critic_lr: float = 1e-3
+    """Adam learning rate of the critics."""
+    alpha_lr: float = 3e-4
+    """Adam learning rate of log alpha."""
+    hidden_sizes: tuple[int, ...] = (256, 256)
+    """MLP hidden layers of the actor and of every critic."""
+
+    def validate(self) -> None:
+        if not 1 <= self.subset_size <= self.ensemble_size:
+            raise BenchError("subset_size must be between 1 and ensemble_size")
+        if self.actor_delay < 1 or self.estimation_step < 1 or self.alpha <= 0:
+            raise BenchError("actor_delay and estimation_step must be >= 1, alpha > 0")
+
+
+def subset_target(q_next: torch.Tensor, subset: torch.Tensor, mode: str) -> torch.Tensor:
+    """Reduce the subset's target values: q_next [N, B], subset [M] member indices -> [B]."""
+    q = q_next.index_select(0, subset)
+    return q.min(0).values if mode == "min" else q.mean(0)
+
+
+def redq_target(
+    ret: torch.Tensor,
+    discount: torch.Tensor,
+    q_next: torch.Tensor,
+    subset: torch.Tensor,
+    log_prob_next: torch.Tensor,
+    alpha: float | torch.Tensor,
+    mode: str,
+) -> torch.Tensor:
+    """y = R + gamma^n (reduce_{i in M} Q'_i(s', a') - alpha log pi(a'|s'))."""
+    return ret + discount * (subset_target(q_next, subset, mode) - alpha * log_prob_next)
+
+
+@register
+class REDQ(Algorithm):
+    name = "redq"
+    Config = REDQConfig
+    action_kinds = ("continuous",)
+
+    def __init__(self, config: REDQConfig, info: EnvInfo, device="cpu", seed: int = 0):
+        super().__init__(config, info, device, seed)
+        torch.manual_seed(seed)
+        obs_dim, act_dim = info.obs_shape[0], info.act_dim
+        self.actor = TanhGaussianActor(obs_dim, act_dim, config.hidden_sizes).to(self.device)
+        self.critics = EnsembleMLP(
+            config.ensemble_size, obs_dim + act_dim, config.hidden_sizes, 1
+        ).to(self.device)
+        self.critics_target = copy.deepcopy(self.critics).requires_grad_(False)
+        self.log_alpha = torch.tensor(
+            math.log(config.alpha), device=self.device, requires_grad=True
+        )
+        self.target_entropy = -float(act_dim)
+        self.actor_optim = adam(self.actor.parameters(), config.actor_lr)
+        self.critic_optim = adam(self.critics.parameters(), config.critic_lr)
+        self.alpha_optim = adam([self.log_alpha], config.alpha_lr)
+        self._last_actor = (0.0, 0.0)  # (actor_loss, alpha_loss) of the latest policy update
+
+    def nstep(self):
+        return self.config.gamma, self.config.estimation_step, False
+
+    def modules(self):
+        return {"actor": self.actor, "critics": self.critics, "critics_target": self.critics_target}
+
+    def policy_modules(self):
+        return {"actor": self.actor}
+
+    def optimizers(self):
+        return {"actor": self.actor_optim, "critic": self.critic_optim, "alpha": self.alpha_optim}
+
+    def state_dict(self):
+        return {
+            **super().state_dict(),
+            "log_alpha": self.log_alpha.detach().clone(),
+            "last_actor": self._last_actor,
+        }
+
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        with torch.no_grad():
+            self.log_alpha.copy_(state["log_alpha"])
+        self._last_actor = tuple(state["last_actor"])
+
+    def q_values(self, critics, obs: torch.Tensor, act_unit: torch.Tensor) -> torch.Tensor:
+        """All members at once: [N, B]."""
+        return critics(torch.cat([obs, act_unit], dim=-1)).squeeze(-1)
+
+    def update(self, batch: Batch) -> dict[str, float]:
+        c = self.config
+        self.num_updates += 1
+        alpha = self.log_alpha.exp().detach()
+        act = self.action_scale.to_unit(batch.act)
+        with torch.no_grad():
+            a_next, logp_next = self.actor(batch.next_obs, generator=self.generator)
+            q_next = self.q_values(self.critics_target, batch.next_obs, a_next)
+            subset = torch.randperm(c.ensemble_size, generator=self.generator, device=self.device)
+            target = redq_target(
+                batch.ret, batch.discount, q_next, subset[: c.subset_size], logp_next, alpha,
+                c.target_mode,
+            )  # fmt: skip
+        q = self.q_values(self.critics, batch.obs, act)
+        # each member's MSE, summed over members (independent regressions, Alg. 1 line 8)
+        critic_loss = F.mse_loss(q, target.expand_as(q), reduction="none").mean(1).sum()
+        self.critic_optim.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_optim.step()
+        soft_update(self.critics_target, self.critics, c.tau)
+
+        if self.num_updates % c.actor_delay == 0:
+            self._last_actor = self._update_actor(batch.obs, alpha)
+        actor_loss, alpha_loss = self._last_actor
+        return {
+            "actor_loss": actor_loss,
+            "critic_loss": critic_loss.item() / c.ensemble_size,
+            "alpha": self.log_alpha.exp().item(),
+            "alpha_loss": alpha_loss,
+        }
+
+    def _update_actor(self, obs: torch.Tensor, alpha: torch.Tensor) -> tuple[float, float]:
+        a, logp = self.actor(obs, generator=self.generator)
+        q_mean = self.q_values(self.critics, obs, a).mean(0)  # (1/N) sum_i Q_i(s, a~)
+        actor_loss = (alpha * logp - q_mean).mean()
+        self.actor_optim.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.actor_optim.step()
+        alpha_loss = torch.zeros(())
+        if self.config.auto_alpha:
+            alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
+            self.alpha_optim.zero_grad(set_to_none=True)
+            alpha_loss.backward()
+            self.alpha_optim.step()
+        return actor_loss.item(), alpha_loss.item()
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, mask: torch.Tensor | None = None, deterministic: bool = False):
+        """Evaluation: tanh(mean) when deterministic_eval, else a policy sample; env bounds."""
+        det = deterministic or self.config.deterministic_eval
+        a, _ = self.actor(obs, deterministic=det, generator=self.generator)
+        return self.action_scale.from_unit(a, self.config.action_bound_method)
+
+    @torch.no_grad()
+    def explore(self, obs: torch.Tensor) -> torch.Tensor:
+        """Online collection: a policy sample plus Gaussian exploration_noise, in env bounds."""
+        a, _ = self.actor(obs, generator=self.generator)
+        noise = torch.randn(a.shape, generator=self.generator, device=a.device)
+        return self.action_scale.from_unit(a + self.config.exploration_noise * noise)
