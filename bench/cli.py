@@ -19,7 +19,11 @@ app = typer.Typer(
 )
 datasets_app = typer.Typer(help="List, inspect and build datasets.", no_args_is_help=True)
 app.add_typer(datasets_app, name="datasets")
-out = Console()
+behavior_app = typer.Typer(
+    help="Train behavior policies online (to build datasets).", no_args_is_help=True
+)
+app.add_typer(behavior_app, name="behavior")
+stdout = Console()
 
 
 @app.command("run")
@@ -79,8 +83,8 @@ def run_cmd(
             str(r["episodes"]),
             f"{r['normalized_score']:.1f}",
         )
-    out.print(table)
-    out.print(f"wall time {result.wall_time_s:.1f} s")
+    stdout.print(table)
+    stdout.print(f"wall time {result.wall_time_s:.1f} s")
     print(result.run_dir)
 
 
@@ -104,7 +108,7 @@ def algos_cmd():
         for key in config_fields(cls.Config):
             cells = [str(cls.presets[p].get(key, "")) for p in cls.presets]
             table.add_row(key, str(getattr(defaults, key)), *cells, docs.get(key, ""))
-        out.print(table)
+        stdout.print(table)
 
 
 def _field_docs(config_cls) -> dict[str, str]:
@@ -140,7 +144,7 @@ def datasets_list():
         card = load_card(cid)
         built = "yes" if dataset_exists(card.minari_id) else "no"
         table.add_row(cid, card.env.id, card.minari_id, f"{card.size:,}", built, card.description)
-    out.print(table)
+    stdout.print(table)
 
 
 @datasets_app.command("build")
@@ -160,7 +164,7 @@ def datasets_build(
     with progress_bar(f"building {card.id}", total, not quiet) as (advance, _):
         ds = build_dataset(card, size=size, progress=advance, force=force)
     meta = ds.storage.metadata
-    out.print(
+    stdout.print(
         f"built {card.minari_id}: {ds.total_episodes} episodes, {ds.total_steps} steps, "
         f"ref_min {meta['ref_min_score']:.2f}, ref_max {meta['ref_max_score']:.2f}"
     )
@@ -182,7 +186,7 @@ def datasets_info(dataset: str = typer.Argument(..., help="Dataset card id.")):
     table.add_row("behavior", f"{card.behavior.policy}, epsilon {card.behavior.epsilon}")
     if not dataset_exists(card.minari_id):
         table.add_row("built", f"no (`bench datasets build {card.id}` builds {card.size:,} steps)")
-        out.print(table)
+        stdout.print(table)
         return
     ds = open_dataset(card.minari_id)
     meta = ds.storage.metadata
@@ -207,7 +211,58 @@ def datasets_info(dataset: str = typer.Argument(..., help="Dataset card id.")):
     table.add_row(
         "bytes in memory", f"{mem / 2**20:.1f} MiB (obs float32, actions, rewards, indices)"
     )
-    out.print(table)
+    stdout.print(table)
+
+
+@behavior_app.command("train")
+def behavior_train(
+    algo: str = typer.Option(
+        ..., "--algo", help="An online-capable algorithm: redq or discrete_sac."
+    ),
+    env: str = typer.Option(..., "--env", help="gymnasium env id, e.g. Pendulum-v1."),
+    steps: int = typer.Option(..., "--steps", help="Environment steps to collect."),
+    utd: int = typer.Option(
+        1, "--utd", help="Updates per environment step (update-to-data ratio G)."
+    ),
+    seed: int = typer.Option(0, help="Seed of networks, exploration and env resets."),
+    batch_size: int = typer.Option(256, help="Batch size of each update."),
+    start_steps: int = typer.Option(
+        1000, help="Uniform-random steps before the policy acts and updates begin."
+    ),
+    eval_every: int = typer.Option(
+        1000, help="Evaluate and save a policy checkpoint every N env steps."
+    ),
+    eval_episodes: int = typer.Option(10, help="Episodes per evaluation."),
+    preset: str | None = typer.Option(None, help="Named config preset."),
+    set_: list[str] = typer.Option([], "--set", help="Override a config field: --set key=value."),
+    out: Path = typer.Option(
+        Path("behaviors"), help="Folder for checkpoints, checkpoints.json, replay.npz."
+    ),
+    threads: int | None = typer.Option(None, help="torch threads (default: torch's)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+):
+    """Train ALGO online on ENV; save evaluated policy checkpoints and the replay buffer."""
+    import torch
+
+    from bench.algos.base import parse_overrides
+    from bench.online import OnlineSpec, train_online
+
+    if threads:
+        torch.set_num_threads(threads)
+    spec = OnlineSpec(
+        algo=algo, env=env, steps=steps, utd=utd, seed=seed, batch_size=batch_size,
+        start_steps=start_steps, eval_every=eval_every, eval_episodes=eval_episodes,
+        preset=preset, overrides=parse_overrides(set_), out=out,
+    )  # fmt: skip
+    records = train_online(spec, show_progress=not quiet)
+    table = Table(title=f"{algo} online on {env}: saved policies in {out}")
+    for col in ("step", "return mean", "return std", "file"):
+        table.add_column(col, justify="right")
+    for r in records:
+        table.add_row(
+            str(r["step"]), f"{r['return_mean']:.1f}", f"{r['return_std']:.1f}", r["file"]
+        )
+    stdout.print(table)
 
 
 def main() -> None:

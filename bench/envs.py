@@ -4,24 +4,24 @@ from __future__ import annotations
 
 import gymnasium as gym
 
-from bench.data.cards import Card
-from bench.errors import DatasetError
+from bench.data.cards import EnvSpec
+from bench.errors import BenchError
 
 
-def make_env(card: Card) -> gym.Env:
+def make_env(env: EnvSpec) -> gym.Env:
     try:
-        return gym.make(card.env.id, **card.env.kwargs)
+        return gym.make(env.id, **env.kwargs)
     except gym.error.Error as e:
-        raise DatasetError(f"dataset '{card.id}': cannot make env {card.env.id}: {e}") from None
+        raise BenchError(f"cannot make env {env.id}: {e}") from None
 
 
-def make_vector_env(card: Card, n: int) -> gym.vector.VectorEnv:
+def make_vector_env(env: EnvSpec, n: int) -> gym.vector.VectorEnv:
     """n synchronous copies; on an episode's end the env resets in the same step.
 
     SyncVectorEnv with batched inference beats AsyncVectorEnv for cheap envs on 2 cores
     (REFERENCE.md, environment throughput).
     """
     return gym.vector.SyncVectorEnv(
-        [lambda: make_env(card) for _ in range(n)],
+        [lambda: make_env(env) for _ in range(n)],
         autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
     )

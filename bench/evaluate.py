@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import torch
 
-from bench.data.cards import Card
+from bench.data.cards import EnvSpec
 from bench.envs import make_vector_env
 
 #: Upper bound on parallel evaluation envs (SyncVectorEnv: they step one after another).
@@ -29,7 +30,7 @@ def split_episodes(episodes: int, n_envs: int) -> np.ndarray:
 
 
 def rollout_returns(
-    card: Card,
+    env: EnvSpec,
     act: Callable[[np.ndarray], np.ndarray],
     episodes: int,
     seed: int,
@@ -46,7 +47,7 @@ def rollout_returns(
     """
     n_envs = min(n_envs, episodes)
     quota = split_episodes(episodes, n_envs)
-    envs = make_vector_env(card, n_envs)
+    envs = make_vector_env(env, n_envs)
     try:
         obs, _ = envs.reset(seed=[seed + i for i in range(n_envs)])
         running = np.zeros(n_envs)
@@ -63,3 +64,15 @@ def rollout_returns(
     finally:
         envs.close()
     return np.array([r for env_returns in returns for r in env_returns])
+
+
+def algorithm_returns(algo, env: EnvSpec, episodes: int, seed: int) -> np.ndarray:
+    """Episode returns of an algorithm's evaluation policy, one batched act() per step."""
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        obs_t = torch.as_tensor(obs, device=algo.device)
+        if obs_t.dtype != torch.uint8:
+            obs_t = obs_t.float()
+        return algo.act(obs_t).cpu().numpy()
+
+    return rollout_returns(env, act, episodes, seed)

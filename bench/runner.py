@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from bench.algos import get_algorithm
@@ -25,7 +24,7 @@ from bench.data.cards import Card, load_card
 from bench.data.data import OfflineData, Sampler
 from bench.data.minari_io import metadata_hash
 from bench.errors import BenchError, DatasetError
-from bench.evaluate import normalized_score, rollout_returns
+from bench.evaluate import algorithm_returns, normalized_score
 from bench.progress import progress_bar
 from bench.results import (
     EVAL_SCHEMA,
@@ -124,16 +123,6 @@ def make_run_id(spec: RunSpec) -> str:
     return f"{spec.algo}__{spec.dataset}__s{spec.seed}__{stamp}-{uuid.uuid4().hex[:6]}"
 
 
-def evaluate_algorithm(algo: Algorithm, card: Card, episodes: int, seed: int) -> np.ndarray:
-    """Episode returns of the algorithm's evaluation policy (batched over a vector env)."""
-
-    def act(obs: np.ndarray) -> np.ndarray:
-        obs_t = torch.as_tensor(obs, dtype=torch.float32, device=algo.device)
-        return algo.act(obs_t).cpu().numpy()
-
-    return rollout_returns(card, act, episodes, EVAL_SEED_BASE + 1000 * seed)
-
-
 def run(spec: RunSpec, show_progress: bool = True, on_eval=None) -> RunResult:
     """Train and evaluate one (algo, dataset, seed). Validates everything before writing."""
     cls = get_algorithm(spec.algo)
@@ -226,7 +215,9 @@ def run(spec: RunSpec, show_progress: bool = True, on_eval=None) -> RunResult:
                 sums = {}
                 advance(count)
             if step % eval_every == 0 or step == steps:
-                returns = evaluate_algorithm(algo, card, episodes, spec.seed)
+                returns = algorithm_returns(
+                    algo, card.env, episodes, EVAL_SEED_BASE + 1000 * spec.seed
+                )
                 row = {
                     "run_id": run_id,
                     "algo": spec.algo,

@@ -29,12 +29,12 @@ STAGING = ".bench-staging"
 
 def measure_policy(card: Card, spec: PolicySpec, episodes: int, seed: int = REF_SEED) -> np.ndarray:
     """Returns of a behavior policy over `episodes` episodes of the card's env."""
-    probe = make_env(card)
+    probe = make_env(card.env)
     space = probe.action_space
     probe.close()
     n_envs = min(episodes, 10)
     behavior = Behavior(spec, space, n_envs, seed)
-    return rollout_returns(card, behavior, episodes, seed, on_episode_end=behavior.new_episode)
+    return rollout_returns(card.env, behavior, episodes, seed, on_episode_end=behavior.new_episode)
 
 
 def measure_refs(card: Card) -> tuple[float, float]:
@@ -84,7 +84,7 @@ def build_dataset(card: Card, size: int | None = None, progress=None, force: boo
     staging.mkdir(parents=True)
     try:
         with _minari_root_at(staging):
-            base_env = make_env(card)
+            base_env = make_env(card.env)
             eval_spec = (
                 base_env.spec
             )  # the plain env's spec (the collector wrapper is not recreatable)

@@ -1,0 +1,211 @@
+"""Online training, used to build behavior policies for datasets (never for benchmarking).
+
+The same algorithm classes as offline: only the data source differs. The agent collects with
+exploration (algo.explore) into a replay buffer and makes `utd` updates per environment step
+(the update-to-data ratio, G in the REDQ paper). Every eval_every steps it is evaluated
+(deterministic policy) and its policy networks are saved with the returns, so dataset cards
+can pick e.g. an expert and a medium checkpoint. The replay buffer is saved as each episode's
+reset seed and actions: replaying those through the env rebuilds it exactly (the envs used
+here are deterministic given seed and actions).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import shlex
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from bench.algos import get_algorithm
+from bench.algos.base import Algorithm, EnvInfo, resolve_config
+from bench.data.cards import EnvSpec
+from bench.data.data import Batch
+from bench.envs import make_env
+from bench.errors import BenchError
+from bench.evaluate import algorithm_returns
+from bench.progress import progress_bar
+from bench.results import atomic_write_bytes, atomic_write_json
+from bench.seeding import seed_everything
+
+#: Online evaluation env seeds (disjoint from dataset build and offline evaluation seeds).
+ONLINE_EVAL_SEED = 2_000_000
+
+
+@dataclass
+class OnlineSpec:
+    algo: str
+    env: str
+    steps: int
+    utd: int = 1
+    seed: int = 0
+    batch_size: int = 256
+    start_steps: int = 1000
+    eval_every: int = 1000
+    eval_episodes: int = 10
+    preset: str | None = None
+    overrides: dict[str, str] = field(default_factory=dict)
+    out: Path = Path("behaviors")
+
+
+class ReplayBuffer:
+    """Preallocated numpy arrays of one-step transitions, sampled with a seeded torch generator."""
+
+    def __init__(self, capacity: int, obs_shape, act_shape, act_dtype, seed: int):
+        self.obs = np.zeros((capacity, *obs_shape), np.float32)
+        self.next_obs = np.zeros((capacity, *obs_shape), np.float32)
+        self.act = np.zeros((capacity, *act_shape), act_dtype)
+        self.rew = np.zeros(capacity, np.float32)
+        self.terminated = np.zeros(capacity, np.float32)
+        self.size = 0
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def add(self, obs, act, rew, next_obs, terminated) -> None:
+        i = self.size
+        self.obs[i], self.act[i], self.rew[i] = obs, act, rew
+        self.next_obs[i], self.terminated[i] = next_obs, float(terminated)
+        self.size += 1
+
+    def sample(self, batch_size: int, gamma: float, device) -> Batch:
+        idx = torch.randint(self.size, (batch_size,), generator=self.generator).numpy()
+        t = lambda x: torch.as_tensor(x[idx], device=device)  # noqa: E731
+        act = t(self.act)
+        return Batch(
+            obs=t(self.obs),
+            act=act.long() if act.dtype in (torch.int32, torch.int64) else act,
+            ret=t(self.rew),
+            next_obs=t(self.next_obs),
+            discount=gamma * (1.0 - t(self.terminated)),
+        )
+
+
+def policy_file_payload(algo: Algorithm, spec: OnlineSpec, step: int, returns: np.ndarray) -> dict:
+    space = algo.info.action_space
+    return {
+        "algo": algo.name,
+        "config": dataclasses.asdict(algo.config),
+        "env": spec.env,
+        "obs_shape": list(algo.info.obs_shape),
+        "action_space": {"n": int(space.n)}
+        if isinstance(space, gym.spaces.Discrete)
+        else {"low": space.low.tolist(), "high": space.high.tolist()},
+        "step": step,
+        "return_mean": float(returns.mean()),
+        "return_std": float(returns.std()),
+        "policy": {k: m.state_dict() for k, m in algo.policy_modules().items()},
+        "command": "bench " + shlex.join(sys.argv[1:]),
+    }
+
+
+def load_policy(path: Path, device="cpu", seed: int = 0) -> Algorithm:
+    """An algorithm whose policy networks come from a saved behavior-policy file."""
+    try:
+        payload = torch.load(path, map_location=device, weights_only=False)
+    except (OSError, RuntimeError, EOFError) as e:
+        raise BenchError(f"cannot read policy file {path}: {e}") from None
+    cls = get_algorithm(payload["algo"])
+    types = {f.name: f.type for f in dataclasses.fields(cls.Config)}
+    config = cls.Config(
+        **{k: tuple(v) if isinstance(v, list) and "tuple" in str(types[k]) else v
+           for k, v in payload["config"].items()}
+    )  # fmt: skip
+    space_d = payload["action_space"]
+    space = (
+        gym.spaces.Discrete(space_d["n"])
+        if "n" in space_d
+        else gym.spaces.Box(
+            np.array(space_d["low"], np.float32), np.array(space_d["high"], np.float32)
+        )
+    )
+    algo = cls(config, EnvInfo(tuple(payload["obs_shape"]), space), device, seed)
+    for k, m in algo.policy_modules().items():
+        m.load_state_dict(payload["policy"][k])
+    return algo
+
+
+def train_online(spec: OnlineSpec, show_progress: bool = True) -> list[dict]:
+    """Train online; returns the saved checkpoints' records (step, returns, file)."""
+    cls = get_algorithm(spec.algo)
+    config = resolve_config(cls, spec.preset, spec.overrides)
+    for name in ("steps", "utd", "batch_size", "eval_every", "eval_episodes"):
+        if getattr(spec, name) <= 0:
+            raise BenchError(f"--{name.replace('_', '-')} must be positive")
+    env_spec = EnvSpec(spec.env)
+    env = make_env(env_spec)
+    info = EnvInfo(env.observation_space.shape, env.action_space)
+    seed_everything(spec.seed)
+    algo = cls(config, info, "cpu", spec.seed)
+    gamma, n, _ = algo.nstep()
+    if n != 1:
+        raise BenchError("online training uses one-step targets: set estimation_step=1")
+    buffer = ReplayBuffer(
+        spec.steps, info.obs_shape, env.action_space.shape, env.action_space.dtype, spec.seed
+    )
+    env.action_space.seed(spec.seed)
+    spec.out.mkdir(parents=True, exist_ok=True)
+
+    episodes: list[dict] = []  # reset seed and actions of every episode, for exact replay
+    ep_seed = spec.seed * 1_000_003
+    obs, _ = env.reset(seed=ep_seed)
+    episodes.append({"seed": ep_seed, "actions": []})
+    records: list[dict] = []
+    ep_return, last_return = 0.0, float("nan")
+    with progress_bar(f"{spec.algo} online on {spec.env}", spec.steps, show_progress) as (
+        advance,
+        describe,
+    ):
+        for t in range(1, spec.steps + 1):
+            if t <= spec.start_steps:
+                action = env.action_space.sample()
+            else:
+                action = algo.explore(torch.as_tensor(obs, dtype=torch.float32)[None])[0].numpy()
+            next_obs, rew, term, trunc, _ = env.step(action)
+            buffer.add(obs, action, rew, next_obs, term)
+            episodes[-1]["actions"].append(np.asarray(action).tolist())
+            ep_return += float(rew)
+            obs = next_obs
+            if term or trunc:
+                last_return, ep_return = ep_return, 0.0
+                ep_seed += 1
+                obs, _ = env.reset(seed=ep_seed)
+                episodes.append({"seed": ep_seed, "actions": []})
+            if t > spec.start_steps and buffer.size >= spec.batch_size:
+                for _ in range(spec.utd):
+                    algo.update(buffer.sample(spec.batch_size, gamma, algo.device))
+            advance(1)
+            if t % spec.eval_every == 0:
+                returns = algorithm_returns(algo, env_spec, spec.eval_episodes, ONLINE_EVAL_SEED)
+                file = spec.out / f"{spec.algo}_{env_spec.id}_step{t}.pt"
+                buf = io.BytesIO()
+                torch.save(policy_file_payload(algo, spec, t, returns), buf)
+                atomic_write_bytes(file, buf.getvalue())
+                records.append(
+                    {"step": t, "return_mean": float(returns.mean()),
+                     "return_std": float(returns.std()), "file": file.name}
+                )  # fmt: skip
+                atomic_write_json(spec.out / "checkpoints.json", records)
+                _save_replay(spec.out / "replay.npz", episodes, t)
+                describe(
+                    f"{spec.algo} online on {spec.env} [eval {returns.mean():.0f}, "
+                    f"train episode {last_return:.0f}]"
+                )
+    return records
+
+
+def _save_replay(path: Path, episodes: list[dict], steps: int) -> None:
+    """Episodes' reset seeds, lengths and concatenated actions (the last may be unfinished)."""
+    eps = [e for e in episodes if e["actions"]]
+    buf = io.BytesIO()
+    np.savez_compressed(
+        buf,
+        seeds=np.array([e["seed"] for e in eps], np.int64),
+        lengths=np.array([len(e["actions"]) for e in eps], np.int64),
+        actions=np.concatenate([np.asarray(e["actions"], np.float32) for e in eps]),
+        steps=np.int64(steps),
+    )
+    atomic_write_bytes(path, buf.getvalue())
