@@ -265,6 +265,77 @@ def behavior_train(
     stdout.print(table)
 
 
+@app.command("perf")
+def perf_cmd(
+    algos: str = typer.Option("all", help="Comma-separated algorithm names, or 'all'."),
+    threads: str = typer.Option("1,2", help="Comma-separated torch thread counts."),
+    repeats: int = typer.Option(3, help="Timed windows per case; the median is reported."),
+    min_time: float = typer.Option(1.0, help="Seconds per timed window."),
+    acting: bool = typer.Option(
+        True, "--acting/--no-acting", help="Also measure acting throughput."
+    ),
+    json_path: Path | None = typer.Option(None, "--json", help="Also write the results as JSON."),
+):
+    """Updates/s (incl. sampling) at batch 32 and 256 (Atari CNN: 32), FLOPs per update, GFLOP/s
+    against the matmul roofline of the same shapes, and acting throughput on 10 envs."""
+    import json
+
+    from bench.algos import REGISTRY
+    from bench.errors import UnknownNameError
+    from bench.perf import default_cases, measure_acting, measure_case
+
+    names = sorted(REGISTRY) if algos == "all" else [a.strip() for a in algos.split(",")]
+    for name in names:
+        if name not in REGISTRY:
+            raise UnknownNameError("algorithm", name, list(REGISTRY))
+    try:
+        thread_counts = [int(t) for t in threads.split(",")]
+    except ValueError:
+        raise BenchError(f"bad --threads '{threads}': expected e.g. 1,2") from None
+    cases = [c for c in default_cases() if c.algo in names]
+    rows = []
+    table = Table(title="training throughput (updates/s incl. sampling; median of repeats)")
+    for col in (
+        "algo",
+        "shape",
+        "batch",
+        "threads",
+        "upd/s",
+        "MFLOP/upd",
+        "GFLOP/s",
+        "roofline GFLOP/s",
+        "% roofline",
+    ):
+        table.add_column(col, justify="right", no_wrap=True)
+    for case in cases:
+        for t in thread_counts:
+            r = measure_case(case, t, repeats, min_time)
+            rows.append(r)
+            table.add_row(
+                r["algo"], r["shape"], str(r["batch_size"]), str(t), f"{r['updates_per_s']:.1f}",
+                f"{r['mflop_per_update']:.1f}", f"{r['achieved_gflops']:.1f}",
+                f"{r['roofline_gflops']:.1f}", f"{100 * r['roofline_fraction']:.0f}%",
+            )  # fmt: skip
+    stdout.print(table)
+    acting_rows = []
+    if acting:
+        act_table = Table(title="acting throughput (evaluation policy, 10 vector envs)")
+        for col in ("algo", "env", "threads", "env steps/s", "batched vs per-obs loop"):
+            act_table.add_column(col, justify="right", no_wrap=True)
+        for t in thread_counts:
+            for r in measure_acting(t, repeats):
+                if r["algo"] in names:
+                    acting_rows.append(r)
+                    speedup = r.get("batched_vs_loop_speedup")
+                    act_table.add_row(
+                        r["algo"], r["env"], str(t), f"{r['env_steps_per_s']:.0f}",
+                        f"{speedup:.1f}x" if speedup else "",
+                    )  # fmt: skip
+        stdout.print(act_table)
+    if json_path is not None:
+        json_path.write_text(json.dumps({"training": rows, "acting": acting_rows}, indent=2))
+
+
 def main() -> None:
     try:
         app()

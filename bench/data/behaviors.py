@@ -15,7 +15,7 @@ import numpy as np
 from bench.data.cards import PolicySpec
 from bench.errors import UnknownNameError
 
-#: name -> factory(action_space, **params) -> (obs batch -> action batch)
+#: name -> factory(action_space, seed, **params) -> (obs batch -> action batch)
 SCRIPTED: dict[str, Callable[..., Callable[[np.ndarray], np.ndarray]]] = {}
 
 
@@ -28,7 +28,7 @@ def scripted(name: str):
 
 
 @scripted("random")
-def _random(action_space: gym.Space, **_: Any):
+def _random(action_space: gym.Space, seed: int, **_: Any):
     # A placeholder that never gets called: epsilon = 1 draws every action at random.
     def act(obs: np.ndarray) -> np.ndarray:
         raise AssertionError("the random behavior acts through epsilon = 1")
@@ -39,6 +39,7 @@ def _random(action_space: gym.Space, **_: Any):
 @scripted("cartpole_pd")
 def _cartpole_pd(
     action_space: gym.Space,
+    seed: int,
     k_x: float = 0.1,
     k_v: float = 0.5,
     k_theta: float = 10.0,
@@ -56,6 +57,27 @@ def _cartpole_pd(
     return act
 
 
+@scripted("checkpoint")
+def _checkpoint(action_space: gym.Space, seed: int, file: str, mode: str = "sample"):
+    """A learned policy shipped as a file (saved by `bench behavior train`), path relative to
+    the cards folder. mode "sample" draws from the stochastic policy (as D4RL's behaviors
+    did), "deterministic" acts with its evaluation policy without noise."""
+    import torch
+
+    from bench.data.cards import cards_dir
+    from bench.online import load_policy
+
+    algo = load_policy(cards_dir() / file, seed=seed)
+    if hasattr(algo.config, "deterministic_eval"):
+        algo.config.deterministic_eval = mode == "deterministic"
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        obs_t = torch.as_tensor(obs, dtype=torch.float32)
+        return algo.act(obs_t, deterministic=mode == "deterministic").numpy()
+
+    return act
+
+
 class Behavior:
     """A scripted policy mixed with epsilon-uniform-random actions, over a batch of envs.
 
@@ -68,7 +90,7 @@ class Behavior:
             raise UnknownNameError("behavior policy", spec.policy, list(SCRIPTED))
         self.spec = spec
         self.action_space = action_space
-        self.policy = SCRIPTED[spec.policy](action_space, **spec.params)
+        self.policy = SCRIPTED[spec.policy](action_space, seed, **spec.params)
         self.rng = np.random.default_rng(seed)
         self.eps = np.zeros(n_envs)
         for i in range(n_envs):

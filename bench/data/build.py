@@ -85,28 +85,11 @@ def build_dataset(card: Card, size: int | None = None, progress=None, force: boo
     try:
         with _minari_root_at(staging):
             base_env = make_env(card.env)
-            eval_spec = (
-                base_env.spec
-            )  # the plain env's spec (the collector wrapper is not recreatable)
+            # the plain env's spec: Minari cannot recreate the collector wrapper itself
+            eval_spec = base_env.spec
             env = DataCollector(base_env, record_infos=False, jpeg_encoding=False)
-            behavior = Behavior(card.behavior, env.action_space, 1, card.seed)
-            episode = 0
-            obs, _ = env.reset(seed=_episode_seed(card, episode))
-            returns, ret = [], 0.0
-            chunk = max(1, size // 200)
-            for t in range(size):
-                obs, rew, term, trunc, _ = env.step(behavior(obs[None])[0])
-                ret += float(rew)
-                if term or trunc:
-                    returns.append(ret)
-                    ret, episode = 0.0, episode + 1
-                    behavior.new_episode(0)
-                    if t + 1 < size:
-                        obs, _ = env.reset(seed=_episode_seed(card, episode))
-                if progress is not None and (t + 1) % chunk == 0:
-                    progress(chunk)
-            if progress is not None and size % chunk:
-                progress(size % chunk)
+            collect = _collect_replay if card.behavior.policy == "replay" else _collect_behavior
+            returns = collect(env, card, size, progress)
             # A last unfinished episode is stored as truncated by Minari (bootstrapped, not final).
             ref_min, ref_max = measure_refs(card)
             with warnings.catch_warnings():
@@ -147,6 +130,67 @@ def build_dataset(card: Card, size: int | None = None, progress=None, force: boo
         except OSError:
             pass
     return open_dataset(card.minari_id)
+
+
+def _collect_behavior(env, card: Card, size: int, progress) -> list[float]:
+    """Roll the card's behavior out for exactly `size` steps; returns complete episodes' returns."""
+    behavior = Behavior(card.behavior, env.action_space, 1, card.seed)
+    episode = 0
+    obs, _ = env.reset(seed=_episode_seed(card, episode))
+    returns, ret = [], 0.0
+    tick = _ticker(size, progress)
+    for t in range(size):
+        obs, rew, term, trunc, _ = env.step(behavior(obs[None])[0])
+        ret += float(rew)
+        if term or trunc:
+            returns.append(ret)
+            ret, episode = 0.0, episode + 1
+            behavior.new_episode(0)
+            if t + 1 < size:
+                obs, _ = env.reset(seed=_episode_seed(card, episode))
+        tick(t + 1)
+    return returns
+
+
+def _collect_replay(env, card: Card, size: int, progress) -> list[float]:
+    """Replay recorded episodes (reset seed + actions, from `bench behavior train`'s
+    replay.npz) through the env: rebuilds an online agent's replay buffer exactly."""
+    from bench.data.cards import cards_dir
+
+    path = cards_dir() / card.behavior.params["file"]
+    try:
+        with np.load(path) as f:
+            seeds, lengths, actions = f["seeds"], f["lengths"], f["actions"]
+    except (OSError, KeyError, ValueError) as e:
+        raise DatasetError(f"dataset '{card.id}': cannot read replay file {path}: {e}") from None
+    if lengths.sum() < size:
+        raise DatasetError(f"dataset '{card.id}': replay file has {lengths.sum()} steps < {size}")
+    discrete = hasattr(env.action_space, "n")
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    returns, t = [], 0
+    tick = _ticker(size, progress)
+    for seed, start, length in zip(seeds, starts, lengths, strict=True):
+        env.reset(seed=int(seed))
+        ret = 0.0
+        for a in actions[start : start + length]:
+            _, rew, term, trunc, _ = env.step(int(a) if discrete else a)
+            ret, t = ret + float(rew), t + 1
+            tick(t)
+            if t == size:
+                return returns + ([ret] if term or trunc else [])
+        returns.append(ret)
+    return returns
+
+
+def _ticker(size: int, progress):
+    """progress(advance) in ~200 chunks, so the bar costs nothing per step."""
+    chunk = max(1, size // 200)
+
+    def tick(done: int) -> None:
+        if progress is not None and (done % chunk == 0 or done == size):
+            progress(chunk if done % chunk == 0 else done % chunk)
+
+    return tick
 
 
 def _ensure_namespace(minari_id: str) -> None:

@@ -42,6 +42,13 @@ class NStep:
     discount: torch.Tensor
 
 
+def _obs_tensor(obs: np.ndarray) -> torch.Tensor:
+    """uint8 images stay uint8 (4x smaller; the CNN scales them); everything else float32."""
+    if obs.dtype == np.uint8:
+        return torch.as_tensor(obs)
+    return torch.as_tensor(obs, dtype=torch.float32)
+
+
 class OfflineData:
     """All transitions of a dataset in memory (CPU or device tensors)."""
 
@@ -100,7 +107,7 @@ class OfflineData:
         a = np.concatenate(act)
         a_t = torch.as_tensor(a, dtype=torch.long if a.dtype.kind in "iu" else torch.float32)
         return cls(
-            obs=torch.as_tensor(np.concatenate(obs), dtype=torch.float32).to(device),
+            obs=_obs_tensor(np.concatenate(obs)).to(device),
             obs_index=torch.as_tensor(obs_index, dtype=torch.long).to(device),
             act=a_t.to(device),
             rew=torch.as_tensor(np.concatenate(rew)).to(device),

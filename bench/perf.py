@@ -1,0 +1,206 @@
+"""`bench perf`: training and acting throughput, FLOPs per update, and the matmul roofline.
+
+For each case (algorithm x shape x batch size x threads):
+- updates/s, including batch sampling from an in-memory dataset, after warm-up, median of
+  `repeats` timed windows;
+- FLOPs of one update, counted by torch's FlopCounterMode (matmuls and convolutions);
+- the roofline: the same matmul/convolution calls that one update makes (recorded with their
+  exact shapes and replayed alone, back to back) timed on this machine. Achieved GFLOP/s
+  divided by the roofline's GFLOP/s says how close the update is to pure dense-math time.
+Acting: env steps/s of each algorithm's evaluation policy on a vector of 10 envs, and for bcq
+the speed-up of one batched act() over a loop that acts on one observation at a time.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import FlopCounterMode
+
+from bench.algos import REGISTRY
+from bench.algos.base import EnvInfo, resolve_config
+from bench.data.cards import EnvSpec
+from bench.data.data import OfflineData, Sampler
+from bench.evaluate import rollout_returns
+
+DISCRETE_VEC = ((4,), gym.spaces.Discrete(2))  # CartPole-shaped
+CONTINUOUS_VEC = ((11,), gym.spaces.Box(-np.ones(3, np.float32), np.ones(3, np.float32)))  # Hopper
+ATARI = ((4, 84, 84), gym.spaces.Discrete(4))  # Breakout-shaped, Nature CNN
+
+
+@dataclass(frozen=True)
+class Case:
+    algo: str
+    shape: str  # "vector" or "atari"
+    batch_size: int
+
+    def spaces(self):
+        if self.shape == "atari":
+            return ATARI
+        discrete = "discrete" in REGISTRY[self.algo].action_kinds
+        return DISCRETE_VEC if discrete else CONTINUOUS_VEC
+
+
+def default_cases() -> list[Case]:
+    cases = []
+    for name in sorted(REGISTRY):
+        for b in (32, 256):
+            cases.append(Case(name, "vector", b))
+    cases.append(Case("discrete_bcq", "atari", 32))
+    return cases
+
+
+def synthetic_data(obs_shape, space, n: int, seed: int = 0) -> OfflineData:
+    """n random transitions in episodes of 200 (values do not matter for speed)."""
+    rng = np.random.default_rng(seed)
+    episodes = []
+    for start in range(0, n, 200):
+        T = min(200, n - start)
+        if len(obs_shape) == 3:
+            obs = rng.integers(0, 256, (T + 1, *obs_shape), dtype=np.uint8)
+        else:
+            obs = rng.standard_normal((T + 1, *obs_shape)).astype(np.float32)
+        if isinstance(space, gym.spaces.Discrete):
+            act = rng.integers(space.n, size=T)
+        else:
+            act = rng.uniform(space.low, space.high, (T, *space.shape)).astype(np.float32)
+        term = np.zeros(T, bool)
+        trunc = np.zeros(T, bool)
+        trunc[-1] = True
+        episodes.append(
+            {"observations": obs, "actions": act, "rewards": rng.standard_normal(T),
+             "terminations": term, "truncations": trunc}
+        )  # fmt: skip
+    return OfflineData.from_episodes(episodes)
+
+
+class MatmulRecorder(TorchDispatchMode):
+    """Records every matmul / convolution call (op and arguments) made inside it."""
+
+    OPS = {
+        torch.ops.aten.mm.default,
+        torch.ops.aten.addmm.default,
+        torch.ops.aten.bmm.default,
+        torch.ops.aten.baddbmm.default,
+        torch.ops.aten.convolution.default,
+        torch.ops.aten.convolution_backward.default,
+    }
+
+    def __init__(self):
+        super().__init__()
+        self.calls: list[tuple] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in self.OPS:
+            self.calls.append((func, args, kwargs))
+        return func(*args, **kwargs)
+
+
+def _fresh(x):
+    return torch.randn_like(x) if isinstance(x, torch.Tensor) and x.is_floating_point() else x
+
+
+def roofline_seconds(calls: list[tuple], repeats: int) -> float:
+    """Median time of replaying the recorded matmul/conv calls back to back (new operands)."""
+    replay = [(f, [_fresh(a) for a in args], kw) for f, args, kw in calls]
+
+    def once():
+        for f, args, kw in replay:
+            f(*args, **kw)
+
+    return _median_time(once, warmup=3, repeats=repeats, min_time=0.3)
+
+
+def _median_time(fn: Callable[[], None], warmup: int, repeats: int, min_time: float) -> float:
+    """Seconds per call: median over `repeats` windows of at least min_time each."""
+    for _ in range(warmup):
+        fn()
+    t0 = time.perf_counter()
+    fn()
+    per_call = max(time.perf_counter() - t0, 1e-6)
+    n = max(1, int(min_time / per_call))
+    samples = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        samples.append((time.perf_counter() - t0) / n)
+    return statistics.median(samples)
+
+
+def measure_case(case: Case, threads: int, repeats: int = 3, min_time: float = 1.0) -> dict:
+    torch.set_num_threads(threads)
+    obs_shape, space = case.spaces()
+    cls = REGISTRY[case.algo]
+    algo = cls(resolve_config(cls), EnvInfo(obs_shape, space), "cpu", 0)
+    n = 10_000 if case.shape == "atari" else 100_000
+    data = synthetic_data(obs_shape, space, n)
+    gamma, nstep, _ = algo.nstep()
+    data.compute_nstep(gamma, nstep)
+    sampler = Sampler(data, case.batch_size, 0)
+
+    def step():
+        algo.update(sampler.sample())
+
+    sec = _median_time(step, warmup=20, repeats=repeats, min_time=min_time)
+    batch = sampler.sample()
+    flops = FlopCounterMode(display=False)
+    with flops:
+        algo.update(batch)
+    recorder = MatmulRecorder()
+    with recorder:
+        algo.update(batch)
+    roof = roofline_seconds(recorder.calls, repeats)
+    total = flops.get_total_flops()
+    return {
+        **asdict(case),
+        "threads": threads,
+        "updates_per_s": 1.0 / sec,
+        "mflop_per_update": total / 1e6,
+        "achieved_gflops": total / sec / 1e9,
+        "roofline_gflops": total / roof / 1e9,
+        "roofline_fraction": roof / sec,
+    }
+
+
+def measure_acting(threads: int, repeats: int = 3) -> list[dict]:
+    """Env steps/s of each algorithm's evaluation policy on 10 envs, and bcq batched vs loop."""
+    torch.set_num_threads(threads)
+    rows = []
+    envs = {"discrete": EnvSpec("CartPole-v1"), "continuous": EnvSpec("Pendulum-v1")}
+    for name in sorted(REGISTRY):
+        cls = REGISTRY[name]
+        kind = cls.action_kinds[0]
+        probe = gym.make(envs[kind].id)
+        info = EnvInfo(probe.observation_space.shape, probe.action_space)
+        algo = cls(resolve_config(cls), info, "cpu", 0)
+        calls = 0
+
+        def act(obs: np.ndarray, algo=algo) -> np.ndarray:
+            nonlocal calls
+            calls += 1
+            return algo.act(torch.as_tensor(obs, dtype=torch.float32)).numpy()
+
+        t0 = time.perf_counter()
+        rollout_returns(envs[kind], act, 10, seed=0)
+        elapsed = time.perf_counter() - t0
+        rows.append({"algo": name, "env": envs[kind].id, "threads": threads, "envs": 10,
+                     "env_steps_per_s": 10 * calls / elapsed})  # fmt: skip
+        if name == "bcq":
+            obs = torch.as_tensor(
+                np.stack([probe.observation_space.sample() for _ in range(10)]), dtype=torch.float32
+            )
+            batched = _median_time(lambda a=algo, o=obs: a.act(o), 3, repeats, 0.3)
+            looped = _median_time(
+                lambda a=algo, o=obs: [a.act(x[None]) for x in o], 3, repeats, 0.3
+            )
+            rows[-1]["batched_vs_loop_speedup"] = looped / batched
+    return rows
