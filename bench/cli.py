@@ -254,7 +254,7 @@ def behavior_train(
         start_steps=start_steps, eval_every=eval_every, eval_episodes=eval_episodes,
         preset=preset, overrides=parse_overrides(set_), out=out,
     )  # fmt: skip
-    records = train_online(spec, show_progress=not quiet)
+    records = train_online(spec, show_progress=not quiet).records
     table = Table(title=f"{algo} online on {env}: saved policies in {out}")
     for col in ("step", "return mean", "return std", "file"):
         table.add_column(col, justify="right")
@@ -294,25 +294,20 @@ def perf_cmd(
         raise BenchError(f"bad --threads '{threads}': expected e.g. 1,2") from None
     cases = [c for c in default_cases() if c.algo in names]
     rows = []
-    table = Table(title="training throughput (updates/s incl. sampling; median of repeats)")
-    for col in (
-        "algo",
-        "shape",
-        "batch",
-        "threads",
-        "upd/s",
-        "MFLOP/upd",
-        "GFLOP/s",
-        "roofline GFLOP/s",
-        "% roofline",
-    ):
+    table = Table(
+        title="training updates/s incl. sampling (median of repeats); MFLOP per update; GF/s "
+        "achieved; roof: GF/s of the same matmuls alone; %roof = achieved / roof",
+        title_justify="left",
+    )
+    for col in ("case", "B", "thr", "upd/s", "MFLOP", "GF/s", "roof", "%roof"):
         table.add_column(col, justify="right", no_wrap=True)
     for case in cases:
         for t in thread_counts:
             r = measure_case(case, t, repeats, min_time)
             rows.append(r)
+            label = r["algo"] if r["shape"] == "vector" else f"{r['algo']} ({r['shape']})"
             table.add_row(
-                r["algo"], r["shape"], str(r["batch_size"]), str(t), f"{r['updates_per_s']:.1f}",
+                label, str(r["batch_size"]), str(t), f"{r['updates_per_s']:.1f}",
                 f"{r['mflop_per_update']:.1f}", f"{r['achieved_gflops']:.1f}",
                 f"{r['roofline_gflops']:.1f}", f"{100 * r['roofline_fraction']:.0f}%",
             )  # fmt: skip

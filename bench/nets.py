@@ -15,7 +15,10 @@ def mlp(in_dim: int, hidden_sizes: Sequence[int], out_dim: int | None = None) ->
     layers: list[nn.Module] = []
     d = in_dim
     for h in hidden_sizes:
-        layers += [nn.Linear(d, h), nn.ReLU()]
+        layers += [
+            nn.Linear(d, h),
+            nn.ReLU(inplace=True),
+        ]  # in place: addmm's backward needs no output
         d = h
     if out_dim is not None:
         layers.append(nn.Linear(d, out_dim))
@@ -93,7 +96,15 @@ class EnsembleMLP(nn.Module):
         for i, layer in enumerate(self.layers):
             x = layer(x)
             if i < len(self.layers) - 1:
-                x = torch.relu(x)
+                x = torch.relu_(x)
+        return x
+
+    def member(self, x: torch.Tensor, i: int) -> torch.Tensor:
+        """Member i alone on input [B, in] -> [B, out] (plain matmuls, no ensemble work)."""
+        for j, layer in enumerate(self.layers):
+            x = torch.addmm(layer.bias[i], x, layer.weight[i])
+            if j < len(self.layers) - 1:
+                x = torch.relu_(x)
         return x
 
 

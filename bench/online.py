@@ -128,8 +128,14 @@ def load_policy(path: Path, device="cpu", seed: int = 0) -> Algorithm:
     return algo
 
 
-def train_online(spec: OnlineSpec, show_progress: bool = True) -> list[dict]:
-    """Train online; returns the saved checkpoints' records (step, returns, file)."""
+@dataclass
+class OnlineResult:
+    records: list[dict]  # one per saved checkpoint: step, return_mean, return_std, file
+    buffer: ReplayBuffer
+
+
+def train_online(spec: OnlineSpec, show_progress: bool = True) -> OnlineResult:
+    """Train online, saving evaluated policy checkpoints and the replay record to spec.out."""
     cls = get_algorithm(spec.algo)
     config = resolve_config(cls, spec.preset, spec.overrides)
     for name in ("steps", "utd", "batch_size", "eval_every", "eval_episodes"):
@@ -194,7 +200,7 @@ def train_online(spec: OnlineSpec, show_progress: bool = True) -> list[dict]:
                     f"{spec.algo} online on {spec.env} [eval {returns.mean():.0f}, "
                     f"train episode {last_return:.0f}]"
                 )
-    return records
+    return OnlineResult(records, buffer)
 
 
 def _save_replay(path: Path, episodes: list[dict], steps: int) -> None:

@@ -203,7 +203,8 @@ class BCQ(Algorithm):
 
         # perturbation model: maximize Q_1(s, a~ + xi(s, a~)) (Eq. 11)
         sampled = self.vae.decode(obs, generator=self.generator).detach()
-        actor_loss = -self.q(self.critics, obs, self.actor(obs, sampled))[0].mean()
+        perturbed = self.actor(obs, sampled)
+        actor_loss = -self.critics.member(torch.cat([obs, perturbed], -1), 0).mean()
         self.actor_optim.zero_grad(set_to_none=True)
         actor_loss.backward()
         self.actor_optim.step()
@@ -228,7 +229,7 @@ class BCQ(Algorithm):
         B, K = obs.shape[0], self.config.forward_sampled_times
         rep = obs.repeat_interleave(K, 0)  # [B*K, obs]
         cand = self.actor(rep, self.vae.decode(rep, generator=gen))
-        q1 = self.q(self.critics, rep, cand)[0].view(B, K)
+        q1 = self.critics.member(torch.cat([rep, cand], -1), 0).view(B, K)
         best = cand.view(B, K, -1)[torch.arange(B, device=obs.device), q1.argmax(1)]
         if not self.config.action_scaling:
             return best
