@@ -52,3 +52,26 @@ def test_soft_update_and_action_scale():
     assert scale.from_unit(torch.tensor([[3.0, -3.0]])).tolist() == [[2.0, 0.0]]  # clip
     assert scale.from_unit(torch.tensor([[0.0, 0.0]]), "tanh").tolist() == [[0.0, 0.5]]
     assert math.isclose(scale.from_unit(torch.tensor([[10.0, 0.0]]), "tanh")[0, 0].item(), 2.0)
+
+
+def test_lean_adam_matches_torch_adam_and_its_state_dict():
+    from bench.nets import LeanAdam
+
+    torch.manual_seed(0)
+    a, b = torch.nn.Linear(5, 3), torch.nn.Linear(5, 3)
+    b.load_state_dict(a.state_dict())
+    opt_a = torch.optim.Adam(a.parameters(), lr=1e-2, eps=1e-6)
+    opt_b = LeanAdam(b.parameters(), lr=1e-2, eps=1e-6)
+    for step in range(5):
+        x = torch.randn(8, 5, generator=torch.Generator().manual_seed(step))
+        for net, opt in ((a, opt_a), (b, opt_b)):
+            opt.zero_grad()
+            net(x).pow(2).sum().backward()
+            opt.step()
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.allclose(pa, pb, atol=1e-6)
+    # the state_dict layout is torch's: a torch Adam can load a LeanAdam's state and vice versa
+    sd = opt_b.state_dict()
+    assert sd["state"][0]["step"].item() == 5 and "exp_avg_sq" in sd["state"][0]
+    torch.optim.Adam(a.parameters(), lr=1e-2).load_state_dict(sd)
+    LeanAdam(b.parameters(), lr=1e-2, eps=1e-6).load_state_dict(opt_a.state_dict())

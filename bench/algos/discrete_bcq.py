@@ -86,19 +86,22 @@ class BCQNetwork(nn.Module):
 
     def __init__(self, obs_shape: tuple[int, ...], n_actions: int, hidden_sizes: tuple[int, ...]):
         super().__init__()
+        self.n_actions = n_actions
         if is_image(obs_shape):  # the paper's Atari network: shared convs, separate 512 FC heads
             self.trunk = NatureCNN(obs_shape[0])
             self.q = mlp(NatureCNN.out_dim, (512,), n_actions)
             self.imitator = mlp(NatureCNN.out_dim, (512,), n_actions)
-        else:
+            self.heads = None
+        else:  # linear heads: Q and imitator logits as one layer, [Q | logits] side by side
             self.trunk = mlp(obs_shape[0], hidden_sizes)
-            d = mlp_out_dim(obs_shape[0], hidden_sizes)
-            self.q = nn.Linear(d, n_actions)
-            self.imitator = nn.Linear(d, n_actions)
+            self.heads = nn.Linear(mlp_out_dim(obs_shape[0], hidden_sizes), 2 * n_actions)
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.trunk(obs)
-        return self.q(h), self.imitator(h)
+        if self.heads is None:
+            return self.q(h), self.imitator(h)
+        out = self.heads(h)
+        return out[:, : self.n_actions], out[:, self.n_actions :]
 
 
 # ---------------------------------------------------------------------- pure functions
