@@ -11,7 +11,7 @@ STAMP      := $(VENV)/.installed
 # one torch thread per process while tests run side by side
 TEST_ENV   := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
-.PHONY: install test test-slow demo lint clean
+.PHONY: install test test-slow demo perf lint clean
 
 install: $(STAMP)
 
@@ -29,6 +29,9 @@ test-slow: install
 
 demo: install
 	$(BENCH) run --algo discrete_bcq --dataset cartpole-mixed --seed 0
+
+perf: install
+	$(BENCH) perf --json perf.json
 
 lint: install
 	$(PY) -m ruff check bench tests

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 
+import gymnasium as gym
 import torch
 
 from bench.algos import get_algorithm
@@ -23,6 +24,7 @@ from bench.data.build import ensure_dataset
 from bench.data.cards import Card, load_card
 from bench.data.data import OfflineData, Sampler
 from bench.data.minari_io import metadata_hash
+from bench.envs import make_env
 from bench.errors import BenchError, DatasetError
 from bench.evaluate import algorithm_returns, normalized_score
 from bench.progress import progress_bar
@@ -108,6 +110,17 @@ def _positive(name: str, value: int) -> int:
     return value
 
 
+def _check_action_kind(cls: type[Algorithm], card: Card) -> None:
+    probe = make_env(card.env)
+    discrete = isinstance(probe.action_space, gym.spaces.Discrete)
+    probe.close()
+    kind = "discrete" if discrete else "continuous"
+    if kind not in cls.action_kinds:
+        raise BenchError(
+            f"algorithm '{cls.name}' does not handle {kind} actions (dataset '{card.id}' has them)"
+        )
+
+
 def _or(value: int | None, default: int) -> int:
     return default if value is None else value
 
@@ -141,6 +154,7 @@ def run(spec: RunSpec, show_progress: bool = True, on_eval=None) -> RunResult:
     if spec.threads:
         torch.set_num_threads(_positive("threads", spec.threads))
 
+    _check_action_kind(cls, card)  # before any dataset is built
     dataset = ensure_dataset(card, show_progress)
     meta = dataset.storage.metadata
     ref_min, ref_max = meta.get("ref_min_score"), meta.get("ref_max_score")

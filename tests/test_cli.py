@@ -102,6 +102,11 @@ def test_config_and_checkpoint(finished_run):
             ["--algo", "discrete_bcq", "--dataset", "cartpole-mixed", "--preset", "x"],
             "unknown preset",
         ),
+        (
+            ["--algo", "bcq", "--dataset", "cartpole-mixed"],
+            "'bcq' does not handle discrete actions",
+        ),
+        (["--algo", "bc", "--dataset", "cartpole-mixed", "--device", "cuda:7"], "device 'cuda:7'"),
     ],
 )
 def test_user_errors_are_one_line_exit_2_and_write_nothing(args, message, tmp_path, minari_root):

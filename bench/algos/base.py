@@ -86,8 +86,14 @@ class Algorithm(ABC):
         raise BenchError(f"algorithm '{self.name}' has no online mode")
 
     def nstep(self) -> tuple[float, int, bool]:
-        """(discount, estimation_step, reward normalization) for the data's n-step targets."""
-        return float(self.config.gamma), 1, False
+        """(discount, estimation_step, reward normalization) for the data's n-step targets,
+        from the config's gamma / estimation_step / reward_normalization fields."""
+        c = self.config
+        return (
+            float(c.gamma),
+            int(getattr(c, "estimation_step", 1)),
+            bool(getattr(c, "reward_normalization", False)),
+        )
 
     # ------------------------------------------------------------------ checkpoints
     def modules(self) -> dict[str, torch.nn.Module]:
@@ -101,10 +107,15 @@ class Algorithm(ABC):
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {}
 
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """Trained tensors outside any module (e.g. log alpha), saved and restored in place."""
+        return {}
+
     def state_dict(self) -> dict[str, Any]:
         return {
             "modules": {k: m.state_dict() for k, m in self.modules().items()},
             "optimizers": {k: o.state_dict() for k, o in self.optimizers().items()},
+            "tensors": {k: t.detach().clone() for k, t in self.tensors().items()},
             "num_updates": self.num_updates,
             "generator": self.generator.get_state(),
         }
@@ -116,6 +127,9 @@ class Algorithm(ABC):
             # Optimizer.load_state_dict keeps references to tensors it needs not cast: copy them,
             # so a restored algorithm never shares optimizer moments with the original
             o.load_state_dict(copy.deepcopy(state["optimizers"][k]))
+        with torch.no_grad():
+            for k, t in self.tensors().items():
+                t.copy_(state["tensors"][k])
         self.num_updates = int(state["num_updates"])
         self.generator.set_state(state["generator"])
 

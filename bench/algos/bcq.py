@@ -147,9 +147,6 @@ class BCQ(Algorithm):
         self.actor_optim = adam(self.actor.parameters(), config.actor_lr)
         self.critic_optim = adam(self.critics.parameters(), config.critic_lr)
 
-    def nstep(self):
-        return self.config.gamma, self.config.estimation_step, False
-
     def modules(self):
         return {
             "vae": self.vae,

@@ -122,9 +122,6 @@ class DiscreteSAC(Algorithm):
         self.critic_optim = adam(self.critics.parameters(), config.critic_lr)
         self.alpha_optim = adam([self.log_alpha], config.alpha_lr)
 
-    def nstep(self):
-        return self.config.gamma, self.config.estimation_step, False
-
     def modules(self):
         return {"actor": self.actor, "critics": self.critics, "critics_target": self.critics_target}
 
@@ -134,13 +131,8 @@ class DiscreteSAC(Algorithm):
     def optimizers(self):
         return {"actor": self.actor_optim, "critic": self.critic_optim, "alpha": self.alpha_optim}
 
-    def state_dict(self):
-        return {**super().state_dict(), "log_alpha": self.log_alpha.detach().clone()}
-
-    def load_state_dict(self, state):
-        super().load_state_dict(state)
-        with torch.no_grad():
-            self.log_alpha.copy_(state["log_alpha"])
+    def tensors(self):
+        return {"log_alpha": self.log_alpha}
 
     def update(self, batch: Batch) -> dict[str, float]:
         c = self.config

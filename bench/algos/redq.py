@@ -118,9 +118,6 @@ class REDQ(Algorithm):
         self.alpha_optim = adam([self.log_alpha], config.alpha_lr)
         self._last_actor = (0.0, 0.0)  # (actor_loss, alpha_loss) of the latest policy update
 
-    def nstep(self):
-        return self.config.gamma, self.config.estimation_step, False
-
     def modules(self):
         return {"actor": self.actor, "critics": self.critics, "critics_target": self.critics_target}
 
@@ -130,17 +127,14 @@ class REDQ(Algorithm):
     def optimizers(self):
         return {"actor": self.actor_optim, "critic": self.critic_optim, "alpha": self.alpha_optim}
 
+    def tensors(self):
+        return {"log_alpha": self.log_alpha}
+
     def state_dict(self):
-        return {
-            **super().state_dict(),
-            "log_alpha": self.log_alpha.detach().clone(),
-            "last_actor": self._last_actor,
-        }
+        return {**super().state_dict(), "last_actor": self._last_actor}
 
     def load_state_dict(self, state):
         super().load_state_dict(state)
-        with torch.no_grad():
-            self.log_alpha.copy_(state["log_alpha"])
         self._last_actor = tuple(state["last_actor"])
 
     def q_values(self, critics, obs: torch.Tensor, act_unit: torch.Tensor) -> torch.Tensor:
