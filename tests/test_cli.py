@@ -31,16 +31,19 @@ def finished_run(tiny_cartpole, tmp_path_factory):
     return results, res
 
 
-def test_run_prints_scores_and_the_run_directory(finished_run):
+@pytest.fixture(scope="module")
+def run_dir(finished_run):
+    """The run directory: `bench run` prints it as its last line."""
+    return finished_run[1].stdout.strip().splitlines()[-1]
+
+
+def test_run_prints_scores_and_the_run_directory(finished_run, run_dir):
     results, res = finished_run
-    run_dir = res.stdout.strip().splitlines()[-1]
     assert run_dir.startswith(str(results / "runs" / "discrete_bcq__cartpole-mixed__s7__"))
     assert "normalized score" in res.stdout
 
 
-def test_eval_table_has_the_documented_columns_and_dtypes(finished_run):
-    results, res = finished_run
-    run_dir = res.stdout.strip().splitlines()[-1]
+def test_eval_table_has_the_documented_columns_and_dtypes(run_dir):
     df = pd.read_parquet(f"{run_dir}/eval.parquet")
     assert {c: str(t) for c, t in df.dtypes.items()} == EVAL_DTYPES
     assert pq.read_schema(f"{run_dir}/eval.parquet").equals(EVAL_SCHEMA, check_metadata=False)
@@ -52,9 +55,7 @@ def test_eval_table_has_the_documented_columns_and_dtypes(finished_run):
     assert row.ref_max == 500.0  # the expert controller balances every episode
 
 
-def test_train_table_is_tidy(finished_run):
-    _, res = finished_run
-    run_dir = res.stdout.strip().splitlines()[-1]
+def test_train_table_is_tidy(run_dir):
     df = pd.read_parquet(f"{run_dir}/train.parquet")
     assert {c: str(t) for c, t in df.dtypes.items()} == TRAIN_DTYPES
     assert pq.read_schema(f"{run_dir}/train.parquet").equals(TRAIN_SCHEMA, check_metadata=False)
@@ -62,9 +63,7 @@ def test_train_table_is_tidy(finished_run):
     assert df.step.max() == 300
 
 
-def test_config_and_checkpoint(finished_run):
-    _, res = finished_run
-    run_dir = res.stdout.strip().splitlines()[-1]
+def test_config_and_checkpoint(run_dir):
     cfg = json.loads(open(f"{run_dir}/config.json").read())
     assert cfg["algo"] == "discrete_bcq" and cfg["dataset"] == "cartpole-mixed"
     assert cfg["config"]["hidden_sizes"] == [32, 32]
