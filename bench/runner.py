@@ -24,6 +24,7 @@ from bench.data.build import ensure_dataset
 from bench.data.cards import Card, load_card
 from bench.data.data import OfflineData, Sampler
 from bench.data.minari_io import metadata_hash
+from bench.data.validate import validate
 from bench.envs import make_env
 from bench.errors import BenchError, DatasetError
 from bench.evaluate import algorithm_returns, normalized_score
@@ -161,7 +162,10 @@ def run(spec: RunSpec, show_progress: bool = True, on_eval=None) -> RunResult:
     if ref_min is None or ref_max is None or ref_max == ref_min:
         raise DatasetError(f"dataset {card.minari_id} has no usable ref_min_score/ref_max_score")
     data = OfflineData.from_minari(dataset, device)
-    info = EnvInfo(obs_shape=data.obs_shape, action_space=dataset.action_space)
+    probe = make_env(card.env)  # the evaluation env: the data must fit its spaces
+    validate(data, probe.observation_space, probe.action_space, card.minari_id)
+    probe.close()
+    info = EnvInfo(obs_shape=data.obs_shape, action_space=probe.action_space)
 
     seed_everything(spec.seed)
     algo = cls(config, info, device, spec.seed)

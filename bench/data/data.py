@@ -89,6 +89,10 @@ class OfflineData:
                 continue
             if len(o) != T + 1:
                 raise DatasetError(f"episode with {T} actions has {len(o)} observations (need T+1)")
+            if not (ep["terminations"][-1] or ep["truncations"][-1]):
+                raise DatasetError(
+                    f"episode {len(lengths)} ends with neither a termination nor a truncation"
+                )
             obs.append(o)
             act.append(np.asarray(ep["actions"]))
             rew.append(np.asarray(ep["rewards"], dtype=np.float32))
@@ -96,7 +100,7 @@ class OfflineData:
             trunc.append(np.asarray(ep["truncations"], dtype=bool))
             lengths.append(T)
         if not lengths:
-            raise DatasetError("dataset has no transitions")
+            raise DatasetError("no transitions (empty dataset)")
         lengths_np = np.asarray(lengths)
         n = int(lengths_np.sum())
         starts = np.concatenate([[0], np.cumsum(lengths_np)[:-1]])
@@ -118,8 +122,16 @@ class OfflineData:
 
     @classmethod
     def from_minari(cls, dataset, device: str | torch.device = "cpu") -> OfflineData:
-        storage = dataset.storage
-        return cls.from_episodes(storage.get_episodes(dataset.episode_indices), device)
+        """All episodes of a MinariDataset; unreadable or incomplete files are one error line."""
+        try:
+            episodes = list(dataset.storage.get_episodes(dataset.episode_indices))
+            return cls.from_episodes(episodes, device)
+        except DatasetError as e:
+            raise DatasetError(f"dataset {dataset.id}: {e}") from None
+        except (KeyError, OSError, ValueError, TypeError, RuntimeError) as e:
+            raise DatasetError(
+                f"dataset {dataset.id}: cannot be read ({type(e).__name__}: {e})"
+            ) from None
 
     # ----------------------------------------------------------------- properties
     def __len__(self) -> int:
