@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import platform
+import re
 import subprocess
 import time
 import uuid
@@ -21,7 +22,8 @@ import torch
 from bench.algos import get_algorithm
 from bench.algos.base import Algorithm, EnvInfo, resolve_config
 from bench.data.build import ensure_dataset
-from bench.data.cards import Card, load_card
+from bench.data.cards import Card
+from bench.data.catalog import resolve_card
 from bench.data.data import OfflineData, Sampler
 from bench.data.minari_io import metadata_hash
 from bench.data.validate import validate
@@ -134,13 +136,14 @@ def resolve_preset(cls: type[Algorithm], card: Card, preset: str | None) -> str 
 
 def make_run_id(spec: RunSpec) -> str:
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
-    return f"{spec.algo}__{spec.dataset}__s{spec.seed}__{stamp}-{uuid.uuid4().hex[:6]}"
+    dataset = re.sub(r"[^A-Za-z0-9_.-]+", "-", spec.dataset)  # minari:a/b-v0 -> minari-a-b-v0
+    return f"{spec.algo}__{dataset}__s{spec.seed}__{stamp}-{uuid.uuid4().hex[:6]}"
 
 
 def run(spec: RunSpec, show_progress: bool = True, on_eval=None) -> RunResult:
     """Train and evaluate one (algo, dataset, seed). Validates everything before writing."""
     cls = get_algorithm(spec.algo)
-    card = load_card(spec.dataset)
+    card = resolve_card(spec.dataset)
     preset = resolve_preset(cls, card, spec.preset)
     config = resolve_config(cls, preset, spec.overrides)
     steps = _positive("steps", _or(spec.steps, card.train.steps))

@@ -205,6 +205,8 @@ def ensure_dataset(card: Card, show_progress: bool = True):
     """Open the card's dataset, building it first when it is not in the Minari root."""
     if dataset_exists(card.minari_id):
         return open_dataset(card.minari_id)
+    if card.behavior.policy == "external":
+        raise DatasetError(f"dataset {card.minari_id} is not in the Minari root {minari_root()}")
     from bench.progress import progress_bar
 
     with progress_bar(f"building {card.id}", card.size, show_progress) as (advance, _):

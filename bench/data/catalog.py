@@ -1,0 +1,102 @@
+"""Dataset ids -> cards: shipped cards (datasets/*.toml) and any Minari dataset (minari:<id>).
+
+`minari:<namespace/name-vN>` uses a dataset from the local Minari root; when it is not there,
+minari.download_dataset is tried when the remote's host answers a 3 s connection probe; offline,
+the error is one line within seconds, saying how to build or import a dataset instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+
+import gymnasium as gym
+
+from bench.data.cards import Card, EnvSpec, PolicySpec, TrainDefaults, load_card
+from bench.data.minari_io import dataset_exists, open_dataset
+from bench.errors import DatasetError
+
+MINARI_PREFIX = "minari:"
+PROBE_TIMEOUT_S = 3.0
+HOW_TO = (
+    "build one with `bench datasets build ID` (see `bench datasets list`) or put a Minari "
+    "dataset in the Minari root"
+)
+
+
+def _remote_host() -> str:
+    """The host behind Minari's configured remote (MINARI_REMOTE, default Hugging Face)."""
+    remote = os.environ.get("MINARI_REMOTE", "hf://farama-minari")
+    return "storage.googleapis.com" if remote.startswith("gcp://") else "huggingface.co"
+
+
+def _reachable(host: str, timeout: float) -> bool:
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def download(minari_id: str, probe_timeout: float = PROBE_TIMEOUT_S) -> None:
+    """minari.download_dataset when the remote answers; offline, one line within seconds
+    (Minari's own retries would take ~24 s)."""
+    import minari
+
+    host = _remote_host()
+    if not _reachable(host, probe_timeout):
+        raise DatasetError(
+            f"dataset {minari_id} is not local and {host} cannot be reached (offline?); {HOW_TO}"
+        )
+    logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
+    try:
+        minari.download_dataset(minari_id)
+    except Exception as e:  # noqa: BLE001 - any remote failure is one line
+        first = str(e).splitlines()[0][:200] if str(e) else ""
+        raise DatasetError(
+            f"dataset {minari_id} could not be downloaded ({type(e).__name__}: {first}); {HOW_TO}"
+        ) from None
+
+
+def minari_card(dataset_id: str) -> Card:
+    """A card for any Minari dataset: env and reference scores come from its metadata."""
+    minari_id = dataset_id[len(MINARI_PREFIX) :]
+    if not minari_id:
+        raise DatasetError("empty Minari id: use minari:<namespace/name-vN>")
+    if not dataset_exists(minari_id):
+        download(minari_id)
+    dataset = open_dataset(minari_id)
+    meta = dataset.storage.metadata
+    ref_min, ref_max = meta.get("ref_min_score"), meta.get("ref_max_score")
+    if ref_min is None or ref_max is None:
+        raise DatasetError(
+            f"dataset {minari_id} has no ref_min_score/ref_max_score in its metadata: "
+            "normalized scores need both"
+        )
+    eval_json = meta.get("eval_env_spec")  # Minari's evaluation env, else the collecting one
+    spec = gym.envs.registration.EnvSpec.from_json(eval_json) if eval_json else dataset.env_spec
+    if spec is None:
+        raise DatasetError(f"dataset {minari_id} records no environment to evaluate on")
+    return Card(
+        id=dataset_id,
+        description=meta.get("description", "") or "",
+        minari_id=minari_id,
+        env=EnvSpec(id=spec.id, kwargs=dict(spec.kwargs)),
+        behavior=PolicySpec(policy="external"),
+        size=int(meta.get("total_steps", 0)),
+        seed=0,
+        ref_min=float(ref_min),
+        ref_max=float(ref_max),
+        ref_source=f"Minari metadata of {minari_id}",
+        expert=PolicySpec(policy="external"),
+        ref_episodes=int(meta.get("num_episodes_average_score", 0) or 0),
+        train=TrainDefaults(),
+    )
+
+
+def resolve_card(dataset_id: str) -> Card:
+    """A shipped card by id, or a card for `minari:<id>`."""
+    if dataset_id.startswith(MINARI_PREFIX):
+        return minari_card(dataset_id)
+    return load_card(dataset_id)

@@ -1,0 +1,71 @@
+"""minari:<id> datasets: local ones train with their metadata's refs; missing ones fail fast."""
+
+import json
+import time
+
+import pandas as pd
+import pytest
+
+from bench.data import catalog
+from bench.errors import DatasetError
+from tests.helpers import bench
+
+
+def test_any_local_minari_dataset_trains(tiny_cartpole, tmp_path):
+    card, ds = tiny_cartpole
+    res = bench(
+        "run", "--algo", "bc", "--dataset", f"minari:{card.minari_id}", "--steps", 20,
+        "--eval-every", 20, "--eval-episodes", 2, "--quiet", "--results-dir", tmp_path,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    run_dir = res.stdout.strip().splitlines()[-1]
+    assert "/runs/bc__minari-bench-cartpole-mixed-v0__s0__" in run_dir  # no '/' or ':' in run ids
+    row = pd.read_parquet(f"{run_dir}/eval.parquet").iloc[0]
+    meta = ds.storage.metadata
+    assert (row.ref_min, row.ref_max) == (meta["ref_min_score"], meta["ref_max_score"])
+    assert row.ref_source == f"Minari metadata of {card.minari_id}"
+    assert row.dataset == f"minari:{card.minari_id}"
+
+
+def test_missing_dataset_offline_fails_in_one_line_within_10_s(minari_root, tmp_path):
+    t0 = time.perf_counter()
+    res = bench(
+        "run",
+        "--algo",
+        "bc",
+        "--dataset",
+        "minari:nobody/nothing-v0",
+        "--results-dir",
+        tmp_path / "r",
+    )
+    elapsed = time.perf_counter() - t0
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and len(lines) == 1, res.stderr
+    assert "nobody/nothing-v0 is not local" in lines[0] and "bench datasets build" in lines[0]
+    assert elapsed < 10, elapsed
+    assert not (tmp_path / "r").exists()
+
+
+def test_unreachable_remote_is_detected_without_minari_retries(monkeypatch):
+    monkeypatch.setattr(catalog, "_remote_host", lambda: "unreachable.invalid")
+    t0 = time.perf_counter()
+    with pytest.raises(DatasetError, match="unreachable.invalid cannot be reached"):
+        catalog.download("nobody/nothing-v0")
+    assert time.perf_counter() - t0 < 5
+
+
+def test_dataset_without_reference_scores_is_refused(tiny_cartpole, tmp_path, monkeypatch):
+    import shutil
+
+    from bench.data.minari_io import dataset_dir
+
+    card, _ = tiny_cartpole
+    root = tmp_path / "minari"
+    shutil.copytree(dataset_dir(card.minari_id).parent.parent, root)
+    meta_path = root / card.minari_id / "data" / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["ref_min_score"], meta["ref_max_score"]
+    meta_path.write_text(json.dumps(meta))
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(root))
+    with pytest.raises(DatasetError, match="no ref_min_score/ref_max_score"):
+        catalog.resolve_card(f"minari:{card.minari_id}")
