@@ -49,6 +49,7 @@ def run_cmd(
         [], "--set", help="Override a config field: --set key=value (repeatable)."
     ),
     device: str = typer.Option("cpu", help="torch device, e.g. cpu or cuda."),
+    env: str | None = typer.Option(None, help="Env id, when --dataset is a D4RL HDF5 file."),
     threads: int | None = typer.Option(None, help="torch threads (default: torch's)."),
     results_dir: Path = typer.Option(Path("results"), help="Where results/runs/<run_id>/ go."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
@@ -68,6 +69,7 @@ def run_cmd(
         preset=preset,
         overrides=parse_overrides(set_),
         device=device,
+        env=env,
         threads=threads,
         results_dir=results_dir,
     )
@@ -168,6 +170,44 @@ def datasets_build(
         f"built {card.minari_id}: {ds.total_episodes} episodes, {ds.total_steps} steps, "
         f"ref_min {meta['ref_min_score']:.2f}, ref_max {meta['ref_max_score']:.2f}"
     )
+
+
+@datasets_app.command("import")
+def datasets_import(
+    file: Path = typer.Argument(..., help="D4RL-layout HDF5 file."),
+    env: str = typer.Option(..., "--env", help="gymnasium id of the env it was collected on."),
+    as_: str = typer.Option(..., "--as", help="Minari id to store it under, e.g. mine/hopper-v0."),
+    ref_min: float | None = typer.Option(
+        None, help="Reference min return (default: D4RL's for its env)."
+    ),
+    ref_max: float | None = typer.Option(
+        None, help="Reference max return (default: D4RL's for its env)."
+    ),
+    force: bool = typer.Option(False, "--force", help="Replace an existing dataset."),
+):
+    """Import a D4RL HDF5 file as a Minari dataset; train on it with --dataset minari:<id>."""
+    from bench.data.d4rl_io import import_d4rl
+
+    ds = import_d4rl(file, env, as_, ref_min, ref_max, force)
+    stdout.print(f"imported {file} as {as_}: {ds.total_episodes} episodes, {ds.total_steps} steps")
+
+
+@datasets_app.command("export")
+def datasets_export(
+    dataset: str = typer.Argument(..., help="Card id or minari:<id>."),
+    file: Path = typer.Argument(..., help="Output HDF5 file."),
+    format: str = typer.Option("d4rl", "--format", help="Output layout (d4rl)."),
+):
+    """Write a dataset to an HDF5 file in the D4RL layout (with next_observations)."""
+    from bench.data.catalog import resolve_card
+    from bench.data.d4rl_io import export_d4rl
+    from bench.data.minari_io import open_dataset
+
+    if format != "d4rl":
+        raise BenchError(f"unknown format '{format}'; choose one of: d4rl")
+    card = resolve_card(dataset)
+    export_d4rl(open_dataset(card.minari_id), file)
+    stdout.print(f"wrote {file}")
 
 
 @datasets_app.command("info")

@@ -72,6 +72,7 @@ class RunSpec:
     preset: str | None = None  # None: the card's preset if the algorithm has it; "none": no preset
     overrides: dict[str, str] = field(default_factory=dict)
     device: str = "cpu"
+    env: str | None = None  # the env of a D4RL HDF5 file given as the dataset
     threads: int | None = None
     results_dir: Path = Path("results")
 
@@ -143,7 +144,7 @@ def make_run_id(spec: RunSpec) -> str:
 def run(spec: RunSpec, show_progress: bool = True, on_eval=None) -> RunResult:
     """Train and evaluate one (algo, dataset, seed). Validates everything before writing."""
     cls = get_algorithm(spec.algo)
-    card = resolve_card(spec.dataset)
+    card = resolve_card(spec.dataset, spec.env)
     preset = resolve_preset(cls, card, spec.preset)
     config = resolve_config(cls, preset, spec.overrides)
     steps = _positive("steps", _or(spec.steps, card.train.steps))

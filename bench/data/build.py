@@ -48,6 +48,33 @@ def measure_refs(card: Card) -> tuple[float, float]:
 
 
 @contextmanager
+def staged_dataset(minari_id: str, force: bool = False):
+    """Write a Minari dataset inside a staging root (the body runs with MINARI_DATASETS_PATH set
+    to it), then rename it into the real root: an interrupted write never leaves a dataset that
+    loads as if whole. With force, an existing dataset is replaced only once the new one is."""
+    if dataset_exists(minari_id) and not force:
+        raise DatasetError(f"dataset {minari_id} already exists (use --force to replace it)")
+    root = minari_root()
+    staging = root / STAGING / uuid.uuid4().hex[:12]
+    staging.mkdir(parents=True)
+    try:
+        with _minari_root_at(staging):
+            yield staging
+        final = dataset_dir(minari_id)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        _ensure_namespace(minari_id)
+        if final.exists():
+            os.replace(final, staging / "old")
+        os.replace(staging / minari_id, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            (root / STAGING).rmdir()
+        except OSError:
+            pass
+
+
+@contextmanager
 def _minari_root_at(path: Path):
     old = os.environ.get("MINARI_DATASETS_PATH")
     os.environ["MINARI_DATASETS_PATH"] = str(path)
@@ -75,60 +102,37 @@ def build_dataset(card: Card, size: int | None = None, progress=None, force: boo
     size = card.size if size is None else size
     if size <= 0:
         raise DatasetError(f"dataset '{card.id}': size must be positive, got {size}")
-    final = dataset_dir(card.minari_id)
-    if dataset_exists(card.minari_id) and not force:
-        raise DatasetError(f"dataset {card.minari_id} already exists (use --force to rebuild)")
-
-    root = minari_root()
-    staging = root / STAGING / uuid.uuid4().hex[:12]
-    staging.mkdir(parents=True)
-    try:
-        with _minari_root_at(staging):
-            base_env = make_env(card.env)
-            # the plain env's spec: Minari cannot recreate the collector wrapper itself
-            eval_spec = base_env.spec
-            env = DataCollector(base_env, record_infos=False, jpeg_encoding=False)
-            collect = _collect_replay if card.behavior.policy == "replay" else _collect_behavior
-            returns = collect(env, card, size, progress)
-            # A last unfinished episode is stored as truncated by Minari (bootstrapped, not final).
-            ref_min, ref_max = measure_refs(card)
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message=".*author_email.*")
-                dataset = env.create_dataset(
-                    dataset_id=card.minari_id,
-                    eval_env=eval_spec,
-                    algorithm_name=f"bench behavior {card.behavior.policy} eps={card.behavior.epsilon}",
-                    author="bench",
-                    code_permalink="bench datasets build " + card.id,
-                    ref_min_score=ref_min,
-                    ref_max_score=ref_max,
-                    num_episodes_average_score=card.ref_episodes,
-                    description=card.description,
-                )
-            dataset.storage.update_metadata(
-                {
-                    "bench_card_id": card.id,
-                    "bench_ref_source": card.ref_source,
-                    "bench_behavior_return_mean": float(np.mean(returns))
-                    if returns
-                    else float("nan"),
-                    "bench_behavior_complete_episodes": len(returns),
-                }
+    with staged_dataset(card.minari_id, force):  # the body writes into a staging root
+        base_env = make_env(card.env)
+        # the plain env's spec: Minari cannot recreate the collector wrapper itself
+        eval_spec = base_env.spec
+        env = DataCollector(base_env, record_infos=False, jpeg_encoding=False)
+        collect = _collect_replay if card.behavior.policy == "replay" else _collect_behavior
+        returns = collect(env, card, size, progress)
+        # A last unfinished episode is stored as truncated by Minari (bootstrapped, not final).
+        ref_min, ref_max = measure_refs(card)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*author_email.*")
+            dataset = env.create_dataset(
+                dataset_id=card.minari_id,
+                eval_env=eval_spec,
+                algorithm_name=f"bench behavior {card.behavior.policy} eps={card.behavior.epsilon}",
+                author="bench",
+                code_permalink="bench datasets build " + card.id,
+                ref_min_score=ref_min,
+                ref_max_score=ref_max,
+                num_episodes_average_score=card.ref_episodes,
+                description=card.description,
             )
-            env.close()
-        built = staging / card.minari_id
-        final.parent.mkdir(parents=True, exist_ok=True)
-        _ensure_namespace(card.minari_id)
-        if final.exists():  # --force: replace the old dataset only once the new one is whole
-            trash = staging / "old"
-            os.replace(final, trash)
-        os.replace(built, final)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        try:
-            (root / STAGING).rmdir()
-        except OSError:
-            pass
+        dataset.storage.update_metadata(
+            {
+                "bench_card_id": card.id,
+                "bench_ref_source": card.ref_source,
+                "bench_behavior_return_mean": float(np.mean(returns)) if returns else float("nan"),
+                "bench_behavior_complete_episodes": len(returns),
+            }
+        )
+        env.close()
     return open_dataset(card.minari_id)
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
+from pathlib import Path
 
 import gymnasium as gym
 
@@ -95,8 +97,30 @@ def minari_card(dataset_id: str) -> Card:
     )
 
 
-def resolve_card(dataset_id: str) -> Card:
-    """A shipped card by id, or a card for `minari:<id>`."""
+def hdf5_card(path: str, env_id: str | None) -> Card:
+    """A D4RL HDF5 file used directly: imported once (keyed by its content hash), then read."""
+    import hashlib
+
+    from bench.data.d4rl_io import import_d4rl
+    from bench.data.minari_io import dataset_exists
+
+    file = Path(path)
+    if not file.is_file():
+        raise DatasetError(f"no such file: {path}")
+    if not env_id:
+        raise DatasetError(f"{path}: give the env it was collected on with --env ENV_ID")
+    digest = hashlib.sha256(file.read_bytes()).hexdigest()[:10]
+    stem = re.sub(r"[^a-z0-9]+", "-", file.stem.lower()).strip("-") or "file"
+    minari_id = f"imported/{stem}-{digest}-v0"
+    if not dataset_exists(minari_id):
+        import_d4rl(file, env_id, minari_id)
+    return minari_card(MINARI_PREFIX + minari_id)
+
+
+def resolve_card(dataset_id: str, env_id: str | None = None) -> Card:
+    """A shipped card by id, a card for `minari:<id>`, or for a D4RL HDF5 file path."""
     if dataset_id.startswith(MINARI_PREFIX):
         return minari_card(dataset_id)
+    if dataset_id.endswith((".hdf5", ".h5")):
+        return hdf5_card(dataset_id, env_id)
     return load_card(dataset_id)
