@@ -55,7 +55,8 @@ def staged_dataset(minari_id: str, force: bool = False):
     if dataset_exists(minari_id) and not force:
         raise DatasetError(f"dataset {minari_id} already exists (use --force to replace it)")
     root = minari_root()
-    staging = root / STAGING / uuid.uuid4().hex[:12]
+    _remove_stale_staging(root / STAGING)
+    staging = root / STAGING / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
     staging.mkdir(parents=True)
     try:
         with _minari_root_at(staging):
@@ -72,6 +73,26 @@ def staged_dataset(minari_id: str, force: bool = False):
             (root / STAGING).rmdir()
         except OSError:
             pass
+
+
+def _remove_stale_staging(staging_root: Path) -> None:
+    """Delete staging folders left by killed builds (their process no longer exists)."""
+    if not staging_root.is_dir():
+        return
+    for d in staging_root.iterdir():
+        pid = d.name.split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @contextmanager
