@@ -28,9 +28,9 @@ stdout = Console()
 
 @app.command("run")
 def run_cmd(
-    algo: str = typer.Option(..., "--algo", help="Algorithm name (see `bench algos`)."),
-    dataset: str = typer.Option(
-        ..., "--dataset", help="Dataset card id (see `bench datasets list`)."
+    algo: str | None = typer.Option(None, "--algo", help="Algorithm name (see `bench algos`)."),
+    dataset: str | None = typer.Option(
+        None, "--dataset", help="Dataset card id (see `bench datasets list`)."
     ),
     seed: int = typer.Option(0, help="Seed of the networks, the sampler and the evaluation envs."),
     steps: int | None = typer.Option(None, help="Gradient updates (default: the card's)."),
@@ -52,15 +52,22 @@ def run_cmd(
     env: str | None = typer.Option(None, help="Env id, when --dataset is a D4RL HDF5 file."),
     threads: int | None = typer.Option(None, help="torch threads (default: torch's)."),
     results_dir: Path = typer.Option(Path("results"), help="Where results/runs/<run_id>/ go."),
+    resume: Path | None = typer.Option(
+        None, help="Continue RUN_DIR from its last checkpoint (taken at every evaluation)."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ):
-    """Train ALGO offline on DATASET, evaluate it periodically, write results/runs/<run_id>/."""
+    """Train ALGO offline on DATASET, evaluate it periodically, write results/runs/<run_id>/.
+
+    After a crash or a kill, `bench run --resume RUN_DIR` continues from the last evaluation."""
     from bench.algos.base import parse_overrides
     from bench.runner import RunSpec, run
 
+    if resume is None and (algo is None or dataset is None):
+        raise BenchError("--algo and --dataset are required (or --resume RUN_DIR)")
     spec = RunSpec(
-        algo=algo,
-        dataset=dataset,
+        algo=algo or "",
+        dataset=dataset or "",
         seed=seed,
         steps=steps,
         eval_every=eval_every,
@@ -72,9 +79,18 @@ def run_cmd(
         env=env,
         threads=threads,
         results_dir=results_dir,
+        resume=resume,
     )
     result = run(spec, show_progress=not quiet)
-    table = Table(title=f"{algo} on {dataset}, seed {seed} (normalized score: 0-100 scale)")
+    first = (
+        result.eval_rows[0]
+        if result.eval_rows
+        else {"algo": algo, "dataset": dataset, "seed": seed}
+    )
+    table = Table(
+        title=f"{first['algo']} on {first['dataset']}, seed {first['seed']} "
+        "(normalized score: 0-100 scale)"
+    )
     for col in ("step", "return mean", "return std", "episodes", "normalized score"):
         table.add_column(col, justify="right")
     for r in result.eval_rows:

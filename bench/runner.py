@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import io
+import json
 import platform
+import random
 import re
 import subprocess
 import time
@@ -17,6 +20,7 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 
 import gymnasium as gym
+import numpy as np
 import torch
 
 from bench.algos import get_algorithm
@@ -75,6 +79,7 @@ class RunSpec:
     env: str | None = None  # the env of a D4RL HDF5 file given as the dataset
     threads: int | None = None
     results_dir: Path = Path("results")
+    resume: Path | None = None  # continue this run directory from its last checkpoint
 
 
 @dataclass
@@ -141,8 +146,41 @@ def make_run_id(spec: RunSpec) -> str:
     return f"{spec.algo}__{dataset}__s{spec.seed}__{stamp}-{uuid.uuid4().hex[:6]}"
 
 
+def _resume_spec(run_dir: Path, spec: RunSpec) -> tuple[RunSpec, dict, dict | None]:
+    """The original run's spec (from its config.json) and its last checkpoint, if any."""
+    run_dir = Path(run_dir)
+    try:
+        cfg = json.loads((run_dir / "config.json").read_text())
+        original = RunSpec(
+            algo=cfg["algo"], dataset=cfg["dataset"], seed=cfg["seed"], steps=cfg["steps"],
+            eval_every=cfg["eval_every"], eval_episodes=cfg["eval_episodes"],
+            batch_size=cfg["batch_size"], preset=cfg["preset"] or "none",
+            overrides=cfg["overrides"], device=spec.device, env=cfg.get("env"),
+            threads=spec.threads, results_dir=run_dir.parent.parent, resume=run_dir,
+        )  # fmt: skip
+    except (OSError, ValueError, KeyError, TypeError):
+        raise BenchError(
+            f"--resume {run_dir}: not a bench run directory (no valid config.json)"
+        ) from None
+    state = None
+    if (run_dir / "checkpoint.pt").is_file():
+        try:
+            state = torch.load(run_dir / "checkpoint.pt", weights_only=False)
+        except Exception as e:  # noqa: BLE001 - an unreadable checkpoint is one line
+            raise BenchError(f"--resume {run_dir}: checkpoint.pt cannot be read ({e})") from None
+    return original, cfg, state
+
+
 def run(spec: RunSpec, show_progress: bool = True, on_eval=None) -> RunResult:
-    """Train and evaluate one (algo, dataset, seed). Validates everything before writing."""
+    """Train and evaluate one (algo, dataset, seed). Validates everything before writing.
+
+    With spec.resume, continues that run directory from its last checkpoint (taken at every
+    evaluation): the tables keep exactly one row per evaluation, and the scores equal those of
+    an uninterrupted run with the same seed (CPU).
+    """
+    resumed_cfg, state = None, None
+    if spec.resume is not None:
+        spec, resumed_cfg, state = _resume_spec(spec.resume, spec)
     cls = get_algorithm(spec.algo)
     card = resolve_card(spec.dataset, spec.env)
     preset = resolve_preset(cls, card, spec.preset)
@@ -177,12 +215,32 @@ def run(spec: RunSpec, show_progress: bool = True, on_eval=None) -> RunResult:
     data.compute_nstep(gamma, n, normalize)
     sampler = Sampler(data, batch_size, spec.seed)
 
+    if resumed_cfg is not None:
+        if resumed_cfg["dataset_metadata_hash"] != metadata_hash(dataset):
+            raise DatasetError(
+                f"--resume {spec.resume}: dataset {card.minari_id} changed since the run started"
+            )
+        run_id, run_dir = resumed_cfg["run_id"], Path(spec.resume)
+    else:
+        run_id, run_dir = _new_run_dir(spec)
+        _write_config(run_dir, run_id, spec, card, dataset, steps, eval_every, episodes,
+                      batch_size, preset, config, device, ref_min, ref_max)  # fmt: skip
+    return _train(run_dir, run_id, spec, card, algo, sampler, steps, eval_every, episodes,
+                  ref_min, ref_max, state, show_progress, on_eval)  # fmt: skip
+
+
+def _new_run_dir(spec: RunSpec) -> tuple[str, Path]:
     run_id = make_run_id(spec)
     run_dir = runs_dir(spec.results_dir) / run_id
     try:
         run_dir.mkdir(parents=True)
     except OSError as e:
         raise BenchError(f"cannot create run directory {run_dir}: {e.strerror}") from None
+    return run_id, run_dir
+
+
+def _write_config(run_dir, run_id, spec, card, dataset, steps, eval_every, episodes,
+                  batch_size, preset, config, device, ref_min, ref_max) -> None:  # fmt: skip
     atomic_write_json(
         run_dir / "config.json",
         {
@@ -207,24 +265,40 @@ def run(spec: RunSpec, show_progress: bool = True, on_eval=None) -> RunResult:
             "versions": _versions(),
             "git_sha": _git_sha(),
             "started_utc": dt.datetime.now(dt.UTC).isoformat(),
+            "env": spec.env,
         },
     )
 
+
+def _train(run_dir, run_id, spec, card, algo, sampler, steps, eval_every, episodes,
+           ref_min, ref_max, state, show_progress, on_eval) -> RunResult:  # fmt: skip
+    """The update loop from step 0, or from a checkpoint's step. Checkpoints at every eval."""
     eval_rows: list[dict] = []
     train_rows: list[dict] = []
+    start, elapsed = 0, 0.0
+    if state is not None:
+        algo.load_state_dict(state["algo"])
+        sampler.generator.set_state(state["sampler_generator"])
+        random.setstate(state["rng"]["python"])
+        np.random.set_state(state["rng"]["numpy"])
+        torch.set_rng_state(state["rng"]["torch"])
+        start, elapsed = int(state["step"]), float(state["elapsed_s"])
+        eval_rows, train_rows = list(state["eval_rows"]), list(state["train_rows"])
     sums: dict[str, float] = {}
     window = min(LOG_WINDOW, eval_every)
-    t0 = time.perf_counter()
-    t_window = t0
+    t0 = time.perf_counter() - elapsed
+    t_window = time.perf_counter()
     with progress_bar(f"{spec.algo} on {spec.dataset}", steps, show_progress) as (
         advance,
         describe,
     ):
-        for step in range(1, steps + 1):
+        advance(start)
+        for step in range(start + 1, steps + 1):
             stats = algo.update(sampler.sample())
             for k, v in stats.items():
                 sums[k] = sums.get(k, 0.0) + v
-            if step % window == 0 or step == steps:
+            # a window also closes at every evaluation, so a resumed run logs the same windows
+            if step % window == 0 or step % eval_every == 0 or step == steps:
                 count = step - (train_rows[-1]["step"] if train_rows else 0)
                 now = time.perf_counter()
                 means = {k: v / count for k, v in sums.items()}
@@ -258,17 +332,33 @@ def run(spec: RunSpec, show_progress: bool = True, on_eval=None) -> RunResult:
                 eval_rows.append(row)
                 atomic_write_table(run_dir / "eval.parquet", eval_rows, EVAL_SCHEMA)
                 atomic_write_table(run_dir / "train.parquet", train_rows, TRAIN_SCHEMA)
+                _save_checkpoint(run_dir / "checkpoint.pt", algo, sampler, step,
+                                 time.perf_counter() - t0, eval_rows, train_rows)  # fmt: skip
                 describe(f"{spec.algo} on {spec.dataset} [score {row['normalized_score']:.1f}]")
                 if on_eval is not None:
                     on_eval(row)
                 t_window = time.perf_counter()  # evaluation time is not update time
-    _save_checkpoint(run_dir / "checkpoint.pt", algo, sampler)
     return RunResult(run_dir, eval_rows, time.perf_counter() - t0)
 
 
-def _save_checkpoint(path: Path, algo: Algorithm, sampler: Sampler) -> None:
-    import io
-
+def _save_checkpoint(path, algo, sampler, step, elapsed, eval_rows, train_rows) -> None:
+    """Everything a resume needs, written atomically: networks, optimizers, counters, every RNG
+    (torch, numpy, python, the sampler's and the algorithm's) and the rows written so far."""
     buf = io.BytesIO()
-    torch.save({"algo": algo.state_dict(), "sampler_generator": sampler.generator.get_state()}, buf)
+    torch.save(
+        {
+            "algo": algo.state_dict(),
+            "sampler_generator": sampler.generator.get_state(),
+            "rng": {
+                "python": random.getstate(),
+                "numpy": np.random.get_state(),
+                "torch": torch.get_rng_state(),
+            },
+            "step": step,
+            "elapsed_s": elapsed,
+            "eval_rows": eval_rows,
+            "train_rows": train_rows,
+        },
+        buf,
+    )
     atomic_write_bytes(path, buf.getvalue())
