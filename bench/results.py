@@ -22,6 +22,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from bench.errors import BenchError
+
 EVAL_SCHEMA = pa.schema(
     [
         ("run_id", pa.string()),
@@ -51,8 +53,17 @@ TRAIN_SCHEMA = pa.schema(
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temp file beside `path`, fsync, rename over `path`, fsync the folder."""
-    path = Path(path)
+    """Write to a temp file beside `path`, fsync, rename over `path`, fsync the folder.
+
+    An OS error (disk full, read-only or missing folder) leaves `path` as it was and becomes
+    one BenchError line."""
+    try:
+        _atomic_write(Path(path), data)
+    except OSError as e:
+        raise BenchError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, 0o644)  # mkstemp makes 0600; results are meant to be shared and read

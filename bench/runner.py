@@ -12,6 +12,7 @@ import json
 import platform
 import random
 import re
+import shutil
 import subprocess
 import time
 import uuid
@@ -223,8 +224,12 @@ def run(spec: RunSpec, show_progress: bool = True, on_eval=None) -> RunResult:
         run_id, run_dir = resumed_cfg["run_id"], Path(spec.resume)
     else:
         run_id, run_dir = _new_run_dir(spec)
-        _write_config(run_dir, run_id, spec, card, dataset, steps, eval_every, episodes,
-                      batch_size, preset, config, device, ref_min, ref_max)  # fmt: skip
+        try:
+            _write_config(run_dir, run_id, spec, card, dataset, steps, eval_every, episodes,
+                          batch_size, preset, config, device, ref_min, ref_max)  # fmt: skip
+        except BenchError:
+            shutil.rmtree(run_dir, ignore_errors=True)  # no run directory without its config
+            raise
     return _train(run_dir, run_id, spec, card, algo, sampler, steps, eval_every, episodes,
                   ref_min, ref_max, state, show_progress, on_eval)  # fmt: skip
 
