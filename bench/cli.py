@@ -232,6 +232,7 @@ def datasets_info(dataset: str = typer.Argument(..., help="Dataset card id.")):
     from bench.data.cards import load_card
     from bench.data.data import OfflineData
     from bench.data.minari_io import dataset_dir, dataset_exists, open_dataset
+    from bench.evaluate import normalized_score
 
     card = load_card(dataset)
     table = Table(title=f"{card.id}: {card.description}", show_header=False)
@@ -259,10 +260,8 @@ def datasets_info(dataset: str = typer.Argument(..., help="Dataset card id.")):
         "reference scores",
         f"ref_min {meta['ref_min_score']:.2f}, ref_max {meta['ref_max_score']:.2f} ({card.ref_source})",
     )
-    table.add_row(
-        "behavior score",
-        f"{100 * (rets.mean() - meta['ref_min_score']) / (meta['ref_max_score'] - meta['ref_min_score']):.1f} (normalized, 0-100)",
-    )
+    score = normalized_score(rets.mean(), meta["ref_min_score"], meta["ref_max_score"])
+    table.add_row("behavior score", f"{score:.1f} (normalized, 0-100)")
     table.add_row("bytes on disk", f"{disk / 2**20:.1f} MiB")
     table.add_row(
         "bytes in memory", f"{mem / 2**20:.1f} MiB (obs float32, actions, rewards, indices)"

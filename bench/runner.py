@@ -120,11 +120,8 @@ def _positive(name: str, value: int) -> int:
     return value
 
 
-def _check_action_kind(cls: type[Algorithm], card: Card) -> None:
-    probe = make_env(card.env)
-    discrete = isinstance(probe.action_space, gym.spaces.Discrete)
-    probe.close()
-    kind = "discrete" if discrete else "continuous"
+def _check_action_kind(cls: type[Algorithm], card: Card, action_space: gym.Space) -> None:
+    kind = "discrete" if isinstance(action_space, gym.spaces.Discrete) else "continuous"
     if kind not in cls.action_kinds:
         raise BenchError(
             f"algorithm '{cls.name}' does not handle {kind} actions (dataset '{card.id}' has them)"
@@ -198,16 +195,16 @@ def run(spec: RunSpec, show_progress: bool = True, on_eval=None) -> RunResult:
     if spec.threads:
         torch.set_num_threads(_positive("threads", spec.threads))
 
-    _check_action_kind(cls, card)  # before any dataset is built
+    probe = make_env(card.env)  # the evaluation env: the algorithm and the data must fit it
+    probe.close()
+    _check_action_kind(cls, card, probe.action_space)  # before any dataset is built
     dataset = ensure_dataset(card, show_progress)
     meta = dataset.storage.metadata
     ref_min, ref_max = meta.get("ref_min_score"), meta.get("ref_max_score")
     if ref_min is None or ref_max is None or ref_max == ref_min:
         raise DatasetError(f"dataset {card.minari_id} has no usable ref_min_score/ref_max_score")
     data = OfflineData.from_minari(dataset, device)
-    probe = make_env(card.env)  # the evaluation env: the data must fit its spaces
     validate(data, probe.observation_space, probe.action_space, card.minari_id)
-    probe.close()
     info = EnvInfo(obs_shape=data.obs_shape, action_space=probe.action_space)
 
     seed_everything(spec.seed)

@@ -102,14 +102,14 @@ def hdf5_card(path: str, env_id: str | None) -> Card:
     import hashlib
 
     from bench.data.d4rl_io import import_d4rl
-    from bench.data.minari_io import dataset_exists
 
     file = Path(path)
     if not file.is_file():
         raise DatasetError(f"no such file: {path}")
     if not env_id:
         raise DatasetError(f"{path}: give the env it was collected on with --env ENV_ID")
-    digest = hashlib.sha256(file.read_bytes()).hexdigest()[:10]
+    with file.open("rb") as f:  # streamed: D4RL files can be gigabytes
+        digest = hashlib.file_digest(f, "sha256").hexdigest()[:10]
     stem = re.sub(r"[^a-z0-9]+", "-", file.stem.lower()).strip("-") or "file"
     minari_id = f"imported/{stem}-{digest}-v0"
     if not dataset_exists(minari_id):
