@@ -150,18 +150,20 @@ def _field_docs(config_cls) -> dict[str, str]:
 
 @datasets_app.command("list")
 def datasets_list():
-    """List the dataset cards and whether each is built in the Minari root."""
+    """List the dataset cards, whether each is built in the Minari root, and the Minari remote
+    dataset that is its published counterpart (`--dataset minari:<id>` uses it)."""
     from bench.data.cards import card_ids, load_card
     from bench.data.minari_io import dataset_exists, minari_root
 
     table = Table(title=f"datasets (Minari root: {minari_root()})")
-    for col in ("id", "env", "minari id", "size", "built"):
+    for col in ("id", "env", "minari id", "size", "built", "remote"):
         table.add_column(col, no_wrap=True)
     table.add_column("description")
     for cid in card_ids():
         card = load_card(cid)
         built = "yes" if dataset_exists(card.minari_id) else "no"
-        table.add_row(cid, card.env.id, card.minari_id, f"{card.size:,}", built, card.description)
+        table.add_row(cid, card.env.id, card.minari_id, f"{card.size:,}", built,
+                      card.remote or "", card.description)  # fmt: skip
     stdout.print(table)
 
 
@@ -229,6 +231,8 @@ def datasets_export(
 @datasets_app.command("info")
 def datasets_info(dataset: str = typer.Argument(..., help="Dataset card id.")):
     """Episodes, transitions, returns, reference scores and sizes of a built dataset."""
+    import torch
+
     from bench.data.cards import load_card
     from bench.data.data import OfflineData
     from bench.data.minari_io import dataset_dir, dataset_exists, open_dataset
@@ -239,6 +243,12 @@ def datasets_info(dataset: str = typer.Argument(..., help="Dataset card id.")):
     table.add_column("field", no_wrap=True)
     table.add_column("value")
     table.add_row("env", f"{card.env.id} {card.env.kwargs or ''}")
+    if card.env.atari is not None:
+        table.add_row("preprocessing", f"AtariPreprocessing {card.env.atari}")
+    if card.env.frame_stack > 1:
+        table.add_row(
+            "frame stack", f"{card.env.frame_stack} (stored once per frame, stacked at sample time)"
+        )
     table.add_row("minari id", card.minari_id)
     table.add_row("behavior", f"{card.behavior.policy}, epsilon {card.behavior.epsilon}")
     if not dataset_exists(card.minari_id):
@@ -247,10 +257,11 @@ def datasets_info(dataset: str = typer.Argument(..., help="Dataset card id.")):
         return
     ds = open_dataset(card.minari_id)
     meta = ds.storage.metadata
-    data = OfflineData.from_minari(ds)
+    data = OfflineData.from_minari(ds, frame_stack=card.env.frame_stack)
     rets = data.episode_returns()
     disk = sum(f.stat().st_size for f in dataset_dir(card.minari_id).rglob("*") if f.is_file())
-    mem = sum(t.numel() * t.element_size() for t in (data.obs, data.act, data.rew, data.obs_index))
+    tensors = [t for t in vars(data).values() if isinstance(t, torch.Tensor)]
+    mem = sum(t.numel() * t.element_size() for t in tensors)
     table.add_row("episodes", f"{data.num_episodes:,}")
     table.add_row("transitions", f"{len(data):,}")
     table.add_row(
@@ -261,10 +272,17 @@ def datasets_info(dataset: str = typer.Argument(..., help="Dataset card id.")):
         f"ref_min {meta['ref_min_score']:.2f}, ref_max {meta['ref_max_score']:.2f} ({card.ref_source})",
     )
     score = normalized_score(rets.mean(), meta["ref_min_score"], meta["ref_max_score"])
-    table.add_row("behavior score", f"{score:.1f} (normalized, 0-100)")
+    table.add_row("dataset return score", f"{score:.1f} (normalized: 0 = ref_min, 100 = ref_max)")
+    if "bench_behavior_return_mean" in meta:
+        table.add_row(
+            "behavior mean return",
+            f"{meta['bench_behavior_return_mean']:.1f} over the "
+            f"{meta['bench_behavior_complete_episodes']} complete episodes collected",
+        )
     table.add_row("bytes on disk", f"{disk / 2**20:.1f} MiB")
     table.add_row(
-        "bytes in memory", f"{mem / 2**20:.1f} MiB (obs float32, actions, rewards, indices)"
+        "bytes in memory",
+        f"{mem / 2**20:.1f} MiB (observations {data.obs.dtype}, actions, rewards, indices)",
     )
     stdout.print(table)
 
@@ -329,15 +347,22 @@ def perf_cmd(
     acting: bool = typer.Option(
         True, "--acting/--no-acting", help="Also measure acting throughput."
     ),
+    memory_sizes: str = typer.Option(
+        "100000,1000000",
+        "--memory-sizes",
+        help="Atari dataset sizes (transitions) whose loading memory is measured; '' skips. "
+        "Each writes a synthetic lossless dataset to a temp folder (7 GB for 1M).",
+    ),
     json_path: Path | None = typer.Option(None, "--json", help="Also write the results as JSON."),
 ):
     """Updates/s (incl. sampling) at batch 32 and 256 (Atari CNN: 32), FLOPs per update, GFLOP/s
-    against the matmul roofline of the same shapes, and acting throughput on 10 envs."""
+    against the matmul roofline of the same shapes, acting throughput on 10 envs, and the memory
+    of loading Atari datasets (frames stored once, stacks gathered at sample time)."""
     import json
 
     from bench.algos import REGISTRY
     from bench.errors import UnknownNameError
-    from bench.perf import default_cases, measure_acting, measure_case
+    from bench.perf import default_cases, measure_acting, measure_atari_memory, measure_case
 
     names = sorted(REGISTRY) if algos == "all" else [a.strip() for a in algos.split(",")]
     for name in names:
@@ -347,6 +372,10 @@ def perf_cmd(
         thread_counts = [int(t) for t in threads.split(",")]
     except ValueError:
         raise BenchError(f"bad --threads '{threads}': expected e.g. 1,2") from None
+    try:
+        sizes = [int(n) for n in memory_sizes.split(",") if n.strip()]
+    except ValueError:
+        raise BenchError(f"bad --memory-sizes '{memory_sizes}': expected e.g. 100000") from None
     cases = [c for c in default_cases() if c.algo in names]
     rows = []
     table = Table(
@@ -382,8 +411,25 @@ def perf_cmd(
                         f"{speedup:.1f}x" if speedup else "",
                     )  # fmt: skip
         stdout.print(act_table)
+    memory_rows = []
+    if sizes:
+        mem_table = Table(
+            title="loading Atari transitions (84x84 frames once, 4-stacks at sample time)"
+        )
+        for col in ("transitions", "frame bytes", "peak RSS added", "RSS / frames", "load s"):
+            mem_table.add_column(col, justify="right", no_wrap=True)
+        for n in sizes:
+            r = measure_atari_memory(n)
+            memory_rows.append(r)
+            mem_table.add_row(
+                f"{n:,}", f"{r['frame_bytes'] / 2**20:,.0f} MiB",
+                f"{r['rss_delta'] / 2**20:,.0f} MiB", f"{r['rss_over_frames']:.3f}",
+                f"{r['load_s']:.1f}",
+            )  # fmt: skip
+        stdout.print(mem_table)
     if json_path is not None:
-        json_path.write_text(json.dumps({"training": rows, "acting": acting_rows}, indent=2))
+        result = {"training": rows, "acting": acting_rows, "atari_memory": memory_rows}
+        json_path.write_text(json.dumps(result, indent=2))
 
 
 def main() -> None:

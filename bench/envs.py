@@ -8,15 +8,28 @@ from bench.data.cards import EnvSpec
 from bench.errors import BenchError
 
 
-def make_env(env: EnvSpec) -> gym.Env:
+def make_env(env: EnvSpec, stacked: bool = True) -> gym.Env:
+    """The card's env: gym.make(id, **kwargs), then AtariPreprocessing when the card has an
+    `atari` table, then a frame stack when `frame_stack` > 1 and `stacked` (the agent's view).
+    The builder uses stacked=False: datasets store each frame once."""
+    if env.id.startswith("ALE/"):
+        import ale_py  # ships its ROMs; registering makes ALE/* ids available offline
+
+        gym.register_envs(ale_py)
     try:
-        return gym.make(env.id, **env.kwargs)
-    except gym.error.Error as e:
-        raise BenchError(f"cannot make env {env.id}: {e}") from None
+        e = gym.make(env.id, **env.kwargs)
+        if env.atari is not None:
+            e = gym.wrappers.AtariPreprocessing(e, **env.atari)
+    except (gym.error.Error, ValueError, TypeError, ImportError) as err:
+        raise BenchError(f"cannot make env {env.id}: {type(err).__name__}: {err}") from None
+    if stacked and env.frame_stack > 1:
+        e = gym.wrappers.FrameStackObservation(e, env.frame_stack)
+    return e
 
 
 def make_vector_env(env: EnvSpec, n: int) -> gym.vector.VectorEnv:
-    """n synchronous copies; on an episode's end the env resets in the same step.
+    """n synchronous copies of the agent's (stacked) env; on an episode's end the env resets in
+    the same step.
 
     SyncVectorEnv with batched inference beats AsyncVectorEnv for cheap envs on 2 cores
     (REFERENCE.md, environment throughput).

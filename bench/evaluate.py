@@ -36,6 +36,7 @@ def rollout_returns(
     seed: int,
     on_episode_end: Callable[[int], None] | None = None,
     n_envs: int = MAX_EVAL_ENVS,
+    attach: Callable[[list], None] | None = None,
 ) -> np.ndarray:
     """Run exactly `episodes` episodes of `act` (obs batch -> action batch) on a vector env.
 
@@ -43,11 +44,14 @@ def rollout_returns(
     over-represented (which taking the first N finished episodes would do). Env i is seeded
     with seed + i; the episodes that follow continue each env's own RNG, so a given
     (seed, episodes) always plays the same episodes. on_episode_end(i) is called when env i
-    finishes an episode (a behavior uses it to draw a new epsilon).
+    finishes an episode (a behavior uses it to draw a new epsilon). attach(envs), when given,
+    receives the list of single envs first (policies that read emulator state need them).
     """
     n_envs = min(n_envs, episodes)
     quota = split_episodes(episodes, n_envs)
     envs = make_vector_env(env, n_envs)
+    if attach is not None:
+        attach(envs.envs)
     try:
         obs, _ = envs.reset(seed=[seed + i for i in range(n_envs)])
         running = np.zeros(n_envs)

@@ -204,3 +204,76 @@ def measure_acting(threads: int, repeats: int = 3) -> list[dict]:
             )
             rows[-1]["batched_vs_loop_speedup"] = looped / batched
     return rows
+
+
+# ---------------------------------------------------------------------- Atari loading memory
+_LOAD_PROBE = """
+import json, sys, time
+import minari, torch
+from bench.data.data import OfflineData
+
+def rss(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field):
+            return int(line.split()[1]) * 1024
+
+ds = minari.load_dataset(sys.argv[1])
+base = rss("VmRSS:")
+t0 = time.perf_counter()
+data = OfflineData.from_minari(ds, frame_stack=4)
+data.compute_nstep(0.99, 1)
+data.gather(torch.arange(32))
+print(json.dumps({"load_s": time.perf_counter() - t0, "rss_delta": rss("VmHWM:") - base,
+                  "frame_bytes": data.obs.numel() * data.obs.element_size(),
+                  "transitions": len(data)}))
+"""
+
+
+def write_synthetic_atari(root, n: int, episode_len: int = 1000, seed: int = 0) -> str:
+    """A Minari dataset (HDF5, lossless) of n random 84x84 frames in episodes of episode_len,
+    written episode by episode into the Minari root `root`; returns its id."""
+    import os
+
+    import minari
+    from minari.data_collector import EpisodeBuffer
+    from minari.dataset.minari_storage import MinariStorage
+
+    minari_id = f"perf/atari-synthetic-{n}-v0"
+    path = os.path.join(root, minari_id, "data")
+    os.makedirs(path, exist_ok=True)
+    obs_space = gym.spaces.Box(0, 255, (84, 84), np.uint8)
+    storage = MinariStorage.new(
+        path, obs_space, gym.spaces.Discrete(4), data_format="hdf5", jpeg_encoding=False
+    )
+    rng = np.random.default_rng(seed)
+    for start in range(0, n, episode_len):
+        T = min(episode_len, n - start)
+        trunc = [False] * T
+        trunc[-1] = True
+        storage.update_episodes([EpisodeBuffer(
+            id=start // episode_len, observations=rng.integers(0, 256, (T + 1, 84, 84), np.uint8),
+            actions=rng.integers(0, 4, T).tolist(), rewards=[0.0] * T,
+            terminations=[False] * T, truncations=trunc,
+        )])  # fmt: skip
+    storage.update_metadata({"dataset_id": minari_id, "minari_version": minari.__version__})
+    return minari_id
+
+
+def measure_atari_memory(n: int) -> dict:
+    """Load n Atari transitions (frames stored once, stacks of 4 at sample time) in a fresh
+    process: peak RSS beyond the process before loading, against the raw frame bytes."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="bench-perf-") as root:
+        minari_id = write_synthetic_atari(root, n)
+        env = {**os.environ, "MINARI_DATASETS_PATH": root, "OMP_NUM_THREADS": "1"}
+        out = subprocess.run(
+            [sys.executable, "-c", _LOAD_PROBE, minari_id],
+            capture_output=True, text=True, env=env, check=True,
+        )  # fmt: skip
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    return {**r, "rss_over_frames": r["rss_delta"] / r["frame_bytes"]}

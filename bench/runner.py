@@ -203,7 +203,7 @@ def run(spec: RunSpec, show_progress: bool = True, on_eval=None) -> RunResult:
     ref_min, ref_max = meta.get("ref_min_score"), meta.get("ref_max_score")
     if ref_min is None or ref_max is None or ref_max == ref_min:
         raise DatasetError(f"dataset {card.minari_id} has no usable ref_min_score/ref_max_score")
-    data = OfflineData.from_minari(dataset, device)
+    data = OfflineData.from_minari(dataset, device, card.env.frame_stack)
     validate(data, probe.observation_space, probe.action_space, card.minari_id)
     info = EnvInfo(obs_shape=data.obs_shape, action_space=probe.action_space)
 

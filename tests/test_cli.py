@@ -137,3 +137,16 @@ def test_datasets_list_and_info(tiny_cartpole):
     res = bench("datasets", "info", "cartpole-mixed")
     assert res.returncode == 0, res.stderr
     assert "3,000" in res.stdout and "ref_max 500.00" in res.stdout
+
+
+def test_perf_reports_atari_loading_memory(tmp_path):
+    """`bench perf` memory part alone, on a small synthetic Atari dataset."""
+    out = tmp_path / "perf.json"
+    res = bench("perf", "--algos", "bc", "--threads", "1", "--repeats", "1", "--min-time", "0.05",
+                "--no-acting", "--memory-sizes", "3000", "--json", out)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    import json
+
+    mem = json.loads(out.read_text())["atari_memory"][0]
+    assert mem["transitions"] == 3000 and mem["frame_bytes"] == 3003 * 84 * 84
+    assert 0.5 < mem["rss_over_frames"] < 3.0  # small n: fixed overheads weigh more

@@ -34,7 +34,10 @@ def measure_policy(card: Card, spec: PolicySpec, episodes: int, seed: int = REF_
     probe.close()
     n_envs = min(episodes, 10)
     behavior = Behavior(spec, space, n_envs, seed)
-    return rollout_returns(card.env, behavior, episodes, seed, on_episode_end=behavior.new_episode)
+    return rollout_returns(
+        card.env, behavior, episodes, seed,
+        on_episode_end=behavior.new_episode, attach=lambda envs: setattr(behavior, "envs", envs),
+    )  # fmt: skip
 
 
 def measure_refs(card: Card) -> tuple[float, float]:
@@ -124,7 +127,7 @@ def build_dataset(card: Card, size: int | None = None, progress=None, force: boo
     if size <= 0:
         raise DatasetError(f"dataset '{card.id}': size must be positive, got {size}")
     with staged_dataset(card.minari_id, force):  # the body writes into a staging root
-        base_env = make_env(card.env)
+        base_env = make_env(card.env, stacked=False)  # frames are stored once, unstacked
         # the plain env's spec: Minari cannot recreate the collector wrapper itself
         eval_spec = base_env.spec
         env = DataCollector(base_env, record_infos=False, jpeg_encoding=False)
@@ -159,7 +162,7 @@ def build_dataset(card: Card, size: int | None = None, progress=None, force: boo
 
 def _collect_behavior(env, card: Card, size: int, progress) -> list[float]:
     """Roll the card's behavior out for exactly `size` steps; returns complete episodes' returns."""
-    behavior = Behavior(card.behavior, env.action_space, 1, card.seed)
+    behavior = Behavior(card.behavior, env.action_space, 1, card.seed, envs=[env])
     episode = 0
     obs, _ = env.reset(seed=_episode_seed(card, episode))
     returns, ret = [], 0.0

@@ -28,6 +28,13 @@ class EnvSpec:
 
     id: str
     kwargs: dict[str, Any] = field(default_factory=dict)
+    #: gymnasium AtariPreprocessing kwargs (frame skip, 84x84 grayscale, no-op starts), when the
+    #: env is an Atari game; the env itself must then be made with frameskip=1.
+    atari: dict[str, Any] | None = None
+    #: Observations the agent sees stack this many consecutive frames (FrameStackObservation,
+    #: padded at reset with the first frame). Datasets store each frame once; the loader
+    #: gathers the same stacks at sample time.
+    frame_stack: int = 1
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,9 @@ class Card:
     ref_episodes: int
     train: TrainDefaults
     path: Path | None = None
+    #: The Minari remote dataset that plays this card's role (e.g. mujoco/hopper/medium-v0),
+    #: where one exists: `--dataset minari:<card id>` uses it (downloaded when online).
+    remote: str | None = None
 
     @property
     def measured_refs(self) -> bool:
@@ -104,6 +114,23 @@ def _policy(table: dict, where: str) -> PolicySpec:
     )
 
 
+def _env(table: dict, where: str) -> EnvSpec:
+    atari = table.get("atari")
+    if atari is not None and not isinstance(atari, dict):
+        raise DatasetError(
+            f"dataset card {where}: 'atari' must be a table of AtariPreprocessing kwargs"
+        )
+    stack = _get(table, "frame_stack", where, int, 1)
+    if stack < 1:
+        raise DatasetError(f"dataset card {where}: frame_stack must be >= 1, got {stack}")
+    return EnvSpec(
+        id=_get(table, "id", where, str),
+        kwargs=dict(table.get("kwargs", {})),
+        atari=None if atari is None else dict(atari),
+        frame_stack=stack,
+    )
+
+
 def parse_card(raw: dict[str, Any], where: str, path: Path | None = None) -> Card:
     env = _get(raw, "env", where, dict)
     build = _get(raw, "build", where, dict)
@@ -113,21 +140,25 @@ def parse_card(raw: dict[str, Any], where: str, path: Path | None = None) -> Car
     ref_max = norm.get("ref_max")
     if (ref_min is None) != (ref_max is None):
         raise DatasetError(f"dataset card {where}: give both ref_min and ref_max, or neither")
+    if ref_min is None and "expert" not in norm:
+        raise DatasetError(f"dataset card {where}: refs measured at build need an 'expert' policy")
     return Card(
         id=_get(raw, "id", where, str),
         description=raw.get("description", ""),
         minari_id=_get(raw, "minari_id", where, str),
-        env=EnvSpec(id=_get(env, "id", where, str), kwargs=dict(env.get("kwargs", {}))),
+        env=_env(env, where),
         behavior=_policy(_get(build, "behavior", where, dict), where),
         size=int(_get(build, "size", where, int)),
         seed=int(build.get("seed", 0)),
         ref_min=None if ref_min is None else float(ref_min),
         ref_max=None if ref_max is None else float(ref_max),
         ref_source=_get(norm, "source", where, str),
-        expert=_policy(_get(norm, "expert", where, dict), where),
+        # the expert only matters when the refs are measured at build time
+        expert=_policy(_get(norm, "expert", where, dict, {"policy": "none"}), where),
         ref_episodes=int(norm.get("episodes", 100)),
         train=TrainDefaults(**train),
         path=path,
+        remote=_get(raw, "remote", where, str, None),
     )
 
 

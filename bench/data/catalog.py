@@ -1,6 +1,8 @@
 """Dataset ids -> cards: shipped cards (datasets/*.toml) and any Minari dataset (minari:<id>).
 
-`minari:<namespace/name-vN>` uses a dataset from the local Minari root; when it is not there,
+`minari:<namespace/name-vN>` uses a dataset from the local Minari root; `minari:<card id>` uses
+the Minari remote dataset the card names as its counterpart (its `remote` alias, e.g.
+hopper-medium -> mujoco/hopper/medium-v0). When the dataset is not local,
 minari.download_dataset is tried when the remote's host answers a 3 s connection probe; offline,
 the error is one line within seconds, saying how to build or import a dataset instead.
 """
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import gymnasium as gym
 
-from bench.data.cards import Card, EnvSpec, PolicySpec, TrainDefaults, load_card
+from bench.data.cards import Card, EnvSpec, PolicySpec, TrainDefaults, card_ids, load_card
 from bench.data.minari_io import dataset_exists, open_dataset
 from bench.errors import DatasetError
 
@@ -61,9 +63,22 @@ def download(minari_id: str, probe_timeout: float = PROBE_TIMEOUT_S) -> None:
         ) from None
 
 
+def remote_alias(name: str) -> str:
+    """A card id with a `remote` alias -> that Minari remote id; anything else unchanged."""
+    if "/" in name or name not in card_ids():
+        return name
+    card = load_card(name)
+    if card.remote is None:
+        raise DatasetError(
+            f"dataset card {name} has no Minari remote counterpart; use `--dataset {name}` "
+            "(built locally) or minari:<namespace/name-vN>"
+        )
+    return card.remote
+
+
 def minari_card(dataset_id: str) -> Card:
     """A card for any Minari dataset: env and reference scores come from its metadata."""
-    minari_id = dataset_id[len(MINARI_PREFIX) :]
+    minari_id = remote_alias(dataset_id[len(MINARI_PREFIX) :])
     if not minari_id:
         raise DatasetError("empty Minari id: use minari:<namespace/name-vN>")
     if not dataset_exists(minari_id):

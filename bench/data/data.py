@@ -10,6 +10,12 @@ n-step targets (estimation_step n, discount gamma) are computed once, episode-aw
     discount[t]   = gamma^m if the episode did not terminate within those m steps, else 0
 A termination stops bootstrapping; a truncation (time limit, or the end of a collection run)
 bootstraps from the last stored observation.
+
+Frame stacks (Atari). With frame_stack k > 1 each stored observation is one frame and the
+agent's observation at row r is frames [r-k+1 .. r], rows before the episode's first frame
+replaced by that first frame (as gymnasium's FrameStackObservation pads at reset). Stacks are
+gathered at sample time, so memory holds each frame once: 1M 84x84 frames are 7.1 GB where
+stacked obs and next obs would be 56 GB.
 """
 
 from __future__ import annotations
@@ -62,6 +68,8 @@ class OfflineData:
         truncated: torch.Tensor,
         episode_end: torch.Tensor,
         action_mask: torch.Tensor | None = None,
+        obs_start: torch.Tensor | None = None,
+        frame_stack: int = 1,
     ):
         self.obs = obs
         self.obs_index = obs_index
@@ -73,15 +81,30 @@ class OfflineData:
         self.episode_end = episode_end
         #: [n_obs, A] bool legal-action mask aligned with obs, when the dataset has one
         self.action_mask = action_mask
+        #: per obs row: the row of its episode's first observation (for frame stacks)
+        self.obs_start = obs_start
+        self.frame_stack = frame_stack
+        if frame_stack > 1 and obs_start is None:
+            raise ValueError("frame stacking needs obs_start")
         self._nstep: NStep | None = None
 
     # ----------------------------------------------------------------- construction
     @classmethod
-    def from_episodes(cls, episodes, device: str | torch.device = "cpu") -> OfflineData:
+    def from_episodes(
+        cls,
+        episodes,
+        device: str | torch.device = "cpu",
+        n_obs: int | None = None,
+        frame_stack: int = 1,
+    ) -> OfflineData:
         """Build from an iterable of episodes with observations (T+1), actions, rewards,
         terminations and truncations (T). Each episode must end with a termination or a
-        truncation."""
-        obs, act, rew, term, trunc, lengths = [], [], [], [], [], []
+        truncation. With n_obs (the total number of observations, when known), observations
+        are copied into one preallocated array as the episodes stream in, so loading needs
+        the dataset's bytes once, not twice."""
+        obs_parts, act, rew, term, trunc, lengths = [], [], [], [], [], []
+        obs_all: np.ndarray | None = None
+        row = 0
         for ep in episodes:
             o = np.asarray(ep["observations"])
             T = len(ep["actions"])
@@ -93,7 +116,16 @@ class OfflineData:
                 raise DatasetError(
                     f"episode {len(lengths)} ends with neither a termination nor a truncation"
                 )
-            obs.append(o)
+            if n_obs is not None:
+                if obs_all is None:
+                    dtype = np.uint8 if o.dtype == np.uint8 else np.float32
+                    obs_all = np.empty((n_obs, *o.shape[1:]), dtype=dtype)
+                if row + len(o) > n_obs or o.shape[1:] != obs_all.shape[1:]:
+                    raise DatasetError("episodes do not match the dataset's recorded size/shape")
+                obs_all[row : row + len(o)] = o
+            else:
+                obs_parts.append(o)
+            row += len(o)
             act.append(np.asarray(ep["actions"]))
             rew.append(np.asarray(ep["rewards"], dtype=np.float32))
             term.append(np.asarray(ep["terminations"], dtype=bool))
@@ -101,6 +133,10 @@ class OfflineData:
             lengths.append(T)
         if not lengths:
             raise DatasetError("no transitions (empty dataset)")
+        if obs_all is None:
+            obs_all = np.concatenate(obs_parts)
+        elif row != n_obs:
+            raise DatasetError(f"episodes hold {row} observations, the metadata says {n_obs}")
         lengths_np = np.asarray(lengths)
         n = int(lengths_np.sum())
         starts = np.concatenate([[0], np.cumsum(lengths_np)[:-1]])
@@ -108,24 +144,32 @@ class OfflineData:
         # row of s_t in obs: each episode shifts by one extra (its final observation)
         obs_index = np.arange(n) + ep_of
         episode_end = np.repeat(starts + lengths_np, lengths_np)
+        # per obs row, the row of its episode's first observation (episodes hold T+1 rows)
+        obs_start = np.repeat(starts + np.arange(len(lengths_np)), lengths_np + 1)
         a = np.concatenate(act)
         a_t = torch.as_tensor(a, dtype=torch.long if a.dtype.kind in "iu" else torch.float32)
         return cls(
-            obs=_obs_tensor(np.concatenate(obs)).to(device),
+            obs=_obs_tensor(obs_all).to(device),
             obs_index=torch.as_tensor(obs_index, dtype=torch.long).to(device),
             act=a_t.to(device),
             rew=torch.as_tensor(np.concatenate(rew)).to(device),
             terminated=torch.as_tensor(np.concatenate(term)).to(device),
             truncated=torch.as_tensor(np.concatenate(trunc)).to(device),
             episode_end=torch.as_tensor(episode_end, dtype=torch.long).to(device),
+            obs_start=torch.as_tensor(obs_start, dtype=torch.long).to(device),
+            frame_stack=frame_stack,
         )
 
     @classmethod
-    def from_minari(cls, dataset, device: str | torch.device = "cpu") -> OfflineData:
-        """All episodes of a MinariDataset; unreadable or incomplete files are one error line."""
+    def from_minari(
+        cls, dataset, device: str | torch.device = "cpu", frame_stack: int = 1
+    ) -> OfflineData:
+        """All episodes of a MinariDataset, streamed into preallocated arrays; unreadable or
+        incomplete files are one error line."""
         try:
-            episodes = list(dataset.storage.get_episodes(dataset.episode_indices))
-            return cls.from_episodes(episodes, device)
+            n_obs = int(dataset.total_steps) + len(dataset.episode_indices)
+            episodes = dataset.storage.get_episodes(dataset.episode_indices)
+            return cls.from_episodes(episodes, device, n_obs=n_obs, frame_stack=frame_stack)
         except DatasetError as e:
             raise DatasetError(f"dataset {dataset.id}: {e}") from None
         except (KeyError, OSError, ValueError, TypeError, RuntimeError) as e:
@@ -139,7 +183,17 @@ class OfflineData:
 
     @property
     def obs_shape(self) -> tuple[int, ...]:
-        return tuple(self.obs.shape[1:])
+        """The agent's observation shape: [k, *frame] with frame stacks, else a stored row's."""
+        frame = tuple(self.obs.shape[1:])
+        return (self.frame_stack, *frame) if self.frame_stack > 1 else frame
+
+    def observations(self, rows: torch.Tensor) -> torch.Tensor:
+        """The agent's observations at obs rows: [B, *obs_shape] (stacks gathered here)."""
+        if self.frame_stack == 1:
+            return self.obs[rows]
+        offsets = torch.arange(1 - self.frame_stack, 1, device=rows.device)
+        stack_rows = torch.maximum(rows[:, None] + offsets, self.obs_start[rows][:, None])
+        return self.obs[stack_rows]
 
     @property
     def num_episodes(self) -> int:
@@ -186,10 +240,10 @@ class OfflineData:
         if self.action_mask is not None:
             mask, next_mask = self.action_mask[oi], self.action_mask[bi]
         return Batch(
-            obs=self.obs[oi],
+            obs=self.observations(oi),
             act=self.act[idx],
             ret=ns.ret[idx],
-            next_obs=self.obs[bi],
+            next_obs=self.observations(bi),
             discount=ns.discount[idx],
             mask=mask,
             next_mask=next_mask,

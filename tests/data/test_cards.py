@@ -1,5 +1,7 @@
 """Every shipped card builds (tiny) and trains: the recipes, shipped weights and refs all work."""
 
+import dataclasses
+
 import pytest
 
 from bench.algos import REGISTRY
@@ -14,6 +16,10 @@ TINY = 400
 def test_card_builds_tiny_and_trains(card_id, tmp_path, monkeypatch):
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
     card = load_card(card_id)
+    if card.env.atari is not None:  # cap episodes (a stalled policy would play 108k frames)
+        kwargs = {**card.env.kwargs, "max_num_frames_per_episode": TINY}  # 100 agent steps
+        card = dataclasses.replace(card, env=dataclasses.replace(card.env, kwargs=kwargs))
+        monkeypatch.setattr("bench.data.catalog.load_card", lambda _id: card)
     ds = build_dataset(card, size=TINY)
     meta = ds.storage.metadata
     assert ds.total_steps == TINY

@@ -69,3 +69,14 @@ def test_dataset_without_reference_scores_is_refused(tiny_cartpole, tmp_path, mo
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(root))
     with pytest.raises(DatasetError, match="no ref_min_score/ref_max_score"):
         catalog.resolve_card(f"minari:{card.minari_id}")
+
+
+def test_card_aliases_resolve_to_minari_remote_ids(monkeypatch):
+    assert catalog.remote_alias("atari-breakout-expert") == "atari/breakout/expert-v0"
+    assert catalog.remote_alias("mujoco/hopper/medium-v0") == "mujoco/hopper/medium-v0"
+    with pytest.raises(DatasetError, match="no Minari remote counterpart"):
+        catalog.remote_alias("cartpole-mixed")
+    # offline, the alias goes the remote id's way: one line, within seconds
+    monkeypatch.setattr(catalog, "_remote_host", lambda: "unreachable.invalid")
+    with pytest.raises(DatasetError, match="atari/breakout/expert-v0 is not local"):
+        catalog.resolve_card("minari:atari-breakout-expert")

@@ -94,3 +94,27 @@ def test_bad_episodes_are_rejected():
         OfflineData.from_episodes([bad])
     with pytest.raises(DatasetError, match="no transitions"):
         OfflineData.from_episodes([])
+
+
+def test_frame_stacks_are_gathered_and_padded_at_episode_starts():
+    """frame_stack 3: obs at row r = frames [r-2, r-1, r], clamped to the episode's first."""
+    data = OfflineData.from_episodes(
+        [episode([10, 11, 12, 13], [1, 2, 3], True), episode([20, 21, 22], [4, 5], False)],
+        frame_stack=3,
+    )
+    data.compute_nstep(0.9, 1)
+    assert data.obs_shape == (3, 1)
+    batch = data.gather(torch.arange(5))
+    stacks = batch.obs.squeeze(-1).tolist()
+    assert stacks == [[10, 10, 10], [10, 10, 11], [10, 11, 12], [20, 20, 20], [20, 20, 21]]
+    nxt = batch.next_obs.squeeze(-1).tolist()
+    assert nxt == [[10, 10, 11], [10, 11, 12], [11, 12, 13], [20, 20, 21], [20, 21, 22]]
+
+
+def test_streamed_loading_equals_concatenation():
+    eps = [episode([10, 11, 12, 13], [1, 2, 3], True), episode([20, 21, 22], [4, 5], False)]
+    a = OfflineData.from_episodes(eps)
+    b = OfflineData.from_episodes(iter(eps), n_obs=7)
+    assert torch.equal(a.obs, b.obs) and torch.equal(a.obs_index, b.obs_index)
+    with pytest.raises(DatasetError, match="metadata says 8"):
+        OfflineData.from_episodes(iter(eps), n_obs=8)
