@@ -18,7 +18,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q '$(TORCH_SPEC)'
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,ray]'
 	@touch $(STAMP)
 
 test: install
@@ -27,8 +27,15 @@ test: install
 test-slow: install
 	$(PY) -m pytest -q -m slow
 
+# a small sweep (2 seeds), then the leaderboard and the plots of it, in results/demo
+DEMO_DIR   ?= results/demo
 demo: install
-	$(BENCH) run --algo discrete_bcq --dataset cartpole-mixed --seed 0
+	$(BENCH) sweep --algo discrete_bcq,discrete_sac,bc --dataset cartpole-mixed --seeds 0-1 \
+		--results-dir $(DEMO_DIR) --workers 2
+	$(BENCH) sweep --algo bcq,redq,bc --dataset pendulum-medium --seeds 0-1 --steps 2000 \
+		--eval-every 500 --results-dir $(DEMO_DIR) --workers 2
+	$(BENCH) leaderboard --results $(DEMO_DIR)
+	$(BENCH) plot --results $(DEMO_DIR) --out $(DEMO_DIR)/plots
 
 perf: install
 	$(BENCH) perf --json perf.json

@@ -338,6 +338,281 @@ def behavior_train(
     stdout.print(table)
 
 
+def wide_console() -> Console:
+    """stdout at no less than 250 columns: wide tables are never squeezed or cut when piped."""
+    return Console(width=max(stdout.width, 250))
+
+
+def _score_spec(score: str, last_k: int):
+    from bench.leaderboard import ScoreSpec
+
+    return ScoreSpec(score, last_k)
+
+
+RESULTS_OPT = typer.Option(Path("results"), "--results", help="Results folder (holds runs/).")
+SCORE_OPT = typer.Option(
+    "final", "--score", help="final: mean of each run's last k evaluations; best: max (optimistic)."
+)
+LAST_K_OPT = typer.Option(3, "--last-k", help="Evaluations averaged by the final score.")
+
+
+@app.command("leaderboard")
+def leaderboard_cmd(
+    results: Path = RESULTS_OPT,
+    format: str = typer.Option("md", "--format", help="md (terminal), csv or html."),
+    score: str = SCORE_OPT,
+    last_k: int = LAST_K_OPT,
+    out: Path | None = typer.Option(None, "--out", help="Write csv/html here instead of stdout."),
+):
+    """One row per algo x dataset: seeds, mean / median / IQM of the normalized score with 95%
+    stratified bootstrap CIs, raw return, steps and the command that reproduces it; then one
+    row per algorithm across datasets (IQM, optimality gap). Runs still in progress are left
+    out and counted."""
+    from rich import box
+
+    from bench.leaderboard import (
+        display_aggregate,
+        display_frame,
+        leaderboard,
+        protocol_line,
+        to_html,
+    )  # fmt: skip
+
+    if format not in ("md", "csv", "html"):
+        raise BenchError(f"unknown format '{format}'; choose one of: md, csv, html")
+    spec = _score_spec(score, last_k)
+    table, agg, in_progress = leaderboard(results, spec)
+    protocol = protocol_line(table, spec)
+    if format == "md":
+        if table.empty:
+            raise BenchError(
+                f"no complete runs under {results}/runs ({len(in_progress)} in progress)"
+            )
+        per_dataset = display_frame(table)
+        wide = wide_console()
+        for title, frame in (("per dataset", per_dataset.drop(columns="command")),
+                             ("aggregate across datasets", display_aggregate(agg))):  # fmt: skip
+            t = Table(title=title, box=box.MARKDOWN, title_justify="left")
+            for col in frame.columns:
+                t.add_column(col, no_wrap=True)
+            for row in frame.itertuples(index=False):
+                t.add_row(*map(str, row))
+            wide.print(t)
+        stdout.print(protocol, soft_wrap=True)
+        stdout.print("reproduce:")
+        for row in per_dataset.itertuples(index=False):
+            stdout.print(
+                f"  {row.algo} x {row.dataset}: {row.command}", soft_wrap=True, markup=False
+            )
+        if len(in_progress):
+            stdout.print(f"{len(in_progress)} run(s) in progress, not counted: "
+                         + ", ".join(in_progress.run_id), soft_wrap=True)  # fmt: skip
+        return
+    if format == "csv":
+        text = table.assign(score=spec.kind, last_k=spec.last_k).to_csv(index=False)
+    else:
+        text = to_html(table, agg, protocol, len(in_progress))
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        from bench.results import atomic_write_bytes
+
+        atomic_write_bytes(out, text.encode())
+        stdout.print(f"wrote {out}")
+
+
+@app.command("plot")
+def plot_cmd(
+    results: Path = RESULTS_OPT,
+    kind: str = typer.Option(
+        "all",
+        "--kind",
+        help="curves (learning curves), bars (IQM / optimality gap with CIs), "
+        "profile (performance profiles), or all.",
+    ),
+    out: Path = typer.Option(
+        Path("results/plots"), "--out", help="Folder for the PNG and SVG files."
+    ),
+    score: str = SCORE_OPT,
+    last_k: int = LAST_K_OPT,
+):
+    """Seaborn figures from the results tables, as PNG and SVG at paper size."""
+    from bench.plots import KINDS, plot
+
+    spec = _score_spec(score, last_k)
+    kinds = KINDS if kind == "all" else (kind,)
+    for k in kinds:
+        for path in plot(results, k, out, spec):
+            stdout.print(f"wrote {path}")
+
+
+@app.command("check")
+def check_cmd(
+    baseline: Path = typer.Option(..., "--baseline", help="Baseline parquet table."),
+    results: Path = RESULTS_OPT,
+    tolerance: float = typer.Option(
+        5.0, "--tolerance", help="Normalized-score points allowed below the baseline's CI."
+    ),
+    update: bool = typer.Option(
+        False, "--update", help="Write the current results as the new baseline instead."
+    ),
+    score: str = SCORE_OPT,
+    last_k: int = LAST_K_OPT,
+):
+    """Fail (exit 1) when, for an algo x dataset of the baseline, the current IQM falls below
+    the baseline's 95% CI lower bound minus the tolerance, or has no complete runs."""
+    from bench.check import check, read_baseline, write_baseline
+
+    if update:
+        base = write_baseline(results, baseline, _score_spec(score, last_k))
+        stdout.print(f"wrote {baseline}: {len(base)} algo x dataset rows")
+        return
+    rows = check(results, read_baseline(baseline), tolerance)
+    t = Table(title=f"bench check against {baseline} (tolerance {tolerance:g})")
+    for col in ("algo", "dataset", "baseline IQM [95% CI]", "threshold", "current IQM [95% CI]",
+                "seeds", "result"):  # fmt: skip
+        t.add_column(col, no_wrap=True)
+    for r in rows.itertuples(index=False):
+        now = "no complete runs" if pd_isna(r.iqm_now) else (
+            f"{r.iqm_now:.1f} [{r.iqm_lo_now:.1f}, {r.iqm_hi_now:.1f}]")  # fmt: skip
+        t.add_row(
+            r.algo, r.dataset, f"{r.iqm_base:.1f} [{r.iqm_lo_base:.1f}, {r.iqm_hi_base:.1f}]",
+            f"{r.threshold:.1f}", now, "" if pd_isna(r.seeds_now) else str(int(r.seeds_now)),
+            "[green]pass[/]" if r.passed else "[red]FAIL[/]",
+        )  # fmt: skip
+    wide_console().print(t)
+    failed = int((~rows.passed).sum())
+    if failed:
+        stdout.print(f"{failed} of {len(rows)} regressed")
+        raise typer.Exit(1)
+    stdout.print(f"all {len(rows)} passed")
+
+
+def pd_isna(v) -> bool:
+    return v is None or v != v  # NaN is the only value unequal to itself
+
+
+class _GridView:
+    """A rich table of the grid: one row per algo x dataset, one column per seed."""
+
+    SYMBOL = {"new": "[dim]pending[/]", "resume": "[yellow]to resume[/]", "skip": "[blue]done[/]",
+              "running": "[cyan]running[/]", "queued": "[cyan]queued[/]"}  # fmt: skip
+
+    def __init__(self, jobs, seeds):
+        self.seeds = seeds
+        self.state = {j.cell: self.SYMBOL[j.action] for j in jobs}
+        self.rows = list(dict.fromkeys((j.cell.algo, j.cell.dataset) for j in jobs))
+        self.scores = {}
+        for j in jobs:
+            if j.action == "skip":
+                self.state[j.cell] = "[blue]done (kept)[/]"
+
+    def update(self, cell, state, result=None):
+        if state in ("running", "queued"):
+            self.state[cell] = self.SYMBOL[state]
+        elif state == "done":
+            self.state[cell] = f"[green]{result['score']:.1f}[/]"
+        else:
+            self.state[cell] = "[red]failed[/]"
+
+    def __rich__(self):
+        t = Table(title="sweep: final normalized score per run", title_justify="left")
+        t.add_column("algo x dataset", no_wrap=True)
+        for s in self.seeds:
+            t.add_column(f"seed {s}", no_wrap=True, justify="right")
+        for algo, dataset in self.rows:
+            from bench.sweep import Cell
+
+            t.add_row(
+                f"{algo} x {dataset}", *(self.state[Cell(algo, dataset, s)] for s in self.seeds)
+            )
+        return t
+
+
+@app.command("sweep")
+def sweep_cmd(
+    algo: str = typer.Option(..., "--algo", help="Comma-separated algorithm names."),
+    dataset: str = typer.Option(..., "--dataset", help="Comma-separated dataset ids."),
+    seeds: str = typer.Option("0-4", "--seeds", help="Seeds: a range 0-4, a list 0,2,5, or both."),
+    steps: int | None = typer.Option(None, help="Gradient updates per run (default: each card's)."),
+    eval_every: int | None = typer.Option(None, help="Evaluate every N updates."),
+    eval_episodes: int | None = typer.Option(None, help="Episodes per evaluation."),
+    batch_size: int | None = typer.Option(None, help="Batch size."),
+    preset: str | None = typer.Option(
+        None, help="Named config preset ('none': reference defaults)."
+    ),
+    set_: list[str] = typer.Option([], "--set", help="Override a config field: --set key=value."),
+    env: str | None = typer.Option(
+        None, "--env", help="Env id for D4RL HDF5 files given as datasets."
+    ),
+    results_dir: Path = typer.Option(Path("results"), help="Shared results folder (runs/ inside)."),
+    workers: int = typer.Option(0, help="Runs at once (default: one per 2 cores, at least 1)."),
+    executor: str = typer.Option("local", help="local (a process pool) or ray."),
+    address: str | None = typer.Option(
+        None, help="Ray cluster address (e.g. ray://head:10001); default: start Ray locally."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No live grid display."),
+):
+    """Run a grid of algos x datasets x seeds. Complete runs already in the results folder are
+    skipped and incomplete ones resume from their last checkpoint, so re-running a stopped sweep
+    finishes it. Threads per run are set so that workers x threads <= cores."""
+    import os
+
+    from rich.live import Live
+
+    from bench.algos import get_algorithm
+    from bench.algos.base import parse_overrides
+    from bench.sweep import (
+        RUN_OPTIONS,
+        SweepSpec,
+        execute,
+        parse_list,
+        parse_seeds,
+        plan,
+        prepare_datasets,
+    )  # fmt: skip
+
+    algos = parse_list(algo, "algo")
+    for a in algos:
+        get_algorithm(a)  # unknown names fail before anything runs
+    cores = os.cpu_count() or 1
+    if workers < 0:
+        raise BenchError(f"--workers must be >= 1, got {workers}")
+    n_workers = workers or max(1, cores // 2)
+    given = dict(steps=steps, eval_every=eval_every, eval_episodes=eval_episodes,
+                 batch_size=batch_size, preset=preset, env=env)  # fmt: skip
+    spec = SweepSpec(
+        algos=algos, datasets=parse_list(dataset, "dataset"), seeds=parse_seeds(seeds),
+        options={k: v for k, v in given.items() if v is not None and k in RUN_OPTIONS},
+        overrides=parse_overrides(set_), results_dir=results_dir, workers=n_workers,
+        threads=max(1, cores // n_workers),
+    )  # fmt: skip
+    prepare_datasets(spec.datasets, env, show_progress=not quiet)
+    jobs = plan(spec)
+    counts = {a: sum(j.action == a for j in jobs) for a in ("new", "resume", "skip")}
+    stdout.print(
+        f"sweep: {len(jobs)} runs ({counts['new']} new, {counts['resume']} to resume, "
+        f"{counts['skip']} complete); {spec.workers} worker(s) x {spec.threads} thread(s), "
+        f"executor {executor}"
+    )
+    view = _GridView(jobs, spec.seeds)
+    if quiet:
+        results = execute(jobs, spec, executor, address)
+    else:
+        console = stdout if stdout.is_terminal else wide_console()
+        with Live(view, console=console, refresh_per_second=2):
+            results = execute(jobs, spec, executor, address, view.update)
+        stdout.print()
+    failed = [r for r in results if not r["ok"]]
+    for r in failed:
+        c = r["cell"]
+        stdout.print(f"failed: {c['algo']} x {c['dataset']} seed {c['seed']}: {r['error']}",
+                     markup=False, soft_wrap=True)  # fmt: skip
+    stdout.print(f"results in {results_dir}/runs; `bench leaderboard --results {results_dir}`")
+    if failed:
+        raise typer.Exit(1)
+
+
 @app.command("perf")
 def perf_cmd(
     algos: str = typer.Option("all", help="Comma-separated algorithm names, or 'all'."),

@@ -223,7 +223,8 @@ def run(spec: RunSpec, show_progress: bool = True, on_eval=None) -> RunResult:
         run_id, run_dir = _new_run_dir(spec)
         try:
             _write_config(run_dir, run_id, spec, card, dataset, steps, eval_every, episodes,
-                          batch_size, preset, config, device, ref_min, ref_max)  # fmt: skip
+                          batch_size, preset, config, device, ref_min, ref_max,
+                          _behavior_return(dataset, data))  # fmt: skip
         except BenchError:
             shutil.rmtree(run_dir, ignore_errors=True)  # no run directory without its config
             raise
@@ -241,8 +242,18 @@ def _new_run_dir(spec: RunSpec) -> tuple[str, Path]:
     return run_id, run_dir
 
 
+def _behavior_return(dataset, data: OfflineData) -> float:
+    """Mean return of the behavior: over the complete episodes collected when the dataset was
+    built by bench, else over the dataset's episodes."""
+    meta = dataset.storage.metadata
+    if "bench_behavior_return_mean" in meta:
+        return float(meta["bench_behavior_return_mean"])
+    return float(data.episode_returns().mean())
+
+
 def _write_config(run_dir, run_id, spec, card, dataset, steps, eval_every, episodes,
-                  batch_size, preset, config, device, ref_min, ref_max) -> None:  # fmt: skip
+                  batch_size, preset, config, device, ref_min, ref_max,
+                  behavior_return) -> None:  # fmt: skip
     atomic_write_json(
         run_dir / "config.json",
         {
@@ -268,6 +279,9 @@ def _write_config(run_dir, run_id, spec, card, dataset, steps, eval_every, episo
             "git_sha": _git_sha(),
             "started_utc": dt.datetime.now(dt.UTC).isoformat(),
             "env": spec.env,
+            # the dataset's own quality, for plots (a dashed line) and leaderboards
+            "behavior_return_mean": behavior_return,
+            "behavior_score": float(normalized_score(behavior_return, ref_min, ref_max)),
         },
     )
 

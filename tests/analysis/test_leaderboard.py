@@ -1,0 +1,109 @@
+"""bench leaderboard / plot / check on results folders written directly in the schema."""
+
+import pandas as pd
+import pytest
+
+from bench.leaderboard import ScoreSpec, leaderboard, run_scores
+from tests.analysis.fake_runs import make_run
+from tests.helpers import bench
+
+
+@pytest.fixture
+def results(tmp_path):
+    r = tmp_path / "results"
+    for seed, scores in enumerate([[10, 20, 30, 40], [20, 30, 40, 50], [30, 40, 50, 60]]):
+        make_run(r, "bc", "ds-a", seed, scores)
+        make_run(r, "bc", "ds-b", seed, [s + 40 for s in scores])
+        make_run(r, "discrete_bcq", "ds-a", seed, [s + 20 for s in scores])
+    make_run(r, "bc", "ds-a", 7, [0, 0], steps=1000)  # still running: 200 of 1000 steps
+    return r
+
+
+def test_run_scores_final_last_k_and_best(results):
+    final = run_scores(results, ScoreSpec("final", 2)).set_index("run_id")
+    assert final.loc["bc__ds-a__s0__fake", "score"] == pytest.approx(35.0)  # mean(30, 40)
+    best = run_scores(results, ScoreSpec("best")).set_index("run_id")
+    assert best.loc["bc__ds-a__s2__fake", "score"] == 60
+    assert not final.loc["bc__ds-a__s7__fake", "complete"]
+
+
+def test_leaderboard_rows_aggregates_and_in_progress(results):
+    table, agg, in_progress = leaderboard(results, ScoreSpec("final", 1), reps=500)
+    row = table.set_index(["algo", "dataset"]).loc[("bc", "ds-a")]
+    assert row.seeds == 3 and row["mean"] == pytest.approx(50.0)  # finals 40, 50, 60
+    assert row.iqm_lo <= row.iqm <= row.iqm_hi and row.step == 400
+    assert row.command == (
+        "bench sweep --algo bc --dataset ds-a --seeds 0-2 --steps 400 --eval-every 100 "
+        "--eval-episodes 10 --batch-size 64"
+    )
+    assert list(in_progress.run_id) == ["bc__ds-a__s7__fake"]  # left out, and said so
+    bc = agg.set_index("algo").loc["bc"]
+    # pooled finals: ds-a 40 50 60, ds-b 80 90 100 -> IQM of 6 = mean of middle 3 (trim 1 each)
+    assert bc.datasets == 2 and bc.runs == 6
+    assert bc.iqm == pytest.approx((50 + 60 + 80 + 90) / 4)
+    assert bc.optimality_gap == pytest.approx((60 + 50 + 40 + 20 + 10 + 0) / 6)
+
+
+def test_leaderboard_cli_formats(results, tmp_path):
+    md = bench("leaderboard", "--results", results)
+    assert md.returncode == 0, md.stderr
+    assert "| bc " in md.stdout and "IQM" in md.stdout
+    assert "final: the mean of each run's last 3 evaluation(s)" in md.stdout
+    assert "1 run(s) in progress, not counted: bc__ds-a__s7__fake" in md.stdout
+    assert "bench sweep --algo discrete_bcq --dataset ds-a --seeds 0-2" in md.stdout
+    best = bench("leaderboard", "--results", results, "--score", "best")
+    assert "optimistic" in best.stdout
+    csv = bench("leaderboard", "--results", results, "--format", "csv", "--out", tmp_path / "l.csv")
+    assert csv.returncode == 0
+    frame = pd.read_csv(tmp_path / "l.csv")
+    assert {"iqm", "iqm_lo", "iqm_hi", "command", "score"} <= set(frame.columns)
+    html = bench("leaderboard", "--results", results, "--format", "html")
+    assert html.stdout.startswith("<!DOCTYPE html>") and "</html>" in html.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--format", "pdf"], "unknown format 'pdf'"),
+        (["--score", "median"], "unknown score 'median'"),
+        (["--last-k", "0"], "--last-k must be >= 1"),
+    ],
+)
+def test_leaderboard_bad_options_are_one_line(results, args, message):
+    res = bench("leaderboard", "--results", results, *args)
+    assert res.returncode == 2 and message in res.stderr and len(res.stderr.splitlines()) == 1
+
+
+def test_leaderboard_of_an_empty_folder_is_one_line(tmp_path):
+    res = bench("leaderboard", "--results", tmp_path)
+    assert res.returncode == 2 and "no runs with evaluations" in res.stderr
+
+
+def test_plots_are_valid_png_and_svg(results, tmp_path):
+    res = bench("plot", "--results", results, "--out", tmp_path / "plots")
+    assert res.returncode == 0, res.stderr
+    for name in ("curves", "bars", "profile"):
+        png = (tmp_path / "plots" / f"{name}.png").read_bytes()
+        assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
+        assert b"<svg" in (tmp_path / "plots" / f"{name}.svg").read_bytes()[:2000]
+
+
+def test_check_passes_unchanged_and_fails_a_planted_regression(results, tmp_path):
+    base = tmp_path / "base.parquet"
+    assert bench("check", "--baseline", base, "--results", results, "--update").returncode == 0
+    same = bench("check", "--baseline", base, "--results", results)
+    assert same.returncode == 0 and "all 3 passed" in same.stdout
+    worse = tmp_path / "worse"
+    for seed, scores in enumerate([[0, 0, 0, 5], [0, 0, 0, 10], [0, 0, 0, 15]]):
+        make_run(worse, "bc", "ds-a", seed, scores)  # bc on ds-a regressed
+        make_run(worse, "bc", "ds-b", seed, [s + 40 for s in (10, 20, 30, 40 + 10 * seed)])
+    res = bench("check", "--baseline", base, "--results", worse)
+    assert res.returncode == 1
+    out = res.stdout
+    assert "FAIL" in out and "no complete runs" in out  # discrete_bcq is missing: also a fail
+    assert "2 of 3 regressed" in out
+
+
+def test_check_with_a_missing_baseline_is_one_line(results, tmp_path):
+    res = bench("check", "--baseline", tmp_path / "nope.parquet", "--results", results)
+    assert res.returncode == 2 and "no baseline file" in res.stderr

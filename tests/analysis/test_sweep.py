@@ -1,0 +1,106 @@
+"""bench sweep (local pool and Ray), and the committed CI baseline checked with other seeds."""
+
+import os
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench.errors import BenchError
+from bench.sweep import SweepSpec, parse_seeds, plan
+from tests.helpers import bench
+
+REPO = Path(__file__).resolve().parents[2]
+BASELINE = REPO / "results" / "baselines" / "ci.parquet"
+#: The CI-sized suite behind the committed baseline: the 3,000-step cartpole-mixed the tests
+#: build (conftest.tiny_cartpole). The baseline holds seeds 0-2; it is rewritten with
+#: BENCH_UPDATE_BASELINE=1 pytest tests/analysis/test_sweep.py -k baseline
+SUITE = ["--algo", "bc,discrete_bcq", "--dataset", "cartpole-mixed", "--steps", "1000",
+         "--eval-every", "500", "--eval-episodes", "5"]  # fmt: skip
+TOLERANCE = "5"
+
+
+def test_parse_seeds():
+    assert parse_seeds("0-4") == [0, 1, 2, 3, 4]
+    assert parse_seeds("0,2,7") == [0, 2, 7]
+    assert parse_seeds("0-1,5") == [0, 1, 5]
+    with pytest.raises(BenchError):
+        parse_seeds("4-1")
+    with pytest.raises(BenchError):
+        parse_seeds("a")
+
+
+@pytest.mark.xdist_group("sweep")
+def test_local_sweep_resumes_a_stopped_run_then_skips_complete_ones(tiny_cartpole, tmp_path):
+    from bench.runner import RunSpec, run
+
+    class Stop(Exception):
+        pass
+
+    def stop(row):
+        raise Stop  # as if killed right after the first evaluation (checkpoint written)
+
+    with pytest.raises(Stop):
+        run(RunSpec("bc", "cartpole-mixed", seed=0, steps=40, eval_every=20, eval_episodes=2,
+                    results_dir=tmp_path), show_progress=False, on_eval=stop)  # fmt: skip
+    spec = SweepSpec(["bc"], ["cartpole-mixed"], [0, 1], {"steps": 40, "eval_every": 20,
+                     "eval_episodes": 2}, {}, tmp_path)  # fmt: skip
+    assert [p.action for p in plan(spec)] == ["resume", "new"]
+    args = ["sweep", "--algo", "bc", "--dataset", "cartpole-mixed", "--seeds", "0-1",
+            "--steps", "40", "--eval-every", "20", "--eval-episodes", "2",
+            "--results-dir", tmp_path, "--workers", "2", "-q"]  # fmt: skip
+    first = bench(*args)
+    assert first.returncode == 0, first.stderr
+    assert "1 new, 1 to resume, 0 complete" in first.stdout
+    runs = sorted((tmp_path / "runs").iterdir())
+    assert len(runs) == 2  # the stopped run went on in its own directory
+    for d in runs:
+        assert pd.read_parquet(d / "eval.parquet").step.tolist() == [20, 40]
+    again = bench(*args)
+    assert again.returncode == 0 and "0 new, 0 to resume, 2 complete" in again.stdout
+
+
+@pytest.mark.xdist_group("sweep")
+def test_ray_sweep_with_a_local_two_cpu_ray(tiny_cartpole, tmp_path):
+    pytest.importorskip("ray")
+    res = bench("sweep", "--algo", "bc", "--dataset", "cartpole-mixed", "--seeds", "0-1",
+                "--steps", "20", "--eval-every", "20", "--eval-episodes", "2",
+                "--results-dir", tmp_path, "--workers", "2", "--executor", "ray", "-q",
+                timeout=600)  # fmt: skip
+    assert res.returncode == 0, res.stdout + res.stderr
+    runs = sorted((tmp_path / "runs").iterdir())
+    assert [pd.read_parquet(d / "eval.parquet").step.tolist() for d in runs] == [[20], [20]]
+
+
+def test_sweep_with_an_unknown_algo_fails_before_running(tmp_path):
+    res = bench("sweep", "--algo", "bc,nope", "--dataset", "cartpole-mixed", "--seeds", "0",
+                "--results-dir", tmp_path)  # fmt: skip
+    assert res.returncode == 2 and "nope" in res.stderr and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.xdist_group("sweep")
+def test_committed_baseline_passes_with_other_seeds_and_catches_a_regression(
+    tiny_cartpole, tmp_path
+):
+    if os.environ.get("BENCH_UPDATE_BASELINE"):
+        made = bench("sweep", *SUITE, "--seeds", "0-2", "--results-dir", tmp_path / "base",
+                     "--workers", "2", "-q", timeout=900)  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        upd = bench("check", "--baseline", BASELINE, "--results", tmp_path / "base", "--update")
+        assert upd.returncode == 0, upd.stderr
+    res = bench("sweep", *SUITE, "--seeds", "3-5", "--results-dir", tmp_path / "now",
+                "--workers", "2", "-q", timeout=900)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    ok = bench("check", "--baseline", BASELINE, "--results", tmp_path / "now",
+               "--tolerance", TOLERANCE)  # fmt: skip
+    assert ok.returncode == 0, ok.stdout
+    # plant a regression: the same runs with every score cut by 60 points
+    shutil.copytree(tmp_path / "now", tmp_path / "worse")
+    for f in (tmp_path / "worse" / "runs").glob("*/eval.parquet"):
+        rows = pd.read_parquet(f)
+        rows["normalized_score"] -= 60
+        rows.to_parquet(f, index=False)
+    bad = bench("check", "--baseline", BASELINE, "--results", tmp_path / "worse",
+                "--tolerance", TOLERANCE)  # fmt: skip
+    assert bad.returncode == 1 and "FAIL" in bad.stdout
