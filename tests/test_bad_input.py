@@ -98,7 +98,7 @@ CASES = [
 
 
 @pytest.fixture
-def cards(built):
+def cards(built):  # noqa: F811 - the imported fixture
     """The fuzz cards plus one for another env (Acrobot) that points at the same data."""
     cards, root = built
     text = (cards / "fuzz.toml").read_text()
