@@ -32,8 +32,8 @@ DEMO_DIR   ?= results/demo
 demo: install
 	$(BENCH) sweep --algo discrete_bcq,discrete_sac,bc --dataset cartpole-mixed --seeds 0-1 \
 		--results-dir $(DEMO_DIR) --workers 2
-	$(BENCH) sweep --algo bcq,redq,bc --dataset pendulum-medium --seeds 0-1 --steps 2000 \
-		--eval-every 500 --results-dir $(DEMO_DIR) --workers 2
+	$(BENCH) sweep --algo bcq,redq,bc --dataset pendulum-medium --seeds 0-1 --steps 1000 \
+		--eval-every 250 --results-dir $(DEMO_DIR) --workers 2
 	$(BENCH) leaderboard --results $(DEMO_DIR)
 	$(BENCH) plot --results $(DEMO_DIR) --out $(DEMO_DIR)/plots
 

@@ -111,6 +111,18 @@ def _minari_root_at(path: Path):
             os.environ["MINARI_DATASETS_PATH"] = old
 
 
+@contextmanager
+def _torch_threads(n: int):
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
 def _episode_seed(card: Card, episode: int) -> int:
     return card.seed * 1_000_003 + episode
 
@@ -126,7 +138,9 @@ def build_dataset(card: Card, size: int | None = None, progress=None, force: boo
     size = card.size if size is None else size
     if size <= 0:
         raise DatasetError(f"dataset '{card.id}': size must be positive, got {size}")
-    with staged_dataset(card.minari_id, force):  # the body writes into a staging root
+    # learned behaviors act on one observation per step: more torch threads only add overhead,
+    # and oversubscribe the cores when other processes run (5x slower builds, measured)
+    with _torch_threads(1), staged_dataset(card.minari_id, force):  # writes into a staging root
         base_env = make_env(card.env, stacked=False)  # frames are stored once, unstacked
         # the plain env's spec: Minari cannot recreate the collector wrapper itself
         eval_spec = base_env.spec
