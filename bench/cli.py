@@ -364,7 +364,9 @@ def leaderboard_cmd(
     last_k: int = LAST_K_OPT,
     out: Path | None = typer.Option(None, "--out", help="Write csv/html here instead of stdout."),
 ):
-    """One row per algo x dataset: seeds, mean / median / IQM of the normalized score with 95%
+    """Table of normalized scores per algo x dataset, with 95% confidence intervals.
+
+    One row per algo x dataset: seeds, mean / median / IQM of the normalized score with 95%
     stratified bootstrap CIs, raw return, steps and the command that reproduces it; then one
     row per algorithm across datasets (IQM, optimality gap). Runs still in progress are left
     out and counted."""
@@ -459,7 +461,9 @@ def check_cmd(
     score: str = SCORE_OPT,
     last_k: int = LAST_K_OPT,
 ):
-    """Fail (exit 1) when, for an algo x dataset of the baseline, the current IQM falls below
+    """Compare the current results with a baseline table; exit 1 on a regression.
+
+    Fails when, for an algo x dataset of the baseline, the current IQM falls below
     the baseline's 95% CI lower bound minus the tolerance, or has no complete runs."""
     from bench.check import check, read_baseline, write_baseline
 
@@ -553,8 +557,9 @@ def sweep_cmd(
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live grid display."),
 ):
-    """Run a grid of algos x datasets x seeds. Complete runs already in the results folder are
-    skipped and incomplete ones resume from their last checkpoint, so re-running a stopped sweep
+    """Run a grid of algos x datasets x seeds (local process pool or Ray).
+
+    Complete runs already in the results folder are skipped and incomplete ones resume from their last checkpoint, so re-running a stopped sweep
     finishes it. Threads per run are set so that workers x threads <= cores."""
     import os
 
@@ -630,7 +635,9 @@ def perf_cmd(
     ),
     json_path: Path | None = typer.Option(None, "--json", help="Also write the results as JSON."),
 ):
-    """Updates/s (incl. sampling) at batch 32 and 256 (Atari CNN: 32), FLOPs per update, GFLOP/s
+    """Throughput benchmark: training, acting, and Atari loading memory.
+
+    Updates/s (incl. sampling) at batch 32 and 256 (Atari CNN: 32), FLOPs per update, GFLOP/s
     against the matmul roofline of the same shapes, acting throughput on 10 envs, and the memory
     of loading Atari datasets (frames stored once, stacks gathered at sample time)."""
     import json
