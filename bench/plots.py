@@ -120,18 +120,21 @@ def interval_plot(results: Path, out: Path, spec: ScoreSpec = ScoreSpec()) -> li
         rows, cols, figsize=(WIDTH_IN, 0.45 * len(algos) * rows + 1.2 * rows), squeeze=False
     )
     for ax, (title, metric, dataset) in zip(axes.flat, panels, strict=False):
-        for i, algo in enumerate(algos):
-            g = runs[runs.algo == algo]
-            if dataset is not None:
-                g = g[g.dataset == dataset]
-            if g.empty:
-                continue
-            per_task = [t.score.to_numpy() for _, t in g.groupby("dataset")]
+        d = runs if dataset is None else runs[runs.dataset == dataset]
+        present = [a for a in algos if (d.algo == a).any()]  # only algorithms run here
+        values = []
+        for i, algo in enumerate(present):
+            per_task = [t.score.to_numpy() for _, t in d[d.algo == algo].groupby("dataset")]
             point, lo, hi = interval_estimate(per_task, METRICS[metric])
             if not np.isnan(lo):
                 ax.barh(i, hi - lo, left=lo, height=0.6, color=colors[algo], alpha=0.75)
             ax.plot([point, point], [i - 0.3, i + 0.3], color="k", lw=1.5)
-        ax.set_yticks(range(len(algos)), algos)
+            values += [v for v in (point, lo, hi) if not np.isnan(v)]
+        ax.set_yticks(range(len(present)), present)
+        ax.set_ylim(-0.6, len(present) - 0.4)
+        if values:  # pad the x range so marks at the extremes stay visible
+            pad = max(0.08 * (max(values) - min(values)), 1.0)
+            ax.set_xlim(min(values) - pad, max(values) + pad)
         ax.set_title(title)
         ax.set_xlabel("normalized score" if metric == "iqm" else "gap to 100 (lower is better)")
     for ax in list(axes.flat)[len(panels) :]:
