@@ -465,7 +465,10 @@ def check_cmd(
 
     Fails when, for an algo x dataset of the baseline, the current IQM falls below
     the baseline's 95% CI lower bound minus the tolerance, or has no complete runs."""
+    import math
+
     from bench.check import check, read_baseline, write_baseline
+    from bench.leaderboard import fmt_ci
 
     if update:
         base = write_baseline(results, baseline, _score_spec(score, last_k))
@@ -477,11 +480,12 @@ def check_cmd(
                 "seeds", "result"):  # fmt: skip
         t.add_column(col, no_wrap=True)
     for r in rows.itertuples(index=False):
-        now = "no complete runs" if pd_isna(r.iqm_now) else (
-            f"{r.iqm_now:.1f} [{r.iqm_lo_now:.1f}, {r.iqm_hi_now:.1f}]")  # fmt: skip
+        missing = math.isnan(r.iqm_now)
         t.add_row(
-            r.algo, r.dataset, f"{r.iqm_base:.1f} [{r.iqm_lo_base:.1f}, {r.iqm_hi_base:.1f}]",
-            f"{r.threshold:.1f}", now, "" if pd_isna(r.seeds_now) else str(int(r.seeds_now)),
+            r.algo, r.dataset, fmt_ci(r.iqm_base, r.iqm_lo_base, r.iqm_hi_base),
+            f"{r.threshold:.1f}",
+            "no complete runs" if missing else fmt_ci(r.iqm_now, r.iqm_lo_now, r.iqm_hi_now),
+            "" if missing else str(int(r.seeds_now)),
             "[green]pass[/]" if r.passed else "[red]FAIL[/]",
         )  # fmt: skip
     wide_console().print(t)
@@ -490,10 +494,6 @@ def check_cmd(
         stdout.print(f"{failed} of {len(rows)} regressed")
         raise typer.Exit(1)
     stdout.print(f"all {len(rows)} passed")
-
-
-def pd_isna(v) -> bool:
-    return v is None or v != v  # NaN is the only value unequal to itself
 
 
 class _GridView:
@@ -524,9 +524,9 @@ class _GridView:
         t.add_column("algo x dataset", no_wrap=True)
         for s in self.seeds:
             t.add_column(f"seed {s}", no_wrap=True, justify="right")
-        for algo, dataset in self.rows:
-            from bench.sweep import Cell
+        from bench.sweep import Cell
 
+        for algo, dataset in self.rows:
             t.add_row(
                 f"{algo} x {dataset}", *(self.state[Cell(algo, dataset, s)] for s in self.seeds)
             )

@@ -14,7 +14,6 @@ are resampled independently); the interval is the percentile interval, as rliabl
 
 from __future__ import annotations
 
-import json
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ import pandas as pd
 from scipy import stats
 
 from bench.errors import BenchError
-from bench.results import read_eval, runs_dir
+from bench.results import is_complete, read_configs, read_eval, runs_dir
 
 CONFIDENCE = 0.95
 BOOTSTRAP_REPS = 2000
@@ -60,6 +59,34 @@ METRICS: dict[str, Callable[..., np.ndarray]] = {
 }
 
 
+def stratified_bootstrap(
+    samples: list[np.ndarray],
+    metric: Callable[..., np.ndarray],
+    reps: int = BOOTSTRAP_REPS,
+    confidence: float = CONFIDENCE,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(point, low, high) of metric(pooled runs, axis) and its stratified bootstrap CI.
+
+    metric may return a scalar or a vector (e.g. a performance profile) per pool; bounds come
+    back with the point's shape. A degenerate distribution (all resamples equal) gives scipy
+    NaN bounds: they are the point itself. Each sample needs at least one run, one of them two.
+    """
+    point = np.asarray(metric(np.concatenate(samples)))
+
+    def pooled(*resampled, axis=-1):
+        out = np.asarray(metric(np.concatenate(resampled, axis=axis), axis=axis))
+        return np.moveaxis(out, -1, 0) if point.ndim else out  # scipy: components first
+
+    with np.errstate(invalid="ignore"):
+        res = stats.bootstrap(
+            samples, pooled, n_resamples=reps, confidence_level=confidence,
+            method="percentile", vectorized=True, random_state=np.random.default_rng(seed),
+        )  # fmt: skip
+    lo, hi = (np.where(np.isnan(b), point, b) for b in res.confidence_interval)
+    return point, lo, hi
+
+
 def interval_estimate(
     scores_per_task: list[np.ndarray],
     metric: Callable[..., np.ndarray],
@@ -73,23 +100,10 @@ def interval_estimate(
     samples = [np.asarray(s, dtype=np.float64) for s in scores_per_task if len(s)]
     if not samples:
         return (float("nan"),) * 3
-    point = float(metric(np.concatenate(samples)))
     if max(len(s) for s in samples) < 2:
-        return point, float("nan"), float("nan")
-
-    def pooled(*resampled, axis=-1):
-        return metric(np.concatenate(resampled, axis=axis), axis=axis)
-
-    with np.errstate(invalid="ignore"):
-        res = stats.bootstrap(
-            samples, pooled, n_resamples=reps, confidence_level=confidence,
-            method="percentile", vectorized=True, random_state=np.random.default_rng(seed),
-        )  # fmt: skip
-    lo, hi = res.confidence_interval
-    # a degenerate distribution (all resamples equal) gives NaN: the CI is the point itself
-    lo = point if np.isnan(lo) else float(lo)
-    hi = point if np.isnan(hi) else float(hi)
-    return point, lo, hi
+        return float(metric(np.concatenate(samples))), float("nan"), float("nan")
+    point, lo, hi = stratified_bootstrap(samples, metric, reps, confidence, seed)
+    return float(point), float(lo), float(hi)
 
 
 # ---------------------------------------------------------------------- runs -> scores
@@ -110,17 +124,6 @@ class ScoreSpec:
         if self.kind == "best":
             return "best: the max over all evaluations of a run (optimistic: selects on the test)"
         return f"final: the mean of each run's last {self.last_k} evaluation(s)"
-
-
-def read_configs(results_dir: Path) -> dict[str, dict]:
-    """run_id -> config.json of every run directory that has one."""
-    configs = {}
-    for f in sorted(runs_dir(results_dir).glob("*/config.json")):
-        try:
-            configs[f.parent.name] = json.loads(f.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue  # written atomically, so only a foreign file can be unreadable
-    return configs
 
 
 def run_command(cfg: dict, seeds: str | None = None) -> str:
@@ -148,12 +151,15 @@ def run_command(cfg: dict, seeds: str | None = None) -> str:
 
 
 def run_scores(results_dir: Path, spec: ScoreSpec) -> pd.DataFrame:
-    """One row per run: algo, dataset, seed, score, return_mean, step, complete, protocol.
+    """One row per run: algo, dataset, seed, score, return_mean, step, complete, protocol."""
+    return scores_of(read_eval(results_dir), read_configs(results_dir), spec)
+
+
+def scores_of(evals: pd.DataFrame, configs: dict[str, dict], spec: ScoreSpec) -> pd.DataFrame:
+    """run_scores over tables already read: the eval rows and run_id -> config.json.
 
     A run is complete when its last evaluation is at its configured number of steps; runs
     still in progress (or killed and not resumed) are kept with complete=False."""
-    evals = read_eval(results_dir)
-    configs = read_configs(results_dir)
     rows = []
     for run_id, ev in evals.groupby("run_id", sort=True):
         ev = ev.sort_values("step")
@@ -168,16 +174,15 @@ def run_scores(results_dir: Path, spec: ScoreSpec) -> pd.DataFrame:
         rows.append({
             "run_id": run_id, "algo": last.algo, "dataset": last.dataset, "seed": int(last.seed),
             "score": score, "return_mean": ret, "step": int(last.step),
-            "complete": bool(cfg) and int(last.step) >= int(cfg.get("steps", 0)),
+            "complete": is_complete(cfg, int(last.step)),
             "episodes": int(last.episodes),
             "eval_eps": (cfg.get("config") or {}).get("eval_eps"),
             "behavior_score": cfg.get("behavior_score"),
-            "command": run_command(cfg) if cfg else "",
         })  # fmt: skip
     return pd.DataFrame(
         rows,
         columns=["run_id", "algo", "dataset", "seed", "score", "return_mean", "step", "complete",
-                 "episodes", "eval_eps", "behavior_score", "command"],
+                 "episodes", "eval_eps", "behavior_score"],
     )  # fmt: skip
 
 
@@ -206,10 +211,10 @@ def leaderboard(
     score with 95% CIs, raw return mean, step, behavior score, the reproducing command.
     aggregate: one per algorithm across datasets: IQM and optimality gap with stratified CIs.
     in_progress: the runs left out because they have not reached their step count."""
-    runs = run_scores(results_dir, spec)
+    configs = read_configs(results_dir)
+    runs = scores_of(read_eval(results_dir), configs, spec)
     if runs.empty:
         raise BenchError(f"no runs with evaluations under {runs_dir(results_dir)}")
-    configs = read_configs(results_dir)
     done, in_progress = runs[runs.complete], runs[~runs.complete]
     rows = []
     for (algo, dataset), g in done.groupby(["algo", "dataset"], sort=True):

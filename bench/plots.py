@@ -14,10 +14,11 @@ from bench.leaderboard import (
     METRICS,
     ScoreSpec,
     interval_estimate,
-    read_configs,
     run_scores,
+    scores_of,
+    stratified_bootstrap,
 )
-from bench.results import read_eval, runs_dir
+from bench.results import read_configs, read_eval, runs_dir
 
 KINDS = ("curves", "bars", "profile")
 #: Paper-size figures: a two-column figure is ~7 inches wide.
@@ -53,12 +54,11 @@ def learning_curves(results: Path, out: Path) -> list[Path]:
     """Normalized score vs update step: mean over seeds and its 95% CI band (bootstrap over
     seeds), one panel per dataset, one colour per algorithm, the behavior's score dashed."""
     plt, sns = _setup()
-    evals = read_eval(results)
-    complete = run_scores(results, ScoreSpec())
-    evals = evals[evals.run_id.isin(complete.run_id[complete.complete])]  # runs in progress: out
+    evals, configs = read_eval(results), read_configs(results)
+    runs = scores_of(evals, configs, ScoreSpec())
+    evals = evals[evals.run_id.isin(runs.run_id[runs.complete])]  # runs in progress: out
     if evals.empty:
         raise BenchError(f"no complete runs with evaluations under {runs_dir(results)}")
-    configs = read_configs(results)
     datasets = sorted(evals.dataset.unique())
     algos = sorted(evals.algo.unique())
     colors = _palette(algos, sns)
@@ -154,8 +154,6 @@ def profile_curve(scores: np.ndarray, taus: np.ndarray, axis: int = -1) -> np.nd
 def performance_profile(results: Path, out: Path, spec: ScoreSpec = ScoreSpec()) -> list[Path]:
     """Fraction of runs (all datasets pooled) with a normalized score above tau, per algorithm,
     with a 95% stratified bootstrap band."""
-    from scipy import stats
-
     plt, sns = _setup()
     runs = _complete_scores(results, spec)
     algos = sorted(runs.algo.unique())
@@ -168,21 +166,9 @@ def performance_profile(results: Path, out: Path, spec: ScoreSpec = ScoreSpec())
         curve = profile_curve(np.concatenate(per_task), taus)
         ax.plot(taus, curve, color=colors[algo], lw=2, label=algo)
         if max(len(t) for t in per_task) >= 2:
-
-            def pooled(*resampled, axis=-1):
-                # scipy wants the statistic's components first: [taus, resamples]
-                return np.moveaxis(profile_curve(np.concatenate(resampled, axis=axis), taus), -1, 0)
-
-            with np.errstate(invalid="ignore"):
-                ci = stats.bootstrap(
-                    per_task,
-                    pooled,
-                    n_resamples=BOOTSTRAP_REPS,
-                    vectorized=True,
-                    method="percentile",
-                    random_state=np.random.default_rng(0),
-                )
-            lo, up = (np.where(np.isnan(b), curve, b) for b in ci.confidence_interval)
+            _, lo, up = stratified_bootstrap(
+                per_task, lambda x, axis=-1: profile_curve(x, taus, axis)
+            )
             ax.fill_between(taus, lo, up, color=colors[algo], alpha=0.2, lw=0)
     ax.set_xlabel(r"normalized score $\tau$")
     ax.set_ylabel(r"fraction of runs with score > $\tau$")

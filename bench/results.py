@@ -108,3 +108,19 @@ def read_eval(results_dir: Path) -> pd.DataFrame:
     return pd.concat(
         [pq.read_table(f, schema=EVAL_SCHEMA).to_pandas() for f in files], ignore_index=True
     )
+
+
+def read_configs(results_dir: Path) -> dict[str, dict]:
+    """run_id -> config.json of every run directory under results_dir that has one."""
+    configs = {}
+    for f in sorted(runs_dir(results_dir).glob("*/config.json")):
+        try:
+            configs[f.parent.name] = json.loads(f.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue  # written atomically, so only a foreign file can be unreadable
+    return configs
+
+
+def is_complete(cfg: dict, last_step: int) -> bool:
+    """A run is complete when its last evaluation is at its configured number of steps."""
+    return bool(cfg) and last_step >= int(cfg.get("steps", 0))

@@ -10,7 +10,6 @@ any run starts.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
 import time
@@ -19,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.errors import BenchError
-from bench.results import runs_dir
+from bench.results import is_complete, read_configs, read_eval, runs_dir
 
 #: options of `bench run` that a sweep passes to every run (None: the card's default)
 RUN_OPTIONS = ("steps", "eval_every", "eval_episodes", "batch_size", "preset", "env")
@@ -93,36 +92,24 @@ def _matches(cfg: dict, cell: Cell, spec: SweepSpec) -> bool:
     return (cfg.get("overrides") or {}) == spec.overrides
 
 
-def _last_step(run_dir: Path) -> int:
-    import pyarrow.parquet as pq
-
-    try:
-        steps = pq.read_table(run_dir / "eval.parquet", columns=["step"]).column("step")
-        return max(steps.to_pylist(), default=0)
-    except (OSError, ValueError):
-        return 0
-
-
 def plan(spec: SweepSpec) -> list[Planned]:
     """Each grid cell with what to do about it, from the run directories already there."""
-    existing = []
-    for f in sorted(runs_dir(spec.results_dir).glob("*/config.json")):
-        try:
-            existing.append((f.parent, json.loads(f.read_text())))
-        except (OSError, json.JSONDecodeError):
-            continue
+    configs = read_configs(spec.results_dir)
+    evals = read_eval(spec.results_dir)
+    last_step = evals.groupby("run_id").step.max().to_dict()
     out = []
     for algo in spec.algos:
         for dataset in spec.datasets:
             for seed in spec.seeds:
                 cell = Cell(algo, dataset, seed)
-                mine = [(d, c) for d, c in existing if _matches(c, cell, spec)]
-                done = [d for d, c in mine if _last_step(d) >= int(c.get("steps", 0))]
+                # this cell's runs: a complete one is kept, else the most advanced resumes
+                mine = [r for r, c in configs.items() if _matches(c, cell, spec)]
+                done = [r for r in mine if is_complete(configs[r], int(last_step.get(r, 0)))]
                 if done:
-                    out.append(Planned(cell, "skip", done[0]))
-                elif mine:  # the most advanced incomplete run continues
-                    run_dir = max(mine, key=lambda dc: _last_step(dc[0]))[0]
-                    out.append(Planned(cell, "resume", run_dir))
+                    out.append(Planned(cell, "skip", runs_dir(spec.results_dir) / done[0]))
+                elif mine:
+                    run_id = max(mine, key=lambda r: last_step.get(r, 0))
+                    out.append(Planned(cell, "resume", runs_dir(spec.results_dir) / run_id))
                 else:
                     out.append(Planned(cell, "new"))
     return out

@@ -48,11 +48,13 @@ class NStep:
     discount: torch.Tensor
 
 
-def _obs_tensor(obs: np.ndarray) -> torch.Tensor:
+def _obs_dtype(dtype: np.dtype) -> type:
     """uint8 images stay uint8 (4x smaller; the CNN scales them); everything else float32."""
-    if obs.dtype == np.uint8:
-        return torch.as_tensor(obs)
-    return torch.as_tensor(obs, dtype=torch.float32)
+    return np.uint8 if dtype == np.uint8 else np.float32
+
+
+def _obs_tensor(obs: np.ndarray) -> torch.Tensor:
+    return torch.as_tensor(obs.astype(_obs_dtype(obs.dtype), copy=False))
 
 
 class OfflineData:
@@ -118,8 +120,7 @@ class OfflineData:
                 )
             if n_obs is not None:
                 if obs_all is None:
-                    dtype = np.uint8 if o.dtype == np.uint8 else np.float32
-                    obs_all = np.empty((n_obs, *o.shape[1:]), dtype=dtype)
+                    obs_all = np.empty((n_obs, *o.shape[1:]), dtype=_obs_dtype(o.dtype))
                 if row + len(o) > n_obs or o.shape[1:] != obs_all.shape[1:]:
                     raise DatasetError("episodes do not match the dataset's recorded size/shape")
                 obs_all[row : row + len(o)] = o
