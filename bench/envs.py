@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import gymnasium as gym
 
-from bench.data.cards import EnvSpec
 from bench.errors import BenchError
+from bench.types import EnvSpec
 
 
 def make_env(env: EnvSpec, stacked: bool = True) -> gym.Env:

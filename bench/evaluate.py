@@ -7,8 +7,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from bench.data.cards import EnvSpec
 from bench.envs import make_vector_env
+from bench.types import EnvSpec
 
 #: Upper bound on parallel evaluation envs (SyncVectorEnv: they step one after another).
 MAX_EVAL_ENVS = 10

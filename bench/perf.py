@@ -25,10 +25,10 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from bench.algos import REGISTRY
-from bench.algos.base import EnvInfo, resolve_config
-from bench.data.cards import EnvSpec
+from bench.algos.base import resolve_config
 from bench.data.data import OfflineData, Sampler
 from bench.evaluate import rollout_returns
+from bench.types import EnvInfo, EnvSpec
 
 DISCRETE_VEC = ((4,), gym.spaces.Discrete(2))  # CartPole-shaped
 CONTINUOUS_VEC = ((11,), gym.spaces.Box(-np.ones(3, np.float32), np.ones(3, np.float32)))  # Hopper

@@ -1,10 +1,12 @@
 """Grids of runs (algos x datasets x seeds): a local process pool, or Ray for clusters.
 
 Every run writes its own run directory into the shared results folder, so workers never
-write the same file. Before dispatching, the results folder is scanned: a cell whose run is
-complete is skipped, an incomplete one (killed, or stopped with the sweep) is resumed from its
-last checkpoint, and the rest start fresh. Datasets are built once, in this process, before
-any run starts.
+write the same file. Before dispatching, every cell is resolved to its RunConfig (a bad option
+fails here, before anything runs) and the results folder is scanned: a run with the cell's key
+and seed that is complete is kept, one still being written by a live process is left alone, an
+incomplete one (killed, or stopped with the sweep) is resumed from its last checkpoint, and the
+rest start fresh. Datasets are built once, in this process, before any run starts. Workers end
+when the sweep's process ends, even by kill -9.
 """
 
 from __future__ import annotations
@@ -12,34 +14,39 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.errors import BenchError
-from bench.results import is_complete, read_configs, read_eval, runs_dir
+from bench.results.schema import runs_dir
+from bench.results.store import is_complete, read_runs
+from bench.run.checkpoint import is_locked
+from bench.run.config import MAX_SEED, RunConfig, RunOptions
 
-#: options of `bench run` that a sweep passes to every run (None: the card's default)
-RUN_OPTIONS = ("steps", "eval_every", "eval_episodes", "batch_size", "preset", "env")
+#: More seeds than this in one sweep is a typo (`0-1000000000000`), not a benchmark.
+MAX_SEEDS = 10_000
 
 
 def parse_seeds(text: str) -> list[int]:
     """'0-4' -> [0..4]; '0,2,7' -> [0, 2, 7]; '3' -> [3]; mixed: '0-2,9'."""
-    seeds: list[int] = []
-    for part in text.split(","):
-        part = part.strip()
-        m = re.fullmatch(r"(\d+)\s*-\s*(\d+)", part)
-        if m:
-            lo, hi = int(m[1]), int(m[2])
-            if hi < lo:
-                raise BenchError(f"bad --seeds range '{part}': {hi} < {lo}")
-            seeds += range(lo, hi + 1)
-        elif part.isdigit():
-            seeds.append(int(part))
-        else:
+    parts = [p.strip() for p in text.split(",")]
+    ranges = []
+    for part in parts:
+        m = re.fullmatch(r"(\d+)\s*-\s*(\d+)", part) or re.fullmatch(r"(\d+)()", part)
+        if not m:
             raise BenchError(f"bad --seeds '{text}': use e.g. 0-4 or 0,2,5")
-    return sorted(set(seeds))
+        lo, hi = int(m[1]), int(m[2] or m[1])
+        if hi < lo:
+            raise BenchError(f"bad --seeds range '{part}': {hi} < {lo}")
+        if hi > MAX_SEED:
+            raise BenchError(f"bad --seeds '{part}': seeds go up to {MAX_SEED}")
+        ranges.append((lo, hi))
+    if sum(hi - lo + 1 for lo, hi in ranges) > MAX_SEEDS:  # counted before any list is built
+        raise BenchError(f"--seeds '{text}' asks for more than {MAX_SEEDS:,} seeds")
+    return sorted({s for lo, hi in ranges for s in range(lo, hi + 1)})
 
 
 def parse_list(text: str, what: str) -> list[str]:
@@ -54,11 +61,14 @@ class SweepSpec:
     algos: list[str]
     datasets: list[str]
     seeds: list[int]
-    options: dict = field(default_factory=dict)  # RUN_OPTIONS given on the command line
-    overrides: dict[str, str] = field(default_factory=dict)
+    options: RunOptions = field(default_factory=RunOptions)  # per-run options (algo etc. unset)
     results_dir: Path = Path("results")
     workers: int = 1
     threads: int = 1  # torch threads per run
+
+    def cell_options(self, cell: Cell) -> RunOptions:
+        return dataclasses.replace(self.options, algo=cell.algo, dataset=cell.dataset,
+                                   seed=cell.seed, threads=self.threads)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -74,45 +84,67 @@ class Cell:
 @dataclass
 class Planned:
     cell: Cell
-    action: str  # "skip" (complete), "resume" (incomplete), "new"
+    action: str  # "skip" (complete), "running" (a live process writes it), "resume", "new"
+    key: str
     run_dir: Path | None = None
 
 
-def _matches(cfg: dict, cell: Cell, spec: SweepSpec) -> bool:
-    if (cfg.get("algo"), cfg.get("dataset"), cfg.get("seed")) != (
-        cell.algo, cell.dataset, cell.seed,
-    ):  # fmt: skip
-        return False
-    for key, value in spec.options.items():
-        stored = cfg.get(key)
-        if key == "preset" and value == "none":
-            value = None
-        if stored != value:
-            return False
-    return (cfg.get("overrides") or {}) == spec.overrides
+def resolve_keys(spec: SweepSpec, show_progress: bool = False) -> dict[tuple[str, str], RunConfig]:
+    """(algo, dataset) -> the RunConfig of seed 0: every cell resolved before anything runs."""
+    from bench.run.loop import prepare
 
-
-def plan(spec: SweepSpec) -> list[Planned]:
-    """Each grid cell with what to do about it, from the run directories already there."""
-    configs = read_configs(spec.results_dir)
-    evals = read_eval(spec.results_dir)
-    last_step = evals.groupby("run_id").step.max().to_dict()
-    out = []
+    out = {}
     for algo in spec.algos:
         for dataset in spec.datasets:
-            for seed in spec.seeds:
-                cell = Cell(algo, dataset, seed)
-                # this cell's runs: a complete one is kept, else the most advanced resumes
-                mine = [r for r, c in configs.items() if _matches(c, cell, spec)]
-                done = [r for r in mine if is_complete(configs[r], int(last_step.get(r, 0)))]
-                if done:
-                    out.append(Planned(cell, "skip", runs_dir(spec.results_dir) / done[0]))
-                elif mine:
-                    run_id = max(mine, key=lambda r: last_step.get(r, 0))
-                    out.append(Planned(cell, "resume", runs_dir(spec.results_dir) / run_id))
-                else:
-                    out.append(Planned(cell, "new"))
+            cell = Cell(algo, dataset, spec.seeds[0])
+            out[(algo, dataset)] = prepare(spec.cell_options(cell), show_progress).config
     return out
+
+
+def plan(spec: SweepSpec, configs: dict[tuple[str, str], RunConfig] | None = None) -> list[Planned]:
+    """Each grid cell with what to do about it, from the run directories already there."""
+    configs = configs or resolve_keys(spec)
+    raw, evals = read_runs(spec.results_dir)
+    last_step = evals.groupby("run_id").step.max().to_dict()
+    by_cell: dict[tuple[str, int], list[str]] = {}
+    for run_id, cfg in raw.items():
+        try:
+            key = RunConfig.from_json(cfg, run_id).key()
+        except BenchError:
+            continue  # not a run of this bench: never matched, never resumed
+        by_cell.setdefault((key, cfg.get("seed")), []).append(run_id)
+    out = []
+    for (algo, dataset), config in configs.items():
+        key = config.key()
+        for seed in spec.seeds:
+            cell = Cell(algo, dataset, seed)
+            mine = sorted(by_cell.get((key, seed), []))
+            done = [r for r in mine if is_complete(raw[r], int(last_step.get(r, 0)))]
+            live = [r for r in mine if is_locked(runs_dir(spec.results_dir) / r)]
+            if done:
+                out.append(Planned(cell, "skip", key, runs_dir(spec.results_dir) / done[0]))
+            elif live:
+                out.append(Planned(cell, "running", key, runs_dir(spec.results_dir) / live[0]))
+            elif mine:
+                run_id = max(mine, key=lambda r: last_step.get(r, 0))
+                out.append(Planned(cell, "resume", key, runs_dir(spec.results_dir) / run_id))
+            else:
+                out.append(Planned(cell, "new", key))
+    return out
+
+
+def _watch_parent() -> None:
+    """In a worker: end this process when the sweep's process is gone (kill -9 included), so
+    no orphan goes on writing a run that a later sweep would resume."""
+    parent = os.getppid()
+
+    def watch():
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def run_cell(job: Planned, spec: SweepSpec) -> dict:
@@ -121,19 +153,16 @@ def run_cell(job: Planned, spec: SweepSpec) -> dict:
     os.environ["OMP_NUM_THREADS"] = str(spec.threads)
     import torch
 
-    from bench.runner import RunSpec, run
+    from bench.run.loop import run
 
     torch.set_num_threads(spec.threads)
-    run_spec = RunSpec(
-        algo=job.cell.algo, dataset=job.cell.dataset, seed=job.cell.seed,
-        overrides=dict(spec.overrides), threads=spec.threads,
-        results_dir=Path(spec.results_dir).resolve(),
-        resume=job.run_dir if job.action == "resume" else None,
-        **{k: v for k, v in spec.options.items()},
-    )  # fmt: skip
+    opts = spec.cell_options(job.cell)
     t0 = time.perf_counter()
     try:
-        result = run(run_spec, show_progress=False)
+        if job.action == "resume":
+            result = run(opts, show_progress=False, resume=job.run_dir)
+        else:
+            result = run(opts, show_progress=False, results_dir=Path(spec.results_dir).resolve())
     except BenchError as e:
         return {"cell": dataclasses.asdict(job.cell), "ok": False, "error": str(e)}
     except Exception as e:  # noqa: BLE001 - one failed run must not stop the grid
@@ -148,7 +177,7 @@ def run_cell(job: Planned, spec: SweepSpec) -> dict:
 
 def prepare_datasets(datasets: list[str], env: str | None, show_progress: bool) -> None:
     """Resolve every dataset id and build missing datasets here, once, before the runs."""
-    from bench.data.build import ensure_dataset
+    from bench.collect.build import ensure_dataset
     from bench.data.catalog import resolve_card
 
     for d in datasets:
@@ -163,7 +192,7 @@ def execute(
     on_update: Callable[[Cell, str, dict | None], None] | None = None,
 ) -> list[dict]:
     """Run the non-skipped jobs; on_update(cell, state, result) sees 'running' and the end."""
-    todo = [j for j in jobs if j.action != "skip"]
+    todo = [j for j in jobs if j.action in ("new", "resume")]
     if executor == "local":
         return _execute_local(todo, spec, on_update)
     if executor == "ray":
@@ -185,7 +214,8 @@ def _execute_local(todo, spec, on_update) -> list[dict]:
         return results
     # spawn: each worker starts clean (no torch thread pools inherited from this process)
     ctx = mp.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=spec.workers, mp_context=ctx) as pool:
+    with ProcessPoolExecutor(max_workers=spec.workers, mp_context=ctx,
+                             initializer=_watch_parent) as pool:  # fmt: skip
         futures = {pool.submit(run_cell, job, spec): job for job in todo}
         running: set = set()
         pending = set(futures)

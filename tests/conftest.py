@@ -19,7 +19,7 @@ def minari_root(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_cartpole(minari_root):
     """cartpole-mixed built with 3,000 steps (the card's recipe, a smaller size)."""
-    from bench.data.build import build_dataset
+    from bench.collect.build import build_dataset
     from bench.data.cards import load_card
 
     card = load_card("cartpole-mixed")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-import bench.results as results_module
+import bench.results.schema as results_module
 from bench.cli import main
 from tests.data.test_validate import (  # noqa: F401 - `built` is a fixture
     MINARI_ID,

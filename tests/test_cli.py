@@ -7,11 +7,12 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from bench.results import EVAL_SCHEMA, TRAIN_SCHEMA
+from bench.results.schema import EVAL_SCHEMA, TRAIN_SCHEMA
+from bench.run.config import RunConfig
 from tests.helpers import bench
 
 EVAL_DTYPES = {
-    "run_id": "str", "algo": "str", "dataset": "str", "seed": "int64", "step": "int64",
+    "run_id": "str", "key": "str", "algo": "str", "dataset": "str", "seed": "int64", "step": "int64",
     "wall_time_s": "float64", "return_mean": "float64", "return_std": "float64",
     "episodes": "int64", "ref_min": "float64", "ref_max": "float64", "ref_source": "str",
     "normalized_score": "float64",
@@ -66,10 +67,12 @@ def test_train_table_is_tidy(run_dir):
 def test_config_and_checkpoint(run_dir):
     cfg = json.loads(open(f"{run_dir}/config.json").read())
     assert cfg["algo"] == "discrete_bcq" and cfg["dataset"] == "cartpole-mixed"
-    assert cfg["config"]["hidden_sizes"] == [32, 32]
+    assert cfg["algo_config"]["hidden_sizes"] == [32, 32]
     assert cfg["preset"] == "small"  # the card's preset
-    assert len(cfg["dataset_metadata_hash"]) == 16
-    assert {"torch", "minari", "gymnasium"} <= set(cfg["versions"])
+    assert len(cfg["dataset_hash"]) == 16 and cfg["schema_version"] == 2
+    assert cfg["key"] == RunConfig.from_json(cfg).key()
+    assert set(pd.read_parquet(f"{run_dir}/eval.parquet").key) == {cfg["key"]}
+    assert {"torch", "minari", "gymnasium"} <= set(cfg["provenance"]["versions"])
     ckpt = torch.load(f"{run_dir}/checkpoint.pt", weights_only=False)
     assert ckpt["algo"]["num_updates"] == 300
 

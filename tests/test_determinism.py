@@ -2,13 +2,13 @@
 
 import pandas as pd
 
-from bench.runner import RunSpec, run
+from tests.helpers import train
 
 
 def _run(tmp_path, name, algo, seed=3):
-    spec = RunSpec(algo, "cartpole-mixed", seed=seed, steps=60, eval_every=30, eval_episodes=3,
-                   batch_size=16, overrides={"hidden_sizes": "32,32"}, results_dir=tmp_path / name)  # fmt: skip
-    return run(spec, show_progress=False).run_dir
+    return train(tmp_path / name, algo=algo, dataset="cartpole-mixed", seed=seed, steps=60,
+                 eval_every=30, eval_episodes=3, batch_size=16,
+                 overrides={"hidden_sizes": "32,32"}).run_dir  # fmt: skip
 
 
 def test_two_identical_runs_give_identical_tables(tiny_cartpole, tmp_path):

@@ -8,16 +8,17 @@ import sys
 import pandas as pd
 import pytest
 
-import bench.results as results_module
+import bench.results.schema as results_module
 from bench.errors import BenchError
-from bench.runner import RunSpec, run
-from tests.helpers import BENCH, bench
+from bench.results.store import read_eval
+from bench.run.loop import run
+from tests.helpers import BENCH, bench, train
 
 
-def spec(results, **kw):
+def go(results, **kw):
     args = dict(algo="bc", dataset="cartpole-mixed", steps=40, eval_every=20, eval_episodes=1,
-                batch_size=16, overrides={"hidden_sizes": "16,16"}, results_dir=results)  # fmt: skip
-    return RunSpec(**{**args, **kw})
+                batch_size=16, overrides={"hidden_sizes": "16,16"})  # fmt: skip
+    return train(results, **{**args, **kw})
 
 
 def disk_full_after(monkeypatch, n_ok: int):
@@ -37,7 +38,7 @@ def disk_full_after(monkeypatch, n_ok: int):
 def test_disk_full_at_the_start_leaves_no_run_directory(tiny_cartpole, tmp_path, monkeypatch):
     disk_full_after(monkeypatch, 0)
     with pytest.raises(BenchError, match="cannot write .*config.json: No space left on device"):
-        run(spec(tmp_path), show_progress=False)
+        go(tmp_path)
     assert not any((tmp_path / "runs").iterdir())
 
 
@@ -47,11 +48,11 @@ def test_disk_full_mid_run_keeps_the_last_complete_state_and_resumes(
     # config.json, then eval/train/checkpoint at step 20 (2 fsyncs per file: data + folder)
     disk_full_after(monkeypatch, 2 * 4)
     with pytest.raises(BenchError, match="No space left on device"):
-        run(spec(tmp_path), show_progress=False)
+        go(tmp_path)
     (run_dir,) = list((tmp_path / "runs").iterdir())
     assert pd.read_parquet(run_dir / "eval.parquet").step.tolist() == [20]
     monkeypatch.undo()
-    result = run(RunSpec("", "", resume=run_dir), show_progress=False)
+    result = run(resume=run_dir, show_progress=False)
     assert [r["step"] for r in result.eval_rows] == [20, 40]
     assert pd.read_parquet(run_dir / "eval.parquet").step.tolist() == [20, 40]
 
@@ -83,4 +84,4 @@ def test_concurrent_runs_into_one_results_dir_lose_nothing(tiny_cartpole, tmp_pa
     assert len(frames) == 4
     assert sorted(f.seed.iloc[0] for f in frames) == [0, 1, 2, 3]
     assert all(f.step.tolist() == [10, 20, 30, 40, 50, 60] for f in frames)
-    assert len(results_module.read_eval(tmp_path)) == 24
+    assert len(read_eval(tmp_path)) == 24

@@ -1,12 +1,10 @@
 """Discrete BCQ learns from fixed data: far above the behavior it was trained on."""
 
-from pathlib import Path
-
 import pytest
 
-from bench.data.build import build_dataset
+from bench.collect.build import build_dataset
 from bench.data.cards import load_card
-from bench.runner import RunSpec, run
+from tests.helpers import train
 
 
 @pytest.fixture(scope="module")
@@ -26,11 +24,9 @@ def monkeypatch_module():
 
 def test_discrete_bcq_beats_the_behavior_on_a_small_mixed_dataset(mixed_20k, tmp_path):
     behavior = mixed_20k.storage.metadata["bench_behavior_return_mean"]
-    result = run(
-        RunSpec("discrete_bcq", "cartpole-mixed", seed=0, steps=3000, eval_every=1500,
-                results_dir=tmp_path),
-        show_progress=False,
-    )  # fmt: skip
+    result = train(
+        tmp_path, algo="discrete_bcq", dataset="cartpole-mixed", seed=0, steps=3000, eval_every=1500
+    )
     final = result.eval_rows[-1]
     assert behavior < 250  # the data is mostly poor play
     assert final["return_mean"] >= 450, result.eval_rows
@@ -40,6 +36,5 @@ def test_discrete_bcq_beats_the_behavior_on_a_small_mixed_dataset(mixed_20k, tmp
 @pytest.mark.parametrize("seed", [0, 1])
 def test_default_budget_reaches_90_on_cartpole_mixed(seed, minari_root, tmp_path):
     """The acceptance run: the full 100k-step dataset and the card's default step budget."""
-    result = run(RunSpec("discrete_bcq", "cartpole-mixed", seed=seed, results_dir=Path(tmp_path)),
-                 show_progress=False)  # fmt: skip
+    result = train(tmp_path, algo="discrete_bcq", dataset="cartpole-mixed", seed=seed)
     assert result.eval_rows[-1]["normalized_score"] >= 90, result.eval_rows

@@ -5,10 +5,10 @@ import json
 import numpy as np
 import torch
 
-from bench.data.build import build_dataset
+from bench.collect.build import build_dataset
+from bench.collect.online import OnlineSpec, load_policy, train_online
 from bench.data.cards import load_card
 from bench.data.data import OfflineData
-from bench.online import OnlineSpec, load_policy, train_online
 
 
 def test_online_training_saves_policies_and_a_replayable_buffer(tmp_path, monkeypatch, minari_root):

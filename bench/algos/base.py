@@ -14,38 +14,14 @@ import dataclasses
 import types
 import typing
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import gymnasium as gym
 import numpy as np
 import torch
 
-from bench.data.data import Batch
 from bench.errors import BenchError, UnknownNameError
 from bench.nets import ActionScale
-
-
-@dataclass(frozen=True)
-class EnvInfo:
-    """What an algorithm needs to know about the task: observation shape and action space."""
-
-    obs_shape: tuple[int, ...]
-    action_space: gym.Space
-
-    @property
-    def discrete(self) -> bool:
-        return isinstance(self.action_space, gym.spaces.Discrete)
-
-    @property
-    def n_actions(self) -> int:
-        assert self.discrete
-        return int(self.action_space.n)
-
-    @property
-    def act_dim(self) -> int:
-        assert not self.discrete
-        return int(np.prod(self.action_space.shape))
+from bench.types import Batch, EnvInfo
 
 
 class Algorithm(ABC):
@@ -55,6 +31,9 @@ class Algorithm(ABC):
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
     #: which action spaces the algorithm handles: "discrete", "continuous" or both
     action_kinds: ClassVar[tuple[str, ...]] = ("discrete", "continuous")
+    #: other names accepted by --set for a config field (e.g. gamma for discount_factor), so
+    #: one spelling works for every algorithm while the reference's own name stays
+    aliases: ClassVar[dict[str, str]] = {}
 
     def __init__(
         self, config: Any, info: EnvInfo, device: str | torch.device = "cpu", seed: int = 0
@@ -200,6 +179,7 @@ def resolve_config(
             )
         values.update(cls.presets[preset])
     for key, text in (overrides or {}).items():
+        key = cls.aliases.get(key, key)
         if key not in fields:
             raise UnknownNameError(f"config key for {cls.name}", key, list(fields))
         values[key] = _parse_value(text, fields[key], f"{cls.name}.{key}")

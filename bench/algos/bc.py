@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from bench.algos.base import Algorithm, EnvInfo, register
-from bench.data.data import Batch
+from bench.algos.base import Algorithm, register
 from bench.nets import NatureCNN, adam, is_image, mlp
+from bench.types import Batch, EnvInfo
 
 
 @dataclass

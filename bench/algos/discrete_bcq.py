@@ -24,10 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.algos.base import Algorithm, EnvInfo, register
-from bench.data.data import Batch
+from bench.algos.base import Algorithm, register
 from bench.errors import BenchError
 from bench.nets import NatureCNN, adam, hard_update, is_image, mlp, mlp_out_dim
+from bench.types import Batch, EnvInfo
 
 
 @dataclass
@@ -160,6 +160,7 @@ def bcq_losses(
 class DiscreteBCQ(Algorithm):
     name = "discrete_bcq"
     Config = DiscreteBCQConfig
+    aliases = {"gamma": "discount_factor"}  # the one spelling every algorithm takes
     presets = PRESETS
     action_kinds = ("discrete",)
 

@@ -23,10 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.algos.base import Algorithm, EnvInfo, register
-from bench.data.data import Batch
+from bench.algos.base import Algorithm, register
 from bench.errors import BenchError
 from bench.nets import EnsembleMLP, NatureCNN, adam, is_image, mlp, soft_update
+from bench.types import Batch, EnvInfo
 
 
 @dataclass

@@ -27,10 +27,10 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from bench.algos.base import Algorithm, EnvInfo, register
-from bench.data.data import Batch
+from bench.algos.base import Algorithm, register
 from bench.errors import BenchError
 from bench.nets import EnsembleMLP, TanhGaussianActor, adam, soft_update
+from bench.types import Batch, EnvInfo
 
 
 @dataclass

@@ -1,73 +1,97 @@
 """Regression check: current results against a committed baseline table.
 
-For each algo x dataset of the baseline, the current runs' IQM (95% stratified bootstrap CI,
-as in the leaderboard) must not fall below the baseline's CI lower bound minus a tolerance:
+Baseline rows are configurations (run keys) on a dataset. For each, the current complete runs of
+the same key give an IQM (as in the leaderboard), which must not fall below the baseline's 95%
+CI lower bound minus a tolerance:
 
     fail  <=>  iqm_now < baseline_iqm_lo - tolerance
 
-A baseline row without any current complete run fails too: a check that silently compares
-nothing would pass every regression.
+A baseline row from a single seed has no CI: its IQM itself is the bound. A baseline row without
+any current complete run of its key fails too: a check that silently compares nothing would pass
+every regression.
 """
 
 from __future__ import annotations
 
+import io
+import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from bench.analysis.leaderboard import leaderboard
+from bench.analysis.scores import ScoreSpec
 from bench.errors import BenchError
-from bench.leaderboard import ScoreSpec, leaderboard
-from bench.results import atomic_write_bytes
+from bench.results.schema import atomic_write_bytes
 
-BASELINE_COLUMNS = ["algo", "dataset", "seeds", "iqm", "iqm_lo", "iqm_hi", "score", "last_k"]
+BASELINE_COLUMNS = ["key", "algo", "label", "dataset", "seeds", "iqm", "iqm_lo", "iqm_hi",
+                    "score", "last_k", "command"]  # fmt: skip
 DEFAULT_TOLERANCE = 5.0
+CURRENT = ["key", "seeds", "iqm", "iqm_lo", "iqm_hi"]
 
 
 def baseline_from_results(results: Path, spec: ScoreSpec) -> pd.DataFrame:
-    table, _, _ = leaderboard(results, spec)
-    if table.empty:
+    board = leaderboard(results, spec)
+    if board.rows.empty:
         raise BenchError(f"no complete runs under {results}/runs to make a baseline from")
-    return table.assign(score=spec.kind, last_k=spec.last_k)[BASELINE_COLUMNS]
+    return board.rows.assign(score=spec.kind, last_k=spec.last_k)[BASELINE_COLUMNS]
 
 
 def write_baseline(results: Path, path: Path, spec: ScoreSpec) -> pd.DataFrame:
-    import io
-
     base = baseline_from_results(results, spec)
     buf = io.BytesIO()
     base.to_parquet(buf, index=False)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(Path(path), buf.getvalue())
+    path = Path(path)
+    if path.exists() and path.is_dir():
+        raise BenchError(f"--baseline {path} is a folder; give a file name, e.g. {path}/ci.parquet")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise BenchError(f"cannot create {path.parent}: {e.strerror or e}") from None
+    atomic_write_bytes(path, buf.getvalue())
     return base
 
 
 def read_baseline(path: Path) -> pd.DataFrame:
+    path = Path(path)
+    if not path.is_file():
+        raise BenchError(f"no baseline file {path} (write one with --update)")
     try:
         base = pd.read_parquet(path)
-    except FileNotFoundError:
-        raise BenchError(f"no baseline file {path} (write one with --update)") from None
     except Exception as e:  # noqa: BLE001 - pyarrow raises several kinds for a bad file
-        raise BenchError(f"baseline {path} is not a readable parquet table ({e})") from None
+        raise BenchError(
+            f"baseline {path} is not a readable parquet table ({type(e).__name__})"
+        ) from None
     missing = [c for c in BASELINE_COLUMNS if c not in base.columns]
     if missing:
-        raise BenchError(f"baseline {path} lacks columns {missing}")
+        raise BenchError(
+            f"baseline {path} lacks columns {', '.join(missing)} (written by an older bench? "
+            "write it again with --update)"
+        )
+    if base.empty:
+        raise BenchError(f"baseline {path} has no rows")
     return base
 
 
 def check(results: Path, baseline: pd.DataFrame, tolerance: float) -> pd.DataFrame:
     """One row per baseline row: both IQMs, the threshold, and passed (bool)."""
+    if not math.isfinite(tolerance) or tolerance < 0:
+        raise BenchError(f"--tolerance must be a finite number >= 0, got {tolerance}")
     kinds = baseline[["score", "last_k"]].drop_duplicates()
     if len(kinds) != 1:
         raise BenchError("the baseline mixes score definitions; write it again with --update")
     spec = ScoreSpec(str(kinds.score.iloc[0]), int(kinds.last_k.iloc[0]))
     try:
-        current, _, _ = leaderboard(results, spec)
+        current = leaderboard(results, spec).rows
     except BenchError:
-        current = pd.DataFrame(columns=["algo", "dataset", "seeds", "iqm", "iqm_lo", "iqm_hi"])
-    merged = baseline.merge(
-        current[["algo", "dataset", "seeds", "iqm", "iqm_lo", "iqm_hi"]],
-        on=["algo", "dataset"], how="left", suffixes=("_base", "_now"),
-    )  # fmt: skip
-    merged["threshold"] = merged.iqm_lo_base - tolerance
-    merged["passed"] = merged.iqm_now.notna() & (merged.iqm_now >= merged.threshold)
+        current = pd.DataFrame(columns=CURRENT)
+    if current.empty:
+        current = pd.DataFrame(columns=CURRENT)
+    merged = baseline.merge(current[CURRENT], on="key", how="left", suffixes=("_base", "_now"))
+    bound = merged.iqm_lo_base.where(merged.iqm_lo_base.notna(), merged.iqm_base)  # one seed
+    merged["threshold"] = bound.astype(float) - tolerance
+    merged["passed"] = merged.iqm_now.notna() & (
+        merged.iqm_now.astype(float) >= merged.threshold - 1e-9 * np.abs(merged.threshold)
+    )
     return merged

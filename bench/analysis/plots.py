@@ -6,19 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
+from bench.analysis.bootstrap import BOOTSTRAP_REPS, stratified_bootstrap
+from bench.analysis.leaderboard import Board, leaderboard
+from bench.analysis.scores import ScoreSpec, load_results, per_task
 from bench.errors import BenchError
-from bench.leaderboard import (
-    BOOTSTRAP_REPS,
-    METRICS,
-    ScoreSpec,
-    interval_estimate,
-    run_scores,
-    scores_of,
-    stratified_bootstrap,
-)
-from bench.results import read_configs, read_eval, runs_dir
+from bench.results.schema import atomic_write_bytes, runs_dir
 
 KINDS = ("curves", "bars", "profile")
 #: Paper-size figures: a two-column figure is ~7 inches wide.
@@ -37,12 +30,21 @@ def _setup():
 
 
 def _save(fig, out: Path, name: str) -> list[Path]:
-    out.mkdir(parents=True, exist_ok=True)
+    """PNG and SVG, each rendered in memory and written atomically: a failed write (a folder
+    under a file, read-only, a full disk) is one line and leaves no partial figure."""
+    import io
+
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise BenchError(f"cannot create the plot folder {out}: {e.strerror or e}") from None
     paths = []
     for ext in ("png", "svg"):
-        path = out / f"{name}.{ext}"
-        fig.savefig(path, dpi=200, bbox_inches="tight")
-        paths.append(path)
+        buf = io.BytesIO()
+        fig.savefig(buf, format=ext, dpi=200, bbox_inches="tight")
+        atomic_write_bytes(out / f"{name}.{ext}", buf.getvalue())
+        paths.append(out / f"{name}.{ext}")
     return paths
 
 
@@ -52,15 +54,18 @@ def _palette(algos: list[str], sns) -> dict[str, tuple]:
 
 def learning_curves(results: Path, out: Path) -> list[Path]:
     """Normalized score vs update step: mean over seeds and its 95% CI band (bootstrap over
-    seeds), one panel per dataset, one colour per algorithm, the behavior's score dashed."""
+    seeds), one panel per dataset, one colour per configuration (label), the behavior's score
+    dashed. Runs in progress and duplicates are left out."""
     plt, sns = _setup()
-    evals, configs = read_eval(results), read_configs(results)
-    runs = scores_of(evals, configs, ScoreSpec())
-    evals = evals[evals.run_id.isin(runs.run_id[runs.complete])]  # runs in progress: out
+    res = load_results(results)
+    counted = res.counted
+    labels = counted.set_index("run_id").label
+    evals = res.evals[res.evals.run_id.isin(counted.run_id)]
+    evals = evals.assign(label=evals.run_id.map(labels))
     if evals.empty:
         raise BenchError(f"no complete runs with evaluations under {runs_dir(results)}")
     datasets = sorted(evals.dataset.unique())
-    algos = sorted(evals.algo.unique())
+    algos = sorted(evals.label.unique())
     colors = _palette(algos, sns)
     cols = min(3, len(datasets))
     rows = int(np.ceil(len(datasets) / cols))
@@ -70,16 +75,12 @@ def learning_curves(results: Path, out: Path) -> list[Path]:
     for ax, dataset in zip(axes.flat, datasets, strict=False):
         d = evals[evals.dataset == dataset]
         sns.lineplot(
-            data=d, x="step", y="normalized_score", hue="algo", palette=colors, ax=ax,
+            data=d, x="step", y="normalized_score", hue="label", palette=colors, ax=ax,
             errorbar=("ci", 95), n_boot=BOOTSTRAP_REPS, seed=0, legend=False,
         )  # fmt: skip
-        behavior = [
-            c["behavior_score"]
-            for c in configs.values()
-            if c.get("dataset") == dataset and c.get("behavior_score") is not None
-        ]
-        if behavior:
-            ax.axhline(np.mean(behavior), color="0.3", ls="--", lw=1.2)
+        behavior = counted.behavior_score[counted.dataset == dataset].dropna()
+        if len(behavior):
+            ax.axhline(float(behavior.mean()), color="0.3", ls="--", lw=1.2)
         ax.set_title(dataset)
         ax.set_xlabel("gradient updates")
         ax.set_ylabel("normalized score")
@@ -96,45 +97,56 @@ def learning_curves(results: Path, out: Path) -> list[Path]:
     return paths
 
 
-def _complete_scores(results: Path, spec: ScoreSpec) -> pd.DataFrame:
-    runs = run_scores(results, spec)
-    runs = runs[runs.complete]
-    if runs.empty:
+def _board(results: Path, spec: ScoreSpec) -> Board:
+    board = leaderboard(results, spec)
+    if board.rows.empty:
         raise BenchError(f"no complete runs under {runs_dir(results)}")
-    return runs
+    return board
+
+
+def _interval_panel(ax, entries, colors):
+    """Horizontal CI bars (coloured) with the point estimate (black), one per (label, est)."""
+    values = []
+    for i, (label, (point, lo, hi)) in enumerate(entries):
+        if not np.isnan(lo):
+            ax.barh(i, hi - lo, left=lo, height=0.6, color=colors[label], alpha=0.75)
+        ax.plot([point, point], [i - 0.3, i + 0.3], color="k", lw=1.5)
+        values += [v for v in (point, lo, hi) if not np.isnan(v)]
+    ax.set_yticks(range(len(entries)), [label for label, _ in entries])
+    ax.set_ylim(-0.6, len(entries) - 0.4)
+    if values:  # pad the x range so marks at the extremes stay visible
+        pad = max(0.08 * (max(values) - min(values)), 1.0)
+        ax.set_xlim(min(values) - pad, max(values) + pad)
 
 
 def interval_plot(results: Path, out: Path, spec: ScoreSpec = ScoreSpec()) -> list[Path]:
-    """IQM and optimality gap per algorithm across datasets, with 95% stratified bootstrap
-    CIs (rliable's interval estimates), plus IQM per dataset."""
+    """IQM and optimality gap of each aggregate block (configurations compared over the datasets
+    they all have), with 95% stratified bootstrap CIs (rliable's interval estimates), plus IQM
+    per dataset."""
     plt, sns = _setup()
-    runs = _complete_scores(results, spec)
-    algos = sorted(runs.algo.unique())
-    colors = _palette(algos, sns)
-    datasets = sorted(runs.dataset.unique())
-    panels = [("IQM, all datasets", "iqm", None), ("optimality gap, all datasets",
-              "optimality_gap", None)] + [(f"IQM, {d}", "iqm", d) for d in datasets]  # fmt: skip
+    board = _board(results, spec)
+    rows = board.rows
+    labels = sorted(rows.label.unique())
+    colors = _palette(labels, sns)
+    panels = []
+    for b in board.blocks:
+        where = b.datasets[0] if len(b.datasets) == 1 else f"{len(b.datasets)} datasets"
+        for metric, name in (("iqm", "IQM"), ("optimality_gap", "optimality gap")):
+            entries = [(r.label, (getattr(r, metric), getattr(r, metric + "_lo"),
+                        getattr(r, metric + "_hi"))) for r in b.table.itertuples()]  # fmt: skip
+            panels.append((f"{name}, {where}", metric, entries))
+    for d in sorted(rows.dataset.unique()):
+        here = rows[rows.dataset == d]
+        entries = [(r.label, (r.iqm, r.iqm_lo, r.iqm_hi)) for r in here.itertuples()]
+        panels.append((f"IQM, {d}", "iqm", entries))
     cols = min(3, len(panels))
-    rows = int(np.ceil(len(panels) / cols))
+    n_rows = int(np.ceil(len(panels) / cols))
+    height = max(len(e) for _, _, e in panels)
     fig, axes = plt.subplots(
-        rows, cols, figsize=(WIDTH_IN, 0.45 * len(algos) * rows + 1.2 * rows), squeeze=False
+        n_rows, cols, figsize=(WIDTH_IN, 0.45 * height * n_rows + 1.2 * n_rows), squeeze=False
     )
-    for ax, (title, metric, dataset) in zip(axes.flat, panels, strict=False):
-        d = runs if dataset is None else runs[runs.dataset == dataset]
-        present = [a for a in algos if (d.algo == a).any()]  # only algorithms run here
-        values = []
-        for i, algo in enumerate(present):
-            per_task = [t.score.to_numpy() for _, t in d[d.algo == algo].groupby("dataset")]
-            point, lo, hi = interval_estimate(per_task, METRICS[metric])
-            if not np.isnan(lo):
-                ax.barh(i, hi - lo, left=lo, height=0.6, color=colors[algo], alpha=0.75)
-            ax.plot([point, point], [i - 0.3, i + 0.3], color="k", lw=1.5)
-            values += [v for v in (point, lo, hi) if not np.isnan(v)]
-        ax.set_yticks(range(len(present)), present)
-        ax.set_ylim(-0.6, len(present) - 0.4)
-        if values:  # pad the x range so marks at the extremes stay visible
-            pad = max(0.08 * (max(values) - min(values)), 1.0)
-            ax.set_xlim(min(values) - pad, max(values) + pad)
+    for ax, (title, metric, entries) in zip(axes.flat, panels, strict=False):
+        _interval_panel(ax, entries, colors)
         ax.set_title(title)
         ax.set_xlabel("normalized score" if metric == "iqm" else "gap to 100 (lower is better)")
     for ax in list(axes.flat)[len(panels) :]:
@@ -152,28 +164,32 @@ def profile_curve(scores: np.ndarray, taus: np.ndarray, axis: int = -1) -> np.nd
 
 
 def performance_profile(results: Path, out: Path, spec: ScoreSpec = ScoreSpec()) -> list[Path]:
-    """Fraction of runs (all datasets pooled) with a normalized score above tau, per algorithm,
-    with a 95% stratified bootstrap band."""
+    """Fraction of runs with a normalized score above tau, per configuration, over the datasets
+    of the first aggregate block (the ones its configurations all have), with a 95% stratified
+    bootstrap band."""
     plt, sns = _setup()
-    runs = _complete_scores(results, spec)
-    algos = sorted(runs.algo.unique())
-    colors = _palette(algos, sns)
+    board = _board(results, spec)
+    block = board.blocks[0]
+    runs = board.results.counted
+    runs = runs[runs.dataset.isin(block.datasets)]
+    labels = list(block.table.label)
+    colors = _palette(labels, sns)
     hi = max(100.0, float(runs.score.max()))
     taus = np.linspace(min(0.0, float(runs.score.min())), hi, 101)
     fig, ax = plt.subplots(figsize=(WIDTH_IN * 0.6, 3.0))
-    for algo in algos:
-        per_task = [t.score.to_numpy() for _, t in runs[runs.algo == algo].groupby("dataset")]
-        curve = profile_curve(np.concatenate(per_task), taus)
-        ax.plot(taus, curve, color=colors[algo], lw=2, label=algo)
-        if max(len(t) for t in per_task) >= 2:
+    for label in labels:
+        tasks = per_task(runs[runs.label == label], block.datasets)
+        curve = profile_curve(np.concatenate(tasks), taus)
+        ax.plot(taus, curve, color=colors[label], lw=2, label=label)
+        if max(len(t) for t in tasks) >= 2:
             _, lo, up = stratified_bootstrap(
-                per_task, lambda x, axis=-1: profile_curve(x, taus, axis)
+                tasks, lambda xs: profile_curve(np.concatenate(xs, axis=-1), taus)
             )
-            ax.fill_between(taus, lo, up, color=colors[algo], alpha=0.2, lw=0)
+            ax.fill_between(taus, lo, up, color=colors[label], alpha=0.2, lw=0)
     ax.set_xlabel(r"normalized score $\tau$")
     ax.set_ylabel(r"fraction of runs with score > $\tau$")
     ax.set_ylim(0, 1.02)
-    ax.set_title("Performance profile (95% CI band)")
+    ax.set_title(f"Performance profile over {', '.join(block.datasets)} (95% CI band)")
     ax.legend(frameon=False)
     fig.tight_layout()
     paths = _save(fig, out, "profile")

@@ -65,8 +65,8 @@ def _checkpoint(action_space: gym.Space, seed: int, file: str, mode: str = "samp
     did), "deterministic" acts with its evaluation policy without noise."""
     import torch
 
+    from bench.collect.online import load_policy
     from bench.data.cards import cards_dir
-    from bench.online import load_policy
 
     algo = load_policy(cards_dir() / file, seed=seed)
     if hasattr(algo.config, "deterministic_eval"):

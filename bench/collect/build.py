@@ -6,25 +6,28 @@ only when complete, so an interrupted build never leaves a dataset that loads as
 
 from __future__ import annotations
 
-import os
-import shutil
-import uuid
 import warnings
 from contextlib import contextmanager
-from pathlib import Path
 
 import numpy as np
 
-from bench.data.behaviors import Behavior
+from bench.collect.behaviors import Behavior
 from bench.data.cards import Card, PolicySpec
-from bench.data.minari_io import dataset_dir, dataset_exists, minari_root, open_dataset
+from bench.data.minari_io import (
+    check_free_space,
+    dataset_exists,
+    free_bytes,
+    is_disk_full,
+    minari_root,
+    open_dataset,
+    staged_dataset,
+)
 from bench.envs import make_env
 from bench.errors import DatasetError
 from bench.evaluate import rollout_returns
 
 #: Minari's get_average_reference_score seeds its reference env with 123.
 REF_SEED = 123
-STAGING = ".bench-staging"
 
 
 def measure_policy(card: Card, spec: PolicySpec, episodes: int, seed: int = REF_SEED) -> np.ndarray:
@@ -51,67 +54,6 @@ def measure_refs(card: Card) -> tuple[float, float]:
 
 
 @contextmanager
-def staged_dataset(minari_id: str, force: bool = False):
-    """Write a Minari dataset inside a staging root (the body runs with MINARI_DATASETS_PATH set
-    to it), then rename it into the real root: an interrupted write never leaves a dataset that
-    loads as if whole. With force, an existing dataset is replaced only once the new one is."""
-    if dataset_exists(minari_id) and not force:
-        raise DatasetError(f"dataset {minari_id} already exists (use --force to replace it)")
-    root = minari_root()
-    _remove_stale_staging(root / STAGING)
-    staging = root / STAGING / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    staging.mkdir(parents=True)
-    try:
-        with _minari_root_at(staging):
-            yield staging
-        final = dataset_dir(minari_id)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        _ensure_namespace(minari_id)
-        if final.exists():
-            os.replace(final, staging / "old")
-        os.replace(staging / minari_id, final)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        try:
-            (root / STAGING).rmdir()
-        except OSError:
-            pass
-
-
-def _remove_stale_staging(staging_root: Path) -> None:
-    """Delete staging folders left by killed builds (their process no longer exists)."""
-    if not staging_root.is_dir():
-        return
-    for d in staging_root.iterdir():
-        pid = d.name.split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(d, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-@contextmanager
-def _minari_root_at(path: Path):
-    old = os.environ.get("MINARI_DATASETS_PATH")
-    os.environ["MINARI_DATASETS_PATH"] = str(path)
-    try:
-        yield
-    finally:
-        if old is None:
-            del os.environ["MINARI_DATASETS_PATH"]
-        else:
-            os.environ["MINARI_DATASETS_PATH"] = old
-
-
-@contextmanager
 def _torch_threads(n: int):
     import torch
 
@@ -127,17 +69,110 @@ def _episode_seed(card: Card, episode: int) -> int:
     return card.seed * 1_000_003 + episode
 
 
+def _space_bytes(space) -> int:
+    """Bytes of one element of a gymnasium space as stored (its dtype; 8 per dim otherwise)."""
+    import gymnasium as gym
+
+    if space.dtype is not None and space.shape is not None:
+        return int(np.prod(space.shape, dtype=np.int64)) * np.dtype(space.dtype).itemsize
+    return gym.spaces.flatdim(space) * 8
+
+
+#: HDF5 bytes per stored episode beyond its arrays (its group and five datasets): measured
+#: 17 KB with Minari 0.5.4, which dominates datasets of short episodes.
+EPISODE_BYTES = 20 * 1024
+
+
+def transition_bytes(card: Card) -> int:
+    """Bytes one stored transition takes: an observation (one frame: stacks are not stored),
+    an action, a float64 reward, termination and truncation flags. Each episode's extra final
+    observation is left to the free-space margin. (Cached per env spec: it makes an env.)"""
+    key = repr(card.env)
+    if key not in _TRANSITION_BYTES:
+        env = make_env(card.env, stacked=False)
+        try:
+            obs, act = _space_bytes(env.observation_space), _space_bytes(env.action_space)
+        finally:
+            env.close()
+        _TRANSITION_BYTES[key] = obs + act + 8 + 2
+    return _TRANSITION_BYTES[key]
+
+
+_TRANSITION_BYTES: dict[str, int] = {}
+
+
+def check_build(card: Card, size: int | None = None, force: bool = False) -> int:
+    """What refuses a build before anything is collected (one line each): an imported card,
+    a bad size, an existing dataset without force, a disk too small for the estimate.
+    Returns the size to build."""
+    size = card.size if size is None else size
+    if card.behavior.policy == "external":
+        raise DatasetError(
+            f"dataset '{card.id}' holds external data (imported): it cannot be built; import "
+            "its file again with `bench datasets import FILE --env ENV --as ID --force`"
+        )
+    if size <= 0:
+        raise DatasetError(f"dataset '{card.id}': size must be positive, got {size}")
+    if dataset_exists(card.minari_id) and not force:
+        raise DatasetError(f"dataset {card.minari_id} already exists (use --force to replace it)")
+    # episodes: at least one per time limit's worth of steps; shorter ones are caught while
+    # collecting (SpaceGuard), before Minari writes them
+    limit = _time_limit(card)
+    episodes = -(-size // limit) if limit else 1
+    check_free_space(minari_root(), size * transition_bytes(card) + episodes * EPISODE_BYTES)
+    return size
+
+
 def build_dataset(card: Card, size: int | None = None, progress=None, force: bool = False):
     """Collect `size` transitions (default: the card's) and write the Minari dataset.
 
     progress: optional callable(advance: int) called as steps are collected.
-    Returns the opened MinariDataset.
+    Returns the opened MinariDataset. Refused up front when the Minari root's disk cannot
+    hold the estimate, and stopped when the disk fills while collecting (HDF5 crashes
+    rather than raising when the disk fills up).
     """
+    size = check_build(card, size, force)
+    root = minari_root()
+    try:
+        return _build(card, size, progress, force, SpaceGuard(root, transition_bytes(card)))
+    except OSError as e:  # the disk filled anyway (another writer)
+        if not is_disk_full(e):
+            raise
+        raise DatasetError(
+            f"dataset '{card.id}': no space left in the Minari root {root}"
+        ) from None
+
+
+def _time_limit(card: Card) -> int | None:
+    import gymnasium as gym
+
+    try:
+        return gym.spec(card.env.id).max_episode_steps
+    except gym.error.Error:
+        return None
+
+
+class SpaceGuard:
+    """Free space watched while collecting. Minari writes an episode when it ends, so before
+    each step the episode's pending bytes (plus the margin) must fit in what was free when it
+    began: the build stops with one line before HDF5 would hit a full disk."""
+
+    def __init__(self, folder, per_step: int):
+        self.folder, self.per_step = folder, per_step
+        self.new_episode()
+
+    def new_episode(self) -> None:
+        self.free = free_bytes(self.folder)
+        self.pending = EPISODE_BYTES
+
+    def step(self) -> None:
+        self.pending += self.per_step
+        check_free_space(self.folder, self.pending, free=self.free)
+
+
+def _build(card: Card, size: int, progress, force: bool, guard: SpaceGuard):
     from minari import DataCollector
 
-    size = card.size if size is None else size
-    if size <= 0:
-        raise DatasetError(f"dataset '{card.id}': size must be positive, got {size}")
     # learned behaviors act on one observation per step: more torch threads only add overhead,
     # and oversubscribe the cores when other processes run (5x slower builds, measured)
     with _torch_threads(1), staged_dataset(card.minari_id, force):  # writes into a staging root
@@ -146,7 +181,7 @@ def build_dataset(card: Card, size: int | None = None, progress=None, force: boo
         eval_spec = base_env.spec
         env = DataCollector(base_env, record_infos=False, jpeg_encoding=False)
         collect = _collect_replay if card.behavior.policy == "replay" else _collect_behavior
-        returns = collect(env, card, size, progress)
+        returns = collect(env, card, size, progress, guard)
         # A last unfinished episode is stored as truncated by Minari (bootstrapped, not final).
         ref_min, ref_max = measure_refs(card)
         with warnings.catch_warnings():
@@ -174,7 +209,7 @@ def build_dataset(card: Card, size: int | None = None, progress=None, force: boo
     return open_dataset(card.minari_id)
 
 
-def _collect_behavior(env, card: Card, size: int, progress) -> list[float]:
+def _collect_behavior(env, card: Card, size: int, progress, guard: SpaceGuard) -> list[float]:
     """Roll the card's behavior out for exactly `size` steps; returns complete episodes' returns."""
     behavior = Behavior(card.behavior, env.action_space, 1, card.seed, envs=[env])
     episode = 0
@@ -182,19 +217,21 @@ def _collect_behavior(env, card: Card, size: int, progress) -> list[float]:
     returns, ret = [], 0.0
     tick = _ticker(size, progress)
     for t in range(size):
+        guard.step()
         obs, rew, term, trunc, _ = env.step(behavior(obs[None])[0])
         ret += float(rew)
         if term or trunc:
             returns.append(ret)
             ret, episode = 0.0, episode + 1
             behavior.new_episode(0)
+            guard.new_episode()
             if t + 1 < size:
                 obs, _ = env.reset(seed=_episode_seed(card, episode))
         tick(t + 1)
     return returns
 
 
-def _collect_replay(env, card: Card, size: int, progress) -> list[float]:
+def _collect_replay(env, card: Card, size: int, progress, guard: SpaceGuard) -> list[float]:
     """Replay recorded episodes (reset seed + actions, from `bench behavior train`'s
     replay.npz) through the env: rebuilds an online agent's replay buffer exactly."""
     from bench.data.cards import cards_dir
@@ -213,8 +250,10 @@ def _collect_replay(env, card: Card, size: int, progress) -> list[float]:
     tick = _ticker(size, progress)
     for seed, start, length in zip(seeds, starts, lengths, strict=True):
         env.reset(seed=int(seed))
+        guard.new_episode()
         ret = 0.0
         for a in actions[start : start + length]:
+            guard.step()
             _, rew, term, trunc, _ = env.step(int(a) if discrete else a)
             ret, t = ret + float(rew), t + 1
             tick(t)
@@ -233,14 +272,6 @@ def _ticker(size: int, progress):
             progress(chunk if done % chunk == 0 else done % chunk)
 
     return tick
-
-
-def _ensure_namespace(minari_id: str) -> None:
-    from minari.namespace import create_namespace, list_local_namespaces
-
-    namespace = minari_id.rsplit("/", 1)[0] if "/" in minari_id else None
-    if namespace and namespace not in list_local_namespaces():
-        create_namespace(namespace)
 
 
 def ensure_dataset(card: Card, show_progress: bool = True):

@@ -23,15 +23,14 @@ import numpy as np
 import torch
 
 from bench.algos import get_algorithm
-from bench.algos.base import Algorithm, EnvInfo, resolve_config
-from bench.data.cards import EnvSpec
-from bench.data.data import Batch
+from bench.algos.base import Algorithm, resolve_config
 from bench.envs import make_env
 from bench.errors import BenchError
 from bench.evaluate import algorithm_returns
 from bench.progress import progress_bar
-from bench.results import atomic_write_bytes, atomic_write_json
+from bench.results.schema import atomic_write_bytes, atomic_write_json
 from bench.seeding import seed_everything
+from bench.types import Batch, EnvInfo, EnvSpec
 
 #: Online evaluation env seeds (disjoint from dataset build and offline evaluation seeds).
 ONLINE_EVAL_SEED = 2_000_000

@@ -1,40 +1,51 @@
-"""Dataset cards: datasets/<id>.toml describes one dataset, how to build it and how to score it.
+"""Dataset cards: <cards folder>/<id>.toml describes one dataset, how to build it and how to
+score it.
 
 A card is the single source of truth that the builder, the loader and the evaluator share: the
 evaluator builds its environments from the same card the dataset was collected on.
+
+Two folders hold cards. The shipped cards are package data (bench/cards/*.toml, with the
+behavior weights they use in bench/cards/behaviors/); $BENCH_DATASETS_DIR replaces that folder.
+User cards, written by `bench datasets import`, live in $BENCH_CARDS_DIR, by default the folder
+`bench-cards` beside the Minari root (~/.minari/bench-cards for ~/.minari/datasets), so they
+travel with the datasets they describe. Lookup searches the shipped cards, then the user
+cards; a user card never shadows a shipped id. A user card id is either a plain name
+(`my-acrobot`) or a Minari id (`mine/acrobot-v0`, stored as mine/acrobot-v0.toml).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench.errors import DatasetError, UnknownNameError
+from bench.types import EnvSpec
 
-#: Folder of shipped cards (repo root /datasets); BENCH_DATASETS_DIR points elsewhere.
-DEFAULT_CARDS_DIR = Path(__file__).resolve().parents[2] / "datasets"
+#: Folder of shipped cards (package data, bench/cards); BENCH_DATASETS_DIR points elsewhere.
+DEFAULT_CARDS_DIR = Path(__file__).resolve().parents[1] / "cards"
+#: Name of the default user-cards folder, beside the Minari root.
+USER_CARDS_NAME = "bench-cards"
+#: A card id: a plain name, or a Minari id namespace[/sub...]/name-vN.
+CARD_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)*")
 
 
 def cards_dir() -> Path:
+    """The shipped cards (and their behavior files): $BENCH_DATASETS_DIR, else bench/cards."""
     return Path(os.environ.get("BENCH_DATASETS_DIR", DEFAULT_CARDS_DIR))
 
 
-@dataclass(frozen=True)
-class EnvSpec:
-    """The environment a dataset was collected on and is evaluated on."""
+def user_cards_dir() -> Path:
+    """Cards written by `bench datasets import`: $BENCH_CARDS_DIR, else `bench-cards` beside
+    the Minari root."""
+    from bench.data.minari_io import minari_root
 
-    id: str
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    #: gymnasium AtariPreprocessing kwargs (frame skip, 84x84 grayscale, no-op starts), when the
-    #: env is an Atari game; the env itself must then be made with frameskip=1.
-    atari: dict[str, Any] | None = None
-    #: Observations the agent sees stack this many consecutive frames (FrameStackObservation,
-    #: padded at reset with the first frame). Datasets store each frame once; the loader
-    #: gathers the same stacks at sample time.
-    frame_stack: int = 1
+    env = os.environ.get("BENCH_CARDS_DIR")
+    return Path(env) if env else minari_root().parent / USER_CARDS_NAME
 
 
 @dataclass(frozen=True)
@@ -162,13 +173,39 @@ def parse_card(raw: dict[str, Any], where: str, path: Path | None = None) -> Car
     )
 
 
-def card_ids() -> list[str]:
+def shipped_card_ids() -> list[str]:
     return sorted(p.stem for p in cards_dir().glob("*.toml"))
 
 
+def user_card_ids() -> list[str]:
+    """Ids of the user cards (nested folders for Minari-style ids); shipped ids excluded."""
+    root = user_cards_dir()
+    if not root.is_dir():
+        return []
+    shipped = set(shipped_card_ids())
+    ids = (p.relative_to(root).with_suffix("").as_posix() for p in root.rglob("*.toml"))
+    return sorted(i for i in ids if CARD_ID_RE.fullmatch(i) and i not in shipped)
+
+
+def card_ids() -> list[str]:
+    """Every card id: the shipped cards, then the user cards."""
+    return shipped_card_ids() + user_card_ids()
+
+
+def card_path(dataset_id: str) -> Path | None:
+    """The file of a card id: shipped first, then user cards; None when there is none."""
+    if not CARD_ID_RE.fullmatch(dataset_id):  # also keeps ids inside the folders (no "..")
+        return None
+    shipped = cards_dir() / f"{dataset_id}.toml"
+    if "/" not in dataset_id and shipped.is_file():
+        return shipped
+    user = user_cards_dir() / f"{dataset_id}.toml"
+    return user if user.is_file() else None
+
+
 def load_card(dataset_id: str) -> Card:
-    path = cards_dir() / f"{dataset_id}.toml"
-    if not path.is_file():
+    path = card_path(dataset_id)
+    if path is None:
         raise UnknownNameError("dataset", dataset_id, card_ids())
     try:
         raw = tomllib.loads(path.read_text())
@@ -181,3 +218,122 @@ def load_card(dataset_id: str) -> Card:
     if card.id != dataset_id:
         raise DatasetError(f"dataset card {path}: id '{card.id}' does not match its file name")
     return card
+
+
+# ----------------------------------------------------------------- user cards (imports)
+#: One segment of an imported id: what Minari accepts ([-_\w]), ASCII, starting alphanumeric.
+_SEGMENT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+_VERSION_RE = re.compile(r"-v\d+$")
+#: Namespace of the Minari ids given to plain import names (my-acrobot -> imported/my-acrobot-v0).
+IMPORT_NAMESPACE = "imported"
+
+
+def import_ids(name: str) -> tuple[str, str]:
+    """The card id and Minari id for `bench datasets import --as NAME`.
+
+    `namespace/name-vN` is used as both; a plain name (`my-acrobot`) stays the card id and is
+    stored as `imported/my-acrobot-v0`; a missing `-vN` becomes `-v0`. Anything else (empty,
+    slashes at the ends or doubled, characters Minari rejects) is one error line."""
+    from minari.dataset.minari_dataset import parse_dataset_id
+
+    raw = name.strip()
+    parts = raw.split("/")
+    if not raw or not all(_SEGMENT_RE.fullmatch(p) for p in parts):
+        raise DatasetError(
+            f"invalid dataset id '{name}': use namespace/name-vN (letters, digits, '-' and '_' "
+            "between slashes, e.g. mine/hopper-v0) or a plain name such as my-hopper"
+        )
+    versioned = raw if _VERSION_RE.search(parts[-1]) else f"{raw}-v0"
+    if len(parts) == 1:
+        card_id, minari_id = raw, f"{IMPORT_NAMESPACE}/{versioned}"
+    else:
+        card_id = minari_id = versioned
+    try:
+        namespace, _, _ = parse_dataset_id(minari_id)
+    except (ValueError, TypeError):
+        namespace = None
+    if namespace is None:  # our rule is stricter than Minari's; this is a safety net
+        raise DatasetError(f"invalid dataset id '{name}': Minari does not accept '{minari_id}'")
+    return card_id, minari_id
+
+
+def check_import_ids(card_id: str, minari_id: str, force: bool) -> Path:
+    """Refuse an import that would shadow a shipped card (its id or its Minari id) or replace
+    a user card without force; returns the user card's path."""
+    shipped = shipped_card_ids()
+    if card_id in shipped:
+        raise DatasetError(f"'{card_id}' is a shipped dataset card; import under another id (--as)")
+    for cid in shipped:
+        if load_card(cid).minari_id == minari_id:
+            raise DatasetError(
+                f"Minari id {minari_id} belongs to the shipped card '{cid}'; import under "
+                "another id (--as)"
+            )
+    path = user_cards_dir() / f"{card_id}.toml"
+    if path.exists() and not force:
+        raise DatasetError(
+            f"dataset card '{card_id}' already exists ({path}); use --force to replace it"
+        )
+    return path
+
+
+def _toml_str(value: str) -> str:
+    """A TOML basic string (JSON's escapes are TOML's)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def imported_card_text(
+    card_id: str,
+    minari_id: str,
+    env_id: str,
+    size: int,
+    ref_min: float,
+    ref_max: float,
+    ref_source: str,
+    description: str,
+    preset: str | None,
+    command: str,
+) -> str:
+    """The TOML of a user card for an imported dataset (behavior "external": not buildable)."""
+    t = TrainDefaults(preset=preset)
+    lines = [
+        f"# Written by `{command}`.",
+        "# The data is external: rebuild it by importing the file again (--force).",
+        f"id = {_toml_str(card_id)}",
+        f"description = {_toml_str(description)}",
+        f"minari_id = {_toml_str(minari_id)}",
+        "",
+        "[env]",
+        f"id = {_toml_str(env_id)}",
+        "",
+        "[build]",
+        f"size = {int(size)}",
+        'behavior = { policy = "external" }',
+        "",
+        "[normalization]",
+        f"ref_min = {float(ref_min)!r}",
+        f"ref_max = {float(ref_max)!r}",
+        f"source = {_toml_str(ref_source)}",
+        "",
+        "[train]",
+        f"steps = {t.steps}",
+        f"eval_every = {t.eval_every}",
+        f"eval_episodes = {t.eval_episodes}",
+        f"batch_size = {t.batch_size}",
+    ]
+    if preset is not None:
+        lines.append(f"preset = {_toml_str(preset)}  # vector observations: small-task settings")
+    return "\n".join(lines) + "\n"
+
+
+def write_card(path: Path, text: str) -> Card:
+    """Write a card atomically (temp file + rename) after checking it parses."""
+    parse_card(tomllib.loads(text), str(path), path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return parse_card(tomllib.loads(text), str(path), path)

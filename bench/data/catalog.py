@@ -1,4 +1,5 @@
-"""Dataset ids -> cards: shipped cards (datasets/*.toml) and any Minari dataset (minari:<id>).
+"""Dataset ids -> cards: card ids (shipped bench/cards/*.toml, then user cards written by
+`bench datasets import`), any Minari dataset (minari:<id>) and D4RL HDF5 files.
 
 `minari:<namespace/name-vN>` uses a dataset from the local Minari root; `minari:<card id>` uses
 the Minari remote dataset the card names as its counterpart (its `remote` alias, e.g.
@@ -17,9 +18,10 @@ from pathlib import Path
 
 import gymnasium as gym
 
-from bench.data.cards import Card, EnvSpec, PolicySpec, TrainDefaults, card_ids, load_card
+from bench.data.cards import Card, PolicySpec, TrainDefaults, card_ids, load_card
 from bench.data.minari_io import dataset_exists, open_dataset
 from bench.errors import DatasetError
+from bench.types import EnvSpec
 
 MINARI_PREFIX = "minari:"
 PROBE_TIMEOUT_S = 3.0
@@ -112,9 +114,29 @@ def minari_card(dataset_id: str) -> Card:
     )
 
 
-def hdf5_card(path: str, env_id: str | None) -> Card:
-    """A D4RL HDF5 file used directly: imported once (keyed by its content hash), then read."""
+def vector_preset(obs_shape: tuple[int, ...]) -> str | None:
+    """Train preset for imported data: vector observations get `small` (the algorithms that
+    define it, e.g. discrete_bcq, then train with small-task settings, not Atari's)."""
+    return "small" if len(obs_shape) == 1 else None
+
+
+def hdf5_id(file: Path, env_id: str) -> str:
+    """The Minari id a D4RL file used directly is cached under: its name, the env and a digest
+    of both its content and the env (one file on two envs is two datasets, each with its own
+    env and references)."""
     import hashlib
+
+    with file.open("rb") as f:  # streamed: D4RL files can be gigabytes
+        content = hashlib.file_digest(f, "sha256").hexdigest()
+    digest = hashlib.sha256(f"{content}\0{env_id}".encode()).hexdigest()[:10]
+    stem = re.sub(r"[^a-z0-9]+", "-", file.stem.lower()).strip("-") or "file"
+    env = re.sub(r"[^a-z0-9]+", "-", env_id.lower()).strip("-") or "env"
+    return f"imported/{stem}-{env}-{digest}-v0"
+
+
+def hdf5_card(path: str, env_id: str | None) -> Card:
+    """A D4RL HDF5 file used directly: imported once per (content, env), then read."""
+    import dataclasses
 
     from bench.data.d4rl_io import import_d4rl
 
@@ -123,17 +145,53 @@ def hdf5_card(path: str, env_id: str | None) -> Card:
         raise DatasetError(f"no such file: {path}")
     if not env_id:
         raise DatasetError(f"{path}: give the env it was collected on with --env ENV_ID")
-    with file.open("rb") as f:  # streamed: D4RL files can be gigabytes
-        digest = hashlib.file_digest(f, "sha256").hexdigest()[:10]
-    stem = re.sub(r"[^a-z0-9]+", "-", file.stem.lower()).strip("-") or "file"
-    minari_id = f"imported/{stem}-{digest}-v0"
+    minari_id = hdf5_id(file, env_id)
     if not dataset_exists(minari_id):
         import_d4rl(file, env_id, minari_id)
-    return minari_card(MINARI_PREFIX + minari_id)
+    card = minari_card(MINARI_PREFIX + minari_id)
+    preset = vector_preset(tuple(open_dataset(minari_id).observation_space.shape))
+    return dataclasses.replace(card, train=TrainDefaults(preset=preset))
+
+
+def import_file(
+    path: Path,
+    env_id: str,
+    name: str,
+    ref_min: float | None = None,
+    ref_max: float | None = None,
+    force: bool = False,
+    command: str = "bench datasets import",
+):
+    """`bench datasets import`: a D4RL file -> a Minari dataset plus a user card for it, so the
+    id works wherever a card id does (`bench run --dataset`, `datasets info`, `datasets list`).
+    Returns (card, dataset). Nothing is left behind when any step fails."""
+    import shutil
+
+    from bench.data.cards import check_import_ids, import_ids, imported_card_text, write_card
+    from bench.data.d4rl_io import import_d4rl
+    from bench.data.minari_io import dataset_dir
+
+    card_id, minari_id = import_ids(name)
+    card_path = check_import_ids(card_id, minari_id, force)
+    dataset = import_d4rl(Path(path), env_id, minari_id, ref_min, ref_max, force)
+    meta = dataset.storage.metadata
+    text = imported_card_text(
+        card_id, minari_id, env_id, dataset.total_steps,
+        meta["ref_min_score"], meta["ref_max_score"], meta.get("bench_ref_source", ""),
+        f"imported from {Path(path).name} (collected on {env_id})",
+        vector_preset(tuple(dataset.observation_space.shape)), command,
+    )  # fmt: skip
+    try:
+        card = write_card(card_path, text)
+    except OSError as e:
+        shutil.rmtree(dataset_dir(minari_id), ignore_errors=True)
+        raise DatasetError(f"cannot write the dataset card {card_path}: {e}") from None
+    return card, dataset
 
 
 def resolve_card(dataset_id: str, env_id: str | None = None) -> Card:
-    """A shipped card by id, a card for `minari:<id>`, or for a D4RL HDF5 file path."""
+    """A card by id (shipped or imported), a card for `minari:<id>`, or for a D4RL HDF5 file
+    path."""
     if dataset_id.startswith(MINARI_PREFIX):
         return minari_card(dataset_id)
     if dataset_id.endswith((".hdf5", ".h5")):

@@ -12,14 +12,20 @@ transition is dropped. Import then export is exact for files with next_observati
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from bench.data.build import staged_dataset
-from bench.data.minari_io import open_dataset
+from bench.data.minari_io import (
+    check_free_space,
+    is_disk_full,
+    minari_root,
+    open_dataset,
+    staged_dataset,
+)
 from bench.errors import DatasetError
 
 REQUIRED = ("observations", "actions", "rewards", "terminals")
@@ -119,31 +125,43 @@ def import_d4rl(
         env = gym.make(env_id)
     except gym.error.Error as e:
         raise DatasetError(f"cannot make env {env_id}: {e}") from None
+    # Minari stores every array once plus each episode's final observation: at most the
+    # file's bytes, with observations twice when the file has no next_observations
+    need = sum(v.nbytes for v in arrays.values())
+    if "next_observations" not in arrays:
+        need += arrays["observations"].nbytes
+    check_free_space(minari_root(), need)
     episodes = split_episodes(arrays)
     file_end_open = not (arrays["terminals"][-1] or arrays["timeouts"][-1])
     buffers = [EpisodeBuffer(id=i, **ep) for i, ep in enumerate(episodes)]
-    with staged_dataset(minari_id, force), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*author_email.*")
-        ds = minari.create_dataset_from_buffers(
-            dataset_id=minari_id,
-            buffer=buffers,
-            env=env,
-            eval_env=env.spec,
-            algorithm_name="imported from D4RL HDF5",
-            author="bench",
-            code_permalink=f"bench datasets import {Path(path).name}",
-            ref_min_score=float(ref_min),
-            ref_max_score=float(ref_max),
-            description=f"imported from {Path(path).name}",
-        )
-        ds.storage.update_metadata(
-            {
-                "bench_ref_source": source,
-                "bench_d4rl_next_observations": "next_observations" in arrays,
-                "bench_d4rl_open_end": bool(file_end_open),
-            }
-        )
-    env.close()
+    try:
+        with staged_dataset(minari_id, force), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*author_email.*")
+            ds = minari.create_dataset_from_buffers(
+                dataset_id=minari_id,
+                buffer=buffers,
+                env=env,
+                eval_env=env.spec,
+                algorithm_name="imported from D4RL HDF5",
+                author="bench",
+                code_permalink=f"bench datasets import {Path(path).name}",
+                ref_min_score=float(ref_min),
+                ref_max_score=float(ref_max),
+                description=f"imported from {Path(path).name}",
+            )
+            ds.storage.update_metadata(
+                {
+                    "bench_ref_source": source,
+                    "bench_d4rl_next_observations": "next_observations" in arrays,
+                    "bench_d4rl_open_end": bool(file_end_open),
+                }
+            )
+    except OSError as e:  # the estimate fell short (or the disk filled meanwhile)
+        if not is_disk_full(e):
+            raise
+        raise DatasetError(f"{path}: no space left in the Minari root {minari_root()}") from None
+    finally:
+        env.close()
     return open_dataset(minari_id)
 
 
@@ -165,8 +183,27 @@ def export_d4rl(dataset, path: Path) -> None:
     }
     if meta.get("bench_d4rl_next_observations", True):
         arrays["next_observations"] = np.concatenate([e["observations"][1:] for e in eps])
-    tmp = Path(path).with_name(f".{Path(path).name}.tmp")
-    with h5py.File(tmp, "w") as f:
-        for k, v in arrays.items():
-            f.create_dataset(k, data=v)
-    tmp.replace(path)
+    write_hdf5(arrays, Path(path))
+
+
+def write_hdf5(arrays: dict[str, np.ndarray], path: Path) -> None:
+    """Write arrays as HDF5 datasets: free space checked first, then a temp file in the target
+    folder renamed into place when whole; on any failure the temp file is removed and the
+    target is untouched."""
+    path = Path(path)
+    folder = path.absolute().parent
+    if not folder.is_dir():
+        raise DatasetError(f"cannot write {path}: folder {folder} does not exist")
+    check_free_space(folder, sum(v.nbytes for v in arrays.values()))
+    tmp = folder / f".{path.name}.{os.getpid()}.tmp"
+    try:
+        with h5py.File(tmp, "w") as f:
+            for k, v in arrays.items():
+                f.create_dataset(k, data=v)
+        tmp.replace(path)
+    except OSError as e:
+        if is_disk_full(e):
+            raise DatasetError(f"cannot write {path}: no space left in {folder}") from None
+        raise DatasetError(f"cannot write {path}: {e}") from None
+    finally:
+        tmp.unlink(missing_ok=True)

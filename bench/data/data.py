@@ -26,19 +26,7 @@ import numpy as np
 import torch
 
 from bench.errors import DatasetError
-
-
-@dataclass(frozen=True)
-class Batch:
-    """One training batch. Fixed fields; shapes in the comments (B = batch size)."""
-
-    obs: torch.Tensor  # [B, *obs_shape]
-    act: torch.Tensor  # [B] long (discrete) or [B, act_dim] float
-    ret: torch.Tensor  # [B] n-step discounted reward sum
-    next_obs: torch.Tensor  # [B, *obs_shape] the bootstrap observation s_{t+m}
-    discount: torch.Tensor  # [B] gamma^m, 0 where the episode terminated in between
-    mask: torch.Tensor | None = None  # [B, A] bool: legal actions at s_t, when the data has them
-    next_mask: torch.Tensor | None = None  # [B, A] bool: legal actions at s_{t+m}
+from bench.types import Batch
 
 
 @dataclass(frozen=True)
@@ -55,6 +43,12 @@ def _obs_dtype(dtype: np.dtype) -> type:
 
 def _obs_tensor(obs: np.ndarray) -> torch.Tensor:
     return torch.as_tensor(obs.astype(_obs_dtype(obs.dtype), copy=False))
+
+
+def _nstep_term(rew: torch.Tensor, t: torch.Tensor, k: int, m: torch.Tensor, gamma: float):
+    """The k-th term of every n-step return: gamma^k r_{t+k} where k < m[t], else 0."""
+    N = rew.shape[0]
+    return torch.where(k < m, gamma**k * rew[torch.clamp(t + k, max=N - 1)], 0.0)
 
 
 class OfflineData:
@@ -208,7 +202,8 @@ class OfflineData:
 
     # ----------------------------------------------------------------- n-step targets
     def compute_nstep(self, gamma: float, n: int, normalize_rewards: bool = False) -> NStep:
-        """Precompute n-step returns once (see the module docstring). A loop over k < n only."""
+        """Precompute n-step returns once (see the module docstring). A loop over
+        k < min(n, longest episode) only."""
         if n < 1:
             raise ValueError(f"estimation_step must be >= 1, got {n}")
         rew = self.rew.double()
@@ -218,11 +213,14 @@ class OfflineData:
         N = len(self)
         t = torch.arange(N, device=self.rew.device)
         steps_left = self.episode_end - t
-        m = torch.clamp(steps_left, max=n)
+        # targets stop at the episode's end, so any n beyond the longest episode gives the
+        # same targets as n = that length: the loop runs at most that many times (one read
+        # to the host, once per dataset)
+        horizon = min(n, int(steps_left.max()))
+        m = torch.clamp(steps_left, max=horizon)
         ret = torch.zeros(N, dtype=torch.float64, device=rew.device)
-        for k in range(n):
-            valid = k < m
-            ret += torch.where(valid, gamma**k * rew[torch.clamp(t + k, max=N - 1)], 0.0)
+        for k in range(horizon):
+            ret += _nstep_term(rew, t, k, m, gamma)
         last = t + m - 1  # last transition inside the window
         boot_index = self.obs_index[last] + 1
         discount = torch.where(self.terminated[last], 0.0, torch.pow(gamma, m.double()))

@@ -1,13 +1,25 @@
-"""The Minari side: where datasets live, whether one exists, opening it, hashing its metadata."""
+"""The Minari side: where datasets live, whether one exists, opening it, hashing its metadata,
+and staged writes (a dataset appears in the root only once it is whole)."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import shutil
+import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 from bench.errors import DatasetError
+
+#: Staging folder inside the Minari root for datasets being written.
+STAGING = ".bench-staging"
+#: Free space a write needs beyond its estimate: a fraction of it plus a fixed amount
+#: (HDF5 metadata, Minari's json, the file system's own reserve).
+SPACE_MARGIN_FRACTION = 0.1
+SPACE_MARGIN_BYTES = 8 * 2**20
 
 
 def minari_root() -> Path:
@@ -39,8 +51,115 @@ def open_dataset(minari_id: str):
         ) from None
 
 
+def free_bytes(folder: Path) -> int:
+    """Free bytes on the file system of `folder` (or of its nearest existing parent: the
+    folder may not exist yet)."""
+    probe = Path(folder).absolute()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return shutil.disk_usage(probe).free
+
+
+def check_free_space(folder: Path, need_bytes: int, free: int | None = None) -> None:
+    """Refuse a write when `folder`'s file system cannot hold ~need_bytes plus the margin
+    (free: bytes known to be free, else shutil.disk_usage's): HDF5 crashes (segmentation
+    fault) rather than raising when the disk fills up, so writes are checked before they start."""
+    folder = Path(folder).absolute()
+    if free is None:
+        free = free_bytes(folder)
+    need = int(need_bytes * (1 + SPACE_MARGIN_FRACTION)) + SPACE_MARGIN_BYTES
+    if free < need:
+        raise DatasetError(
+            f"not enough disk space in {folder}: need ~{need / 2**20:.0f} MiB, "
+            f"{free / 2**20:.0f} MiB free"
+        )
+
+
+def is_disk_full(e: BaseException) -> bool:
+    """An OSError that means "no space left" (errno ENOSPC/EDQUOT, or HDF5's message)."""
+    return isinstance(e, OSError) and (
+        e.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(e)
+    )
+
+
+#: Metadata that describes how a file was written, not what it holds: left out of the hash, so
+#: a Minari or gymnasium upgrade (or a rebuilt file of the same data) keeps a dataset's identity.
+VOLATILE_METADATA = ("minari_version", "dataset_size", "code_permalink", "author",
+                     "author_email", "description", "env_spec", "eval_env_spec")  # fmt: skip
+
+
 def metadata_hash(dataset) -> str:
-    """sha256 over the dataset's metadata (ids, sizes, spaces, reference scores): 16 hex chars."""
-    meta = dataset.storage.metadata
+    """sha256 over the dataset's metadata (ids, sizes, spaces, reference scores, the behavior and
+    its measured return), less VOLATILE_METADATA: 16 hex chars."""
+    meta = {k: v for k, v in dataset.storage.metadata.items() if k not in VOLATILE_METADATA}
     blob = json.dumps(meta, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+@contextmanager
+def staged_dataset(minari_id: str, force: bool = False):
+    """Write a Minari dataset inside a staging root (the body runs with MINARI_DATASETS_PATH set
+    to it), then rename it into the real root: an interrupted write never leaves a dataset that
+    loads as if whole. With force, an existing dataset is replaced only once the new one is."""
+    if dataset_exists(minari_id) and not force:
+        raise DatasetError(f"dataset {minari_id} already exists (use --force to replace it)")
+    root = minari_root()
+    _remove_stale_staging(root / STAGING)
+    staging = root / STAGING / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    staging.mkdir(parents=True)
+    try:
+        with _minari_root_at(staging):
+            yield staging
+        final = dataset_dir(minari_id)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        _ensure_namespace(minari_id)
+        if final.exists():
+            os.replace(final, staging / "old")
+        os.replace(staging / minari_id, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            (root / STAGING).rmdir()
+        except OSError:
+            pass
+
+
+def _remove_stale_staging(staging_root: Path) -> None:
+    """Delete staging folders left by killed builds (their process no longer exists)."""
+    if not staging_root.is_dir():
+        return
+    for d in staging_root.iterdir():
+        pid = d.name.split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextmanager
+def _minari_root_at(path: Path):
+    old = os.environ.get("MINARI_DATASETS_PATH")
+    os.environ["MINARI_DATASETS_PATH"] = str(path)
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["MINARI_DATASETS_PATH"]
+        else:
+            os.environ["MINARI_DATASETS_PATH"] = old
+
+
+def _ensure_namespace(minari_id: str) -> None:
+    from minari.namespace import create_namespace, list_local_namespaces
+
+    namespace = minari_id.rsplit("/", 1)[0] if "/" in minari_id else None
+    if namespace and namespace not in list_local_namespaces():
+        create_namespace(namespace)

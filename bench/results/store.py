@@ -1,126 +1,81 @@
-"""The tidy results schema, atomic writes, and reading runs back.
+"""Reading runs back: every run's config.json and eval table under a results folder, read once.
 
-results/runs/<run_id>/
-    config.json      resolved config, dataset id + metadata hash, package versions, git sha
-    eval.parquet     one row per evaluation (EVAL_SCHEMA)
-    train.parquet    one row per (logged step, metric) (TRAIN_SCHEMA)
-    checkpoint.pt    the final algorithm state
-Every file is written to a temporary name in the same folder, fsynced, then renamed: a reader
-never sees a half-written file and a killed run never leaves one.
+A file that is not bench's (unreadable parquet, a table with other columns, a config.json that
+is not an object) is one error line naming it: results are never silently mixed with foreign
+data. A run directory without config.json is being created and is skipped.
 """
 
 from __future__ import annotations
 
-import io
 import json
-import os
-import tempfile
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from bench.errors import BenchError
-
-EVAL_SCHEMA = pa.schema(
-    [
-        ("run_id", pa.string()),
-        ("algo", pa.string()),
-        ("dataset", pa.string()),
-        ("seed", pa.int64()),
-        ("step", pa.int64()),  # number of gradient updates done when evaluated
-        ("wall_time_s", pa.float64()),  # seconds since the run started
-        ("return_mean", pa.float64()),  # raw (undiscounted) episode return, mean over episodes
-        ("return_std", pa.float64()),
-        ("episodes", pa.int64()),
-        ("ref_min", pa.float64()),
-        ("ref_max", pa.float64()),
-        ("ref_source", pa.string()),
-        ("normalized_score", pa.float64()),  # 100 * (return_mean - ref_min) / (ref_max - ref_min)
-    ]
-)
-
-TRAIN_SCHEMA = pa.schema(
-    [
-        ("run_id", pa.string()),
-        ("step", pa.int64()),
-        ("metric", pa.string()),  # e.g. loss, q_loss, i_loss, reg_loss, updates_per_s
-        ("value", pa.float64()),  # mean over the updates since the previous logged step
-    ]
-)
+from bench.results.schema import EVAL_SCHEMA, runs_dir
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temp file beside `path`, fsync, rename over `path`, fsync the folder.
+def _foreign(path: Path, what: str) -> BenchError:
+    return BenchError(f"{path}: {what}; move it out of {path.parent.parent}")
 
-    An OS error (disk full, read-only or missing folder) leaves `path` as it was and becomes
-    one BenchError line."""
+
+def read_eval_table(path: Path) -> pd.DataFrame:
+    """One run's eval.parquet in EVAL_SCHEMA (tables of schema-1 runs get an empty key)."""
     try:
-        _atomic_write(Path(path), data)
-    except OSError as e:
-        raise BenchError(f"cannot write {path}: {e.strerror or e}") from None
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        table = pq.read_table(path)
+    except Exception as e:  # noqa: BLE001 - pyarrow raises several kinds for a bad file
+        raise _foreign(path, f"not a readable parquet table ({type(e).__name__})") from None
+    if "key" not in table.column_names:  # written before run keys
+        table = table.append_column("key", pa.nulls(len(table), pa.string()))
+    missing = [n for n in EVAL_SCHEMA.names if n not in table.column_names]
+    if missing:
+        raise _foreign(path, f"not a bench eval table (no columns {', '.join(missing)})")
     try:
-        os.fchmod(fd, 0o644)  # mkstemp makes 0600; results are meant to be shared and read
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
+        table = table.select(EVAL_SCHEMA.names).cast(EVAL_SCHEMA)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as e:
+        raise _foreign(path, f"not a bench eval table ({e})") from None
+    return table.to_pandas()
+
+
+def read_config(path: Path) -> dict:
     try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+        cfg = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise _foreign(Path(path), f"not a readable JSON file ({type(e).__name__})") from None
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("run_id", ""), str):
+        raise _foreign(Path(path), "not a bench run config (a JSON object expected)")
+    return cfg
 
 
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(
-        path, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode()
+def read_runs(results_dir: Path) -> tuple[dict[str, dict], pd.DataFrame]:
+    """(run_id -> config.json, all eval rows of those runs), each file read once."""
+    root = runs_dir(results_dir)
+    if root.exists() and not root.is_dir():
+        raise BenchError(f"{root} is not a folder")
+    configs: dict[str, dict] = {}
+    frames = []
+    for run_dir in sorted(root.glob("*/")) if root.is_dir() else []:
+        if not (run_dir / "config.json").is_file():
+            continue
+        configs[run_dir.name] = read_config(run_dir / "config.json")
+        if (run_dir / "eval.parquet").is_file():
+            frame = read_eval_table(run_dir / "eval.parquet")
+            frames.append(frame.assign(run_id=run_dir.name))  # the folder names the run
+    evals = (
+        pd.concat(frames, ignore_index=True) if frames else EVAL_SCHEMA.empty_table().to_pandas()
     )
-
-
-def atomic_write_table(path: Path, rows: list[dict[str, Any]], schema: pa.Schema) -> None:
-    table = pa.Table.from_pylist(rows, schema=schema)
-    buf = io.BytesIO()
-    pq.write_table(table, buf)
-    atomic_write_bytes(path, buf.getvalue())
-
-
-def runs_dir(results_dir: Path) -> Path:
-    return Path(results_dir) / "runs"
+    return configs, evals
 
 
 def read_eval(results_dir: Path) -> pd.DataFrame:
     """All eval rows of all runs under results_dir (an empty frame with the schema if none)."""
-    files = sorted(runs_dir(results_dir).glob("*/eval.parquet"))
-    if not files:
-        return EVAL_SCHEMA.empty_table().to_pandas()
-    return pd.concat(
-        [pq.read_table(f, schema=EVAL_SCHEMA).to_pandas() for f in files], ignore_index=True
-    )
-
-
-def read_configs(results_dir: Path) -> dict[str, dict]:
-    """run_id -> config.json of every run directory under results_dir that has one."""
-    configs = {}
-    for f in sorted(runs_dir(results_dir).glob("*/config.json")):
-        try:
-            configs[f.parent.name] = json.loads(f.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue  # written atomically, so only a foreign file can be unreadable
-    return configs
+    return read_runs(results_dir)[1]
 
 
 def is_complete(cfg: dict, last_step: int) -> bool:
     """A run is complete when its last evaluation is at its configured number of steps."""
-    return bool(cfg) and last_step >= int(cfg.get("steps", 0))
+    steps = cfg.get("steps") if isinstance(cfg, dict) else None
+    return isinstance(steps, int) and last_step >= steps

@@ -51,3 +51,18 @@ def test_unknown_names():
     with pytest.raises(BenchError, match="key=value"):
         parse_overrides(["lr"])
     assert "discrete_bcq" in REGISTRY
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_set_gamma_works_for_every_algorithm(name):
+    cls = REGISTRY[name]
+    config = resolve_config(cls, None, {"gamma": "0.9"})
+    discount = getattr(config, "gamma", None) or config.discount_factor
+    assert discount == 0.9
+
+
+def test_the_reference_name_of_the_discount_stays_accepted():
+    cls = REGISTRY["discrete_bcq"]
+    assert resolve_config(cls, None, {"discount_factor": "0.9"}) == resolve_config(
+        cls, None, {"gamma": "0.9"}
+    )

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from bench.algos import REGISTRY
-from bench.algos.base import EnvInfo, resolve_config
-from bench.data.data import Batch
+from bench.algos.base import resolve_config
+from bench.types import Batch, EnvInfo
 
 DISCRETE = gym.spaces.Discrete(4)
 CONTINUOUS = gym.spaces.Box(np.array([-2.0, 0.0], np.float32), np.array([2.0, 1.0], np.float32))

@@ -7,7 +7,7 @@ import gymnasium as gym
 import pytest
 import torch
 
-from bench.algos.base import EnvInfo, resolve_config
+from bench.algos.base import resolve_config
 from bench.algos.discrete_bcq import (
     DiscreteBCQ,
     bcq_losses,
@@ -15,7 +15,7 @@ from bench.algos.discrete_bcq import (
     eligible_actions,
     filtered_argmax,
 )
-from bench.data.data import Batch
+from bench.types import Batch, EnvInfo
 
 
 def probs_to_logits(p):

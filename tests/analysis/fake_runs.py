@@ -2,7 +2,20 @@
 
 from pathlib import Path
 
-from bench.results import EVAL_SCHEMA, atomic_write_json, atomic_write_table, runs_dir
+from bench.results.schema import EVAL_SCHEMA, atomic_write_json, atomic_write_table, runs_dir
+from bench.run.config import RunConfig
+
+
+def fake_config(algo: str, dataset: str, seed: int, steps: int, eval_every: int = 100,
+                **changes) -> RunConfig:  # fmt: skip
+    values = dict(
+        algo=algo, dataset=dataset, env=None, minari_id=f"test/{dataset}-v0",
+        dataset_hash="0123456789abcdef", seed=seed, steps=steps, eval_every=eval_every,
+        eval_episodes=10, batch_size=64, preset=None, overrides={},
+        algo_config={"eval_eps": 0.001, "lr": 0.001},
+        eval_env={"id": "CartPole-v1", "kwargs": {}, "atari": None, "frame_stack": 1},
+    )  # fmt: skip
+    return RunConfig(**(values | changes))
 
 
 def make_run(
@@ -14,22 +27,22 @@ def make_run(
     eval_every: int = 100,
     steps: int | None = None,
     behavior: float = 40.0,
+    suffix: str = "fake",
+    **changes,
 ) -> str:
     """A run whose evaluations at eval_every, 2 * eval_every, ... have these normalized
     scores (ref 0 / 100, so returns equal scores). steps: configured total (default: the
-    last evaluation's step, i.e. a complete run)."""
-    run_id = f"{algo}__{dataset}__s{seed}__fake"
+    last evaluation's step, i.e. a complete run). changes: other RunConfig fields."""
+    run_id = f"{algo}__{dataset}__s{seed}__{suffix}"
     d = runs_dir(results) / run_id
     d.mkdir(parents=True, exist_ok=True)
     last = eval_every * len(scores)
-    atomic_write_json(d / "config.json", {
-        "run_id": run_id, "algo": algo, "dataset": dataset, "seed": seed,
-        "steps": steps if steps is not None else last, "eval_every": eval_every,
-        "eval_episodes": 10, "batch_size": 64, "preset": None, "overrides": {},
-        "config": {"eval_eps": 0.001}, "env": None, "behavior_score": behavior,
-    })  # fmt: skip
+    cfg = fake_config(algo, dataset, seed, steps if steps is not None else last, eval_every,
+                      **changes)  # fmt: skip
+    atomic_write_json(d / "config.json",
+                      cfg.to_json() | {"run_id": run_id, "behavior_score": behavior})  # fmt: skip
     rows = [
-        {"run_id": run_id, "algo": algo, "dataset": dataset, "seed": seed,
+        {"run_id": run_id, "key": cfg.key(), "algo": algo, "dataset": dataset, "seed": seed,
          "step": eval_every * (i + 1), "wall_time_s": float(i), "return_mean": s,
          "return_std": 0.0, "episodes": 10, "ref_min": 0.0, "ref_max": 100.0,
          "ref_source": "test", "normalized_score": s}

@@ -3,7 +3,8 @@
 import pandas as pd
 import pytest
 
-from bench.leaderboard import ScoreSpec, leaderboard, run_scores
+from bench.analysis.leaderboard import leaderboard
+from bench.analysis.scores import ScoreSpec, load_results
 from tests.analysis.fake_runs import make_run
 from tests.helpers import bench
 
@@ -20,26 +21,28 @@ def results(tmp_path):
 
 
 def test_run_scores_final_last_k_and_best(results):
-    final = run_scores(results, ScoreSpec("final", 2)).set_index("run_id")
+    final = load_results(results, ScoreSpec("final", 2)).runs.set_index("run_id")
     assert final.loc["bc__ds-a__s0__fake", "score"] == pytest.approx(35.0)  # mean(30, 40)
-    best = run_scores(results, ScoreSpec("best")).set_index("run_id")
+    best = load_results(results, ScoreSpec("best")).runs.set_index("run_id")
     assert best.loc["bc__ds-a__s2__fake", "score"] == 60
     assert not final.loc["bc__ds-a__s7__fake", "complete"]
 
 
 def test_leaderboard_rows_aggregates_and_in_progress(results):
-    table, agg, in_progress = leaderboard(results, ScoreSpec("final", 1), reps=500)
-    row = table.set_index(["algo", "dataset"]).loc[("bc", "ds-a")]
+    board = leaderboard(results, ScoreSpec("final", 1), reps=500)
+    row = board.rows.set_index(["label", "dataset"]).loc[("bc", "ds-a")]
     assert row.seeds == 3 and row["mean"] == pytest.approx(50.0)  # finals 40, 50, 60
     assert row.iqm_lo <= row.iqm <= row.iqm_hi and row.step == 400
     assert row.command == (
         "bench sweep --algo bc --dataset ds-a --seeds 0-2 --steps 400 --eval-every 100 "
-        "--eval-episodes 10 --batch-size 64"
+        "--eval-episodes 10 --batch-size 64 --preset none"
     )
-    assert list(in_progress.run_id) == ["bc__ds-a__s7__fake"]  # left out, and said so
-    bc = agg.set_index("algo").loc["bc"]
-    # pooled finals: ds-a 40 50 60, ds-b 80 90 100 -> IQM of 6 = mean of middle 3 (trim 1 each)
-    assert bc.datasets == 2 and bc.runs == 6
+    assert list(board.results.in_progress.run_id) == ["bc__ds-a__s7__fake"]  # left out, said so
+    both = board.blocks[0]  # bc alone over the two datasets it has; discrete_bcq has only ds-a
+    assert both.datasets == ["ds-a", "ds-b"] and list(both.table.label) == ["bc"]
+    bc = both.table.set_index("label").loc["bc"]
+    # pooled finals: ds-a 40 50 60, ds-b 80 90 100 -> IQM of 6 = mean of middle 4 (trim 1 each)
+    assert bc.runs == 6
     assert bc.iqm == pytest.approx((50 + 60 + 80 + 90) / 4)
     assert bc.optimality_gap == pytest.approx((60 + 50 + 40 + 20 + 10 + 0) / 6)
 
@@ -66,7 +69,7 @@ def test_leaderboard_cli_formats(results, tmp_path):
     [
         (["--format", "pdf"], "unknown format 'pdf'"),
         (["--score", "median"], "unknown score 'median'"),
-        (["--last-k", "0"], "--last-k must be >= 1"),
+        (["--last-k", "0"], "--last-k must be an integer >= 1"),
     ],
 )
 def test_leaderboard_bad_options_are_one_line(results, args, message):

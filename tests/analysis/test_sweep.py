@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 
 from bench.errors import BenchError
+from bench.run.config import RunOptions
 from bench.sweep import SweepSpec, parse_seeds, plan
-from tests.helpers import bench
+from tests.helpers import bench, train
 
 REPO = Path(__file__).resolve().parents[2]
 BASELINE = REPO / "results" / "baselines" / "ci.parquet"
@@ -33,8 +34,6 @@ def test_parse_seeds():
 
 @pytest.mark.xdist_group("sweep")
 def test_local_sweep_resumes_a_stopped_run_then_skips_complete_ones(tiny_cartpole, tmp_path):
-    from bench.runner import RunSpec, run
-
     class Stop(Exception):
         pass
 
@@ -42,10 +41,10 @@ def test_local_sweep_resumes_a_stopped_run_then_skips_complete_ones(tiny_cartpol
         raise Stop  # as if killed right after the first evaluation (checkpoint written)
 
     with pytest.raises(Stop):
-        run(RunSpec("bc", "cartpole-mixed", seed=0, steps=40, eval_every=20, eval_episodes=2,
-                    results_dir=tmp_path), show_progress=False, on_eval=stop)  # fmt: skip
-    spec = SweepSpec(["bc"], ["cartpole-mixed"], [0, 1], {"steps": 40, "eval_every": 20,
-                     "eval_episodes": 2}, {}, tmp_path)  # fmt: skip
+        train(tmp_path, algo="bc", dataset="cartpole-mixed", seed=0, steps=40, eval_every=20,
+              eval_episodes=2, on_eval=stop)  # fmt: skip
+    spec = SweepSpec(["bc"], ["cartpole-mixed"], [0, 1],
+                     RunOptions(steps=40, eval_every=20, eval_episodes=2), tmp_path)  # fmt: skip
     assert [p.action for p in plan(spec)] == ["resume", "new"]
     args = ["sweep", "--algo", "bc", "--dataset", "cartpole-mixed", "--seeds", "0-1",
             "--steps", "40", "--eval-every", "20", "--eval-episodes", "2",
@@ -104,3 +103,61 @@ def test_committed_baseline_passes_with_other_seeds_and_catches_a_regression(
     bad = bench("check", "--baseline", BASELINE, "--results", tmp_path / "worse",
                 "--tolerance", TOLERANCE)  # fmt: skip
     assert bad.returncode == 1 and "FAIL" in bad.stdout
+
+
+def _children(pid: int) -> set[int]:
+    out = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.add(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.xdist_group("sweep")
+def test_kill_9_of_a_sweep_ends_its_workers_and_a_rerun_runs_each_seed_once(
+    tiny_cartpole, tmp_path
+):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.helpers import BENCH
+
+    args = ["sweep", "--algo", "bc", "--dataset", "cartpole-mixed", "--seeds", "0-1",
+            "--steps", "3000", "--eval-every", "100", "--eval-episodes", "1",
+            "--results-dir", str(tmp_path), "--workers", "2", "-q"]  # fmt: skip
+    cmd = [str(BENCH)] if BENCH.exists() else [sys.executable, "-m", "bench.cli"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd + args, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list(tmp_path.glob("runs/*/checkpoint.pt"))) < 2:
+        time.sleep(0.1)
+    workers = _children(proc.pid)
+    assert workers, "the sweep started no worker processes"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 60  # the workers notice within a second or so
+    while time.time() < deadline and any(_alive(p) for p in workers):
+        time.sleep(0.2)
+    assert not any(_alive(p) for p in workers), "orphaned workers still running"
+    resumed = bench(*args)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "0 new, 2 to resume" in resumed.stdout
+    board = bench("leaderboard", "--results", tmp_path)
+    lines = [line for line in board.stdout.splitlines() if "cartpole-mixed" in line and "|" in line]
+    assert len(lines) == 1 and "| 2 " in lines[0], board.stdout  # one row, 2 seeds
+    assert len(list(tmp_path.glob("runs/*"))) == 2  # one run per seed, resumed in place

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from bench.data.behaviors import Behavior
-from bench.data.build import _episode_seed, build_dataset
+from bench.collect.behaviors import Behavior
+from bench.collect.build import _episode_seed, build_dataset
 from bench.data.cards import PolicySpec, load_card
 from bench.data.data import OfflineData
 from bench.envs import make_env

@@ -8,8 +8,8 @@ import minari
 import numpy as np
 import pytest
 
-from bench.data.build import build_dataset
-from bench.data.cards import card_ids, load_card
+from bench.collect.build import build_dataset
+from bench.data.cards import load_card, shipped_card_ids
 from bench.data.data import OfflineData
 from bench.errors import DatasetError
 
@@ -64,6 +64,6 @@ def test_existing_dataset_is_not_overwritten_without_force(tiny_cartpole):
 
 
 def test_all_shipped_cards_parse():
-    for cid in card_ids():
+    for cid in shipped_card_ids():
         card = load_card(cid)
         assert card.minari_id.startswith("bench/") and card.size > 0

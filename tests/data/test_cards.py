@@ -5,14 +5,14 @@ import dataclasses
 import pytest
 
 from bench.algos import REGISTRY
-from bench.data.build import build_dataset
-from bench.data.cards import card_ids, load_card
-from bench.runner import RunSpec, run
+from bench.collect.build import build_dataset
+from bench.data.cards import load_card, shipped_card_ids
+from tests.helpers import train
 
 TINY = 400
 
 
-@pytest.mark.parametrize("card_id", card_ids())
+@pytest.mark.parametrize("card_id", shipped_card_ids())
 def test_card_builds_tiny_and_trains(card_id, tmp_path, monkeypatch):
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
     card = load_card(card_id)
@@ -31,18 +31,23 @@ def test_card_builds_tiny_and_trains(card_id, tmp_path, monkeypatch):
         if ("discrete" if discrete else "continuous") in c.action_kinds
     ]
     for algo in algos:
-        result = run(
-            RunSpec(algo, card_id, steps=4, eval_every=4, eval_episodes=1, batch_size=16,
-                    overrides={"hidden_sizes": "16,16"}, results_dir=tmp_path / "results"),
-            show_progress=False,
-        )  # fmt: skip
+        result = train(
+            tmp_path / "results",
+            algo=algo,
+            dataset=card_id,
+            steps=4,
+            eval_every=4,
+            eval_episodes=1,
+            batch_size=16,
+            overrides={"hidden_sizes": "16,16"},
+        )
         assert len(result.eval_rows) == 1
 
 
 @pytest.mark.parametrize("env", ["pendulum", "hopper", "halfcheetah"])
 def test_learned_behavior_tiers_are_ordered(env):
     """The shipped behaviors: expert beats medium beats random (5 episodes each)."""
-    from bench.data.build import measure_policy
+    from bench.collect.build import measure_policy
 
     returns = {}
     for tier in ("random", "medium", "expert"):

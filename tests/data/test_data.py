@@ -118,3 +118,43 @@ def test_streamed_loading_equals_concatenation():
     assert torch.equal(a.obs, b.obs) and torch.equal(a.obs_index, b.obs_index)
     with pytest.raises(DatasetError, match="metadata says 8"):
         OfflineData.from_episodes(iter(eps), n_obs=8)
+
+
+def test_huge_estimation_step_equals_the_longest_episode_and_loops_that_often(monkeypatch):
+    """n beyond the longest episode gives the targets of n = that length (they stop at the
+    episode's end); the precompute loops min(n, longest) times, so n = 10^9 returns at once."""
+    import bench.data.data as data_module
+
+    rng = np.random.default_rng(0)
+    episodes = [
+        episode(np.arange(T + 1), rng.standard_normal(T), terminated)
+        for T, terminated in [(3, True), (7, False), (5, True), (1, False)]
+    ]
+    longest = 7
+    data = OfflineData.from_episodes(episodes)
+    calls = []
+    real_term = data_module._nstep_term
+
+    def counted(*args):
+        calls.append(args[2])
+        if len(calls) > longest:  # the unbounded loop would run 10^9 times: stop it here
+            raise AssertionError(f"n-step loop ran more than {longest} times")
+        return real_term(*args)
+
+    monkeypatch.setattr(data_module, "_nstep_term", counted)
+    g = 0.9
+    bounded = data.compute_nstep(g, longest)
+    assert calls == list(range(longest))
+    calls.clear()
+    huge = data.compute_nstep(g, 10**9)
+    assert calls == list(range(longest))
+    assert torch.equal(huge.ret, bounded.ret)
+    assert torch.equal(huge.boot_index, bounded.boot_index)
+    assert torch.equal(huge.discount, bounded.discount)
+    # and the targets are the episode-end ones: the first transition of the 7-step episode
+    # (truncated) sums all its rewards and bootstraps from its last observation with g^7
+    r = episodes[1]["rewards"].astype(np.float64)
+    assert huge.ret[3].item() == pytest.approx(sum(g**k * r[k] for k in range(7)), rel=1e-6)
+    assert huge.discount[3].item() == pytest.approx(g**7)
+    assert data.obs[huge.boot_index[3]].item() == 7
+    assert huge.discount[0].item() == 0.0  # terminated within the window

@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 import pytest
 
-from bench.data.build import build_dataset
+from bench.collect.build import build_dataset
 from bench.data.cards import load_card
 from tests.helpers import bench
 

@@ -1,0 +1,168 @@
+"""Runs -> scores. Every run is read back once with its RunConfig; runs are grouped by their
+configuration's key (never by algorithm name alone), labelled by what sets a configuration apart
+from the others of its algorithm on the same dataset (e.g. `bc (steps=1000)`), and one
+configuration and seed is one run: a second run of the same key and seed is kept out and named.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench.errors import BenchError
+from bench.results.schema import runs_dir
+from bench.results.store import is_complete, read_runs
+from bench.run.checkpoint import is_locked
+from bench.run.config import RunConfig
+
+
+@dataclass(frozen=True)
+class ScoreSpec:
+    """Which evaluations make a run's score: the mean of the last k (final) or the max (best)."""
+
+    kind: str = "final"
+    last_k: int = 3
+
+    def __post_init__(self):
+        if self.kind not in ("final", "best"):
+            raise BenchError(f"unknown score '{self.kind}'; choose final or best")
+        if isinstance(self.last_k, bool) or not isinstance(self.last_k, int) or self.last_k < 1:
+            raise BenchError(f"--last-k must be an integer >= 1, got {self.last_k}")
+
+    def describe(self) -> str:
+        if self.kind == "best":
+            return "best: the max over all evaluations of a run (optimistic: selects on the test)"
+        return f"final: the mean of each run's last {self.last_k} evaluation(s)"
+
+
+RUN_COLUMNS = ["run_id", "key", "label", "algo", "dataset", "seed", "score", "return_mean", "step",
+               "complete", "running", "duplicate_of", "episodes", "eval_eps", "behavior_score"]  # fmt: skip
+
+
+@dataclass
+class Results:
+    """A results folder read back: configs by run id, all eval rows, and one row per run."""
+
+    folder: Path
+    configs: dict[str, RunConfig]
+    meta: dict[str, dict]  # run_id -> config.json as written (behavior score, provenance, ...)
+    evals: pd.DataFrame
+    runs: pd.DataFrame  # RUN_COLUMNS
+
+    @property
+    def counted(self) -> pd.DataFrame:
+        """Complete runs, one per configuration and seed: what tables and plots count."""
+        r = self.runs
+        return r[r.complete & r.duplicate_of.isna()]
+
+    @property
+    def in_progress(self) -> pd.DataFrame:
+        r = self.runs
+        return r[~r.complete & r.duplicate_of.isna()]
+
+    @property
+    def duplicates(self) -> pd.DataFrame:
+        return self.runs[self.runs.duplicate_of.notna()]
+
+    def command(self, key: str, seeds: list[int]) -> str:
+        """The command that reproduces the runs of one configuration and these seeds."""
+        cfg = next(c for c in self.configs.values() if c.key() == key)
+        if len(seeds) == 1:
+            return dataclasses.replace(cfg, seed=int(seeds[0])).command()
+        return cfg.command(seed_list(seeds))
+
+
+def load_results(results_dir: Path, spec: ScoreSpec = ScoreSpec()) -> Results:
+    raw, evals = read_runs(results_dir)
+    configs = {
+        run_id: RunConfig.from_json(cfg, str(runs_dir(results_dir) / run_id / "config.json"))
+        for run_id, cfg in raw.items()
+    }
+    keys = {run_id: c.key() for run_id, c in configs.items()}
+    evals = evals[evals.run_id.isin(configs)].copy()
+    evals["key"] = evals.run_id.map(keys)
+    rows = []
+    by_run = dict(tuple(evals.groupby("run_id", sort=False)))
+    for run_id, c in configs.items():
+        ev = by_run.get(run_id)
+        score = ret = float("nan")
+        step, episodes = 0, c.eval_episodes
+        if ev is not None and len(ev):
+            ev = ev.sort_values("step")
+            if spec.kind == "best":
+                best = ev.loc[ev.normalized_score.idxmax()]
+                score, ret = float(best.normalized_score), float(best.return_mean)
+            else:
+                tail = ev.tail(spec.last_k)
+                score, ret = float(tail.normalized_score.mean()), float(tail.return_mean.mean())
+            step, episodes = int(ev.step.iloc[-1]), int(ev.episodes.iloc[-1])
+        complete = is_complete({"steps": c.steps}, step)
+        rows.append({
+            "run_id": run_id, "key": keys[run_id], "label": c.algo, "algo": c.algo,
+            "dataset": c.dataset, "seed": c.seed, "score": score, "return_mean": ret,
+            "step": step, "complete": complete,
+            "running": not complete and is_locked(runs_dir(results_dir) / run_id),
+            "duplicate_of": None, "episodes": episodes, "eval_eps": c.algo_config.get("eval_eps"),
+            "behavior_score": raw[run_id].get("behavior_score"),
+        })  # fmt: skip
+    runs = pd.DataFrame(rows, columns=RUN_COLUMNS)
+    runs["behavior_score"] = pd.to_numeric(runs.behavior_score, errors="coerce")
+    if len(runs):
+        runs["duplicate_of"] = _duplicates(runs)
+        # labels tell apart what the tables show: the counted runs; the rest among all runs
+        counted = runs[runs.complete & runs.duplicate_of.isna()]
+        runs["label"] = _labels(counted, configs).reindex(runs.index)
+        runs["label"] = runs.label.fillna(_labels(runs, configs))
+    return Results(Path(results_dir), configs, raw, evals, runs)
+
+
+def _labels(runs: pd.DataFrame, configs: dict[str, RunConfig]) -> pd.Series:
+    """algo, plus what differs between the configurations of that algorithm on that dataset."""
+    first = runs.drop_duplicates("key").set_index("key").run_id
+    label = {}
+    for _, g in runs.groupby(["algo", "dataset"], sort=False):
+        keys = list(dict.fromkeys(g.key))
+        cfgs = {k: configs[first[k]] for k in keys}
+        for k in keys:
+            diff = cfgs[k].differences([cfgs[o] for o in keys if o != k])
+            text = ", ".join(f"{n}={_fmt(v)}" for n, v in diff.items())
+            label[k] = f"{cfgs[k].algo} ({text})" if text else cfgs[k].algo
+    return runs.key.map(label).astype(object)
+
+
+def _fmt(v) -> str:
+    if isinstance(v, list | tuple):
+        return ",".join(map(str, v))
+    return str(v)
+
+
+def _duplicates(runs: pd.DataFrame) -> pd.Series:
+    """One configuration and seed is one run: keep the complete one, else the most advanced,
+    ties to the earliest; the others name the run kept."""
+    order = runs.assign(_rank=~runs.complete).sort_values(
+        ["_rank", "step", "run_id"], ascending=[True, False, True]
+    )
+    kept = order.drop_duplicates(["key", "seed"]).set_index(["key", "seed"]).run_id
+    dup = [
+        None if kept[(k, s)] == r else kept[(k, s)]
+        for r, k, s in zip(runs.run_id, runs.key, runs.seed, strict=True)
+    ]
+    return pd.Series(dup, index=runs.index, dtype=object)
+
+
+def seed_list(seeds: list[int]) -> str:
+    """[0, 1, 2] -> "0-2"; [0, 2] -> "0,2" (the --seeds syntax of bench sweep)."""
+    seeds = sorted(set(int(s) for s in seeds))
+    if len(seeds) > 1 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"{seeds[0]}-{seeds[-1]}"
+    return ",".join(map(str, seeds))
+
+
+def per_task(runs: pd.DataFrame, datasets: list[str]) -> list[np.ndarray]:
+    """The scores of runs, one array per dataset in the given order (the stratified bootstrap's
+    strata)."""
+    return [runs.score[runs.dataset == d].to_numpy(dtype=np.float64) for d in datasets]

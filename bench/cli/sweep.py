@@ -1,0 +1,142 @@
+"""`bench sweep`: grids of runs, with a live table of the grid."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from bench.cli.app import app, stdout, wide_console
+from bench.cli.options import with_run_options
+from bench.errors import BenchError
+from bench.run.config import RunOptions
+
+
+def _help(name: str, sweep: bool = False) -> str:
+    return RunOptions.__dataclass_fields__[name].metadata["sweep_help" if sweep else "help"]
+
+
+class _GridView:
+    """A rich table of the grid: one row per algo x dataset, one column per seed."""
+
+    SYMBOL = {"new": "[dim]pending[/]", "resume": "[yellow]to resume[/]", "skip": "[blue]done[/]",
+              "running": "[cyan]running[/]", "queued": "[cyan]queued[/]"}  # fmt: skip
+
+    def __init__(self, jobs, seeds):
+        self.seeds = seeds
+        self.state = {j.cell: self.SYMBOL[j.action] for j in jobs}
+        for j in jobs:
+            if j.action == "running":
+                self.state[j.cell] = "[cyan]running elsewhere[/]"
+        self.rows = list(dict.fromkeys((j.cell.algo, j.cell.dataset) for j in jobs))
+        self.scores = {}
+        for j in jobs:
+            if j.action == "skip":
+                self.state[j.cell] = "[blue]done (kept)[/]"
+
+    def update(self, cell, state, result=None):
+        if state in ("running", "queued"):
+            self.state[cell] = self.SYMBOL[state]
+        elif state == "done":
+            self.state[cell] = f"[green]{result['score']:.1f}[/]"
+        else:
+            self.state[cell] = "[red]failed[/]"
+
+    def __rich__(self):
+        t = Table(title="sweep: final normalized score per run", title_justify="left")
+        t.add_column("algo x dataset", no_wrap=True)
+        for s in self.seeds:
+            t.add_column(f"seed {s}", no_wrap=True, justify="right")
+        from bench.sweep import Cell
+
+        for algo, dataset in self.rows:
+            t.add_row(
+                f"{algo} x {dataset}", *(self.state[Cell(algo, dataset, s)] for s in self.seeds)
+            )
+        return t
+
+
+@app.command("sweep")
+@with_run_options(sweep=True)
+def sweep_cmd(
+    algo: str = typer.Option(..., "--algo", help=_help("algo", sweep=True)),
+    dataset: str = typer.Option(..., "--dataset", help=_help("dataset", sweep=True)),
+    seeds: str = typer.Option("0-4", "--seeds", help="Seeds: a range 0-4, a list 0,2,5, or both."),
+    results_dir: Path = typer.Option(Path("results"), help="Shared results folder (runs/ inside)."),
+    workers: int = typer.Option(0, help="Runs at once (default: one per 2 cores, at least 1)."),
+    executor: str = typer.Option("local", help="local (a process pool) or ray."),
+    address: str | None = typer.Option(
+        None, help="Ray cluster address (e.g. ray://head:10001); default: start Ray locally."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No live grid display."),
+    run_options: dict | None = None,
+):
+    """Run a grid of algos x datasets x seeds (local process pool or Ray).
+
+    Every cell is resolved to its run configuration first (a bad option fails before anything
+    runs). Runs already in the results folder with the same configuration key and seed are kept
+    when complete, left alone while another process writes them, and resumed from their last
+    checkpoint when incomplete, so re-running a stopped sweep finishes it. Threads per run are
+    set so that workers x threads <= cores."""
+    import os
+
+    from rich.live import Live
+
+    from bench.algos.base import parse_overrides
+    from bench.run.config import RunOptions, check_algorithm
+    from bench.run.loop import check_device
+    from bench.sweep import (  # fmt: skip
+        SweepSpec,
+        execute,
+        parse_list,
+        parse_seeds,
+        plan,
+        prepare_datasets,
+        resolve_keys,
+    )
+
+    if executor not in ("local", "ray"):
+        raise BenchError(f"unknown executor '{executor}'; choose local or ray")
+    cores = os.cpu_count() or 1
+    if workers < 0 or workers > 1024:
+        raise BenchError(f"--workers must be between 1 and 1024, got {workers}")
+    n_workers = workers or max(1, cores // 2)
+    given = dict(run_options or {})
+    given["overrides"] = parse_overrides(given["overrides"])
+    options = RunOptions(**given)  # budgets checked here
+    check_device(options.device)
+    algos = parse_list(algo, "algo")
+    for a in algos:  # unknown names, presets, --set keys and values: before anything is built
+        check_algorithm(dataclasses.replace(options, algo=a))
+    spec = SweepSpec(
+        algos=algos, datasets=parse_list(dataset, "dataset"), seeds=parse_seeds(seeds),
+        options=options, results_dir=results_dir, workers=n_workers,
+        threads=max(1, cores // n_workers),
+    )  # fmt: skip
+    prepare_datasets(spec.datasets, options.env, show_progress=not quiet)
+    jobs = plan(spec, resolve_keys(spec))
+    counts = {a: sum(j.action == a for j in jobs) for a in ("new", "resume", "skip", "running")}
+    running = f", {counts['running']} running elsewhere" if counts["running"] else ""
+    stdout.print(
+        f"sweep: {len(jobs)} runs ({counts['new']} new, {counts['resume']} to resume, "
+        f"{counts['skip']} complete{running}); {spec.workers} worker(s) x {spec.threads} "
+        f"thread(s), executor {executor}"
+    )
+    view = _GridView(jobs, spec.seeds)
+    if quiet:
+        results = execute(jobs, spec, executor, address)
+    else:
+        console = stdout if stdout.is_terminal else wide_console()
+        with Live(view, console=console, refresh_per_second=2):
+            results = execute(jobs, spec, executor, address, view.update)
+        stdout.print()
+    failed = [r for r in results if not r["ok"]]
+    for r in failed:
+        c = r["cell"]
+        stdout.print(f"failed: {c['algo']} x {c['dataset']} seed {c['seed']}: {r['error']}",
+                     markup=False, soft_wrap=True)  # fmt: skip
+    stdout.print(f"results in {results_dir}/runs; `bench leaderboard --results {results_dir}`")
+    if failed:
+        raise typer.Exit(1)

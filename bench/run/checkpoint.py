@@ -1,0 +1,120 @@
+"""Checkpoints (taken at every evaluation) and the run lock.
+
+A checkpoint holds everything a resume needs: networks, optimizers, counters, every RNG (torch,
+numpy, python, the sampler's and the algorithm's), the rows written so far, and the run's key,
+so a checkpoint from another configuration is refused.
+
+The lock: a running run holds an exclusive flock on <run_dir>/.lock. The kernel drops it when
+the process ends, however it ends (kill -9 included), so "locked" means "a live process is
+writing this run": a sweep or a resume never writes a run another process is still writing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import io
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from bench.errors import BenchError
+from bench.results.schema import atomic_write_bytes
+
+LOCK_FILE = ".lock"
+
+
+def save_checkpoint(path: Path, key: str, algo, sampler, step: int, elapsed: float,
+                    eval_rows: list[dict], train_rows: list[dict]) -> None:  # fmt: skip
+    buf = io.BytesIO()
+    torch.save(
+        {
+            "key": key,
+            "algo": algo.state_dict(),
+            "sampler_generator": sampler.generator.get_state(),
+            "rng": {
+                "python": random.getstate(),
+                "numpy": np.random.get_state(),
+                "torch": torch.get_rng_state(),
+            },
+            "step": step,
+            "elapsed_s": elapsed,
+            "eval_rows": eval_rows,
+            "train_rows": train_rows,
+        },
+        buf,
+    )
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(run_dir: Path, key: str, steps: int) -> dict[str, Any] | None:
+    """The last checkpoint of run_dir (None if it has none); one error line if it is unreadable
+    or does not belong to this run."""
+    path = Path(run_dir) / "checkpoint.pt"
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, weights_only=False)
+        ok = (
+            isinstance(state, dict)
+            and state.get("key", key) == key
+            and isinstance(state.get("step"), int)
+            and 0 < state["step"] <= steps
+            and all(k in state for k in ("algo", "sampler_generator", "rng", "eval_rows"))
+        )
+    except Exception as e:  # noqa: BLE001 - an unreadable checkpoint is one line
+        raise BenchError(f"--resume {run_dir}: checkpoint.pt cannot be read ({e})") from None
+    if not ok:
+        raise BenchError(
+            f"--resume {run_dir}: checkpoint.pt does not belong to this run (edited or foreign)"
+        )
+    return state
+
+
+def restore(state: dict, algo, sampler) -> None:
+    try:
+        algo.load_state_dict(state["algo"])
+        sampler.generator.set_state(state["sampler_generator"])
+        random.setstate(state["rng"]["python"])
+        np.random.set_state(state["rng"]["numpy"])
+        torch.set_rng_state(state["rng"]["torch"])
+    except (KeyError, RuntimeError, TypeError, ValueError) as e:
+        raise BenchError(f"checkpoint.pt does not fit this run ({type(e).__name__}: {e})") from None
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path):
+    """Hold the run's lock while the body runs; refuse when another live process holds it."""
+    try:
+        fd = os.open(Path(run_dir) / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise BenchError(f"cannot lock run {run_dir}: {e.strerror}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BenchError(
+                f"run {run_dir} is being written by another process (still running)"
+            ) from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def is_locked(run_dir: Path) -> bool:
+    """Whether a live process is writing run_dir now."""
+    try:
+        fd = os.open(Path(run_dir) / LOCK_FILE, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)

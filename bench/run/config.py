@@ -1,0 +1,287 @@
+"""The run identity: one declaration of everything that decides a run's numbers.
+
+    RunOptions  what a user asks for (`bench run` / `bench sweep` options; None: the card's)
+    RunConfig   the same, resolved once: the algorithm's whole config, the dataset's Minari id and
+                metadata hash, the budgets, the evaluation env and its seeds
+
+RunConfig.key() hashes the fields that decide the numbers (the seed excluded, so the seeds of one
+configuration share a key). config.json holds the RunConfig with the key and a schema version;
+every eval row carries the key; sweeps match runs by it; the leaderboard groups by it; and the
+reproduce command is printed from it. The CLI options of `bench run` and `bench sweep` are
+generated from RunOptions' fields (see bench.cli.options).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shlex
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.algos import get_algorithm
+from bench.algos.base import Algorithm, resolve_config
+from bench.data.cards import Card
+from bench.errors import BenchError
+
+#: config.json layout version. 1: before run keys (read back, never matched to a newer run).
+SCHEMA_VERSION = 2
+#: Evaluation env seeds: EVAL_SEED_BASE + 1000 * run seed + env index (disjoint from build seeds).
+EVAL_SEED_BASE = 1_000_000
+#: Seeds are non-negative and fit the 32-bit seeds of numpy and the environments.
+MAX_SEED = 2**31 - 1
+#: Budgets above this are refused as typos (10^9 updates is years on any machine).
+MAX_BUDGET = 10**9
+MAX_THREADS = 1024
+
+
+def _opt(default: Any, help: str, flag: str | None = None, sweep_help: str | None = None):
+    """A RunOptions field that is also a CLI option of `bench run` and `bench sweep`."""
+    meta = {"help": help, "flag": flag, "sweep_help": sweep_help or help}
+    if isinstance(default, dict):
+        return field(default_factory=dict, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What a user asks for. None means "the dataset card's default"."""
+
+    algo: str = _opt(
+        "", "Algorithm name (see `bench algos`).", sweep_help="Comma-separated algorithm names."
+    )
+    dataset: str = _opt(
+        "",
+        "Dataset: a card id (`bench datasets list`), minari:<id>, or a D4RL HDF5 file.",
+        sweep_help="Comma-separated datasets (card ids, minari:<id>, HDF5 files).",
+    )
+    seed: int = _opt(0, "Seed of the networks, the sampler and the evaluation envs.")
+    steps: int | None = _opt(None, "Gradient updates (default: the card's).")
+    eval_every: int | None = _opt(
+        None, "Evaluate every N updates, and after the last (default: the card's)."
+    )
+    eval_episodes: int | None = _opt(None, "Episodes per evaluation (default: the card's).")
+    batch_size: int | None = _opt(None, "Transitions per update (default: the card's).")
+    preset: str | None = _opt(
+        None,
+        "Named config preset; default: the card's, where the algorithm has it; "
+        "'none': the reference defaults.",
+    )
+    overrides: dict[str, str] = _opt(
+        {}, "Override a config field: --set key=value (repeatable).", flag="--set"
+    )
+    env: str | None = _opt(None, "Env id, when the dataset is a D4RL HDF5 file.")
+    device: str = _opt("cpu", "torch device: cpu or cuda (cuda:N).")
+    threads: int | None = _opt(None, "torch threads (default: torch's).")
+
+    def __post_init__(self):
+        for name in ("steps", "eval_every", "eval_episodes", "batch_size", "threads"):
+            value = getattr(self, name)
+            if value is not None:
+                _positive(name, value)
+        if self.threads is not None and self.threads > MAX_THREADS:
+            raise BenchError(f"--threads must be at most {MAX_THREADS}, got {self.threads}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise BenchError(f"--seed must be in 0..{MAX_SEED}, got {self.seed}")
+
+
+def cli_fields(*, sweep: bool = False) -> list[dataclasses.Field]:
+    """The RunOptions fields that are options of every run (not algo, dataset, seed: `bench run`
+    takes one of each, `bench sweep` lists). The device and threads of a sweep are its own."""
+    skip = {"algo", "dataset", "seed"} | ({"threads"} if sweep else set())
+    return [f for f in dataclasses.fields(RunOptions) if f.name not in skip]
+
+
+def flag_of(f: dataclasses.Field) -> str:
+    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+
+
+def _positive(name: str, value: Any) -> int:
+    flag = "--" + name.replace("_", "-")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BenchError(f"{flag} must be an integer, got {value!r}")
+    if value <= 0:
+        raise BenchError(f"{flag} must be positive, got {value}")
+    if value > MAX_BUDGET:
+        raise BenchError(f"{flag} must be at most {MAX_BUDGET:,}, got {value:,}")
+    return value
+
+
+def _canonical(obj: Any) -> Any:
+    """The JSON form (tuples -> lists, keys sorted): what config.json holds and the key hashes."""
+    return json.loads(json.dumps(obj, sort_keys=True))
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A resolved run: everything that decides its numbers, and how it ran."""
+
+    algo: str
+    dataset: str  # as given: a card id, minari:<id>, or an HDF5 path
+    env: str | None  # the env of an HDF5 dataset (as given)
+    minari_id: str
+    dataset_hash: str  # Minari metadata hash: a --size 3000 build is another dataset
+    seed: int
+    steps: int
+    eval_every: int
+    eval_episodes: int
+    batch_size: int
+    preset: str | None  # the preset applied (None: the reference defaults)
+    overrides: dict[str, str]  # --set key=value as typed
+    algo_config: dict[str, Any]  # the algorithm's whole config after defaults, preset, --set
+    eval_env: dict[str, Any] | None  # the evaluation env (EnvSpec); None in schema-1 runs
+    eval_seed_base: int = EVAL_SEED_BASE
+    device: str = "cpu"  # how it ran, not what it is: not in the key
+    schema_version: int = SCHEMA_VERSION
+
+    #: the fields the key hashes: all that decides a run's numbers, except the seed
+    IDENTITY = ("algo", "minari_id", "dataset_hash", "steps", "eval_every", "eval_episodes",
+                "batch_size", "algo_config", "eval_env", "eval_seed_base")  # fmt: skip
+
+    def key(self) -> str:
+        ident = _canonical({k: getattr(self, k) for k in self.IDENTITY})
+        return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]
+
+    def to_json(self) -> dict[str, Any]:
+        return _canonical(dataclasses.asdict(self) | {"key": self.key()})
+
+    @classmethod
+    def from_json(cls, cfg: Any, where: str = "config.json") -> RunConfig:
+        """Back from config.json; a file that is not one (wrong types, missing fields, a key that
+        does not match its fields because it was edited) is one error line."""
+        if not isinstance(cfg, dict):
+            raise BenchError(f"{where}: not a bench run config (a JSON object expected)")
+        try:
+            if cfg.get("schema_version") is None:  # schema 1: before run keys
+                values = _from_schema_1(cfg)
+            else:
+                values = {f.name: cfg[f.name] for f in dataclasses.fields(cls) if f.name in cfg}
+            config = cls(**values)
+            config._check_types()
+        except (KeyError, TypeError, ValueError) as e:
+            raise BenchError(f"{where}: not a bench run config ({type(e).__name__}: {e})") from None
+        if config.schema_version > SCHEMA_VERSION:
+            raise BenchError(
+                f"{where}: written by a newer bench (schema {config.schema_version}); upgrade bench"
+            )
+        stored = cfg.get("key")
+        if stored is not None and stored != config.key():
+            raise BenchError(
+                f"{where}: its fields do not match its key {stored} (the file was edited); "
+                "restore it or start a new run"
+            )
+        return config
+
+    def _check_types(self) -> None:
+        for name in ("seed", "steps", "eval_every", "eval_episodes", "batch_size", "eval_seed_base",
+                     "schema_version"):  # fmt: skip
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an integer, got {value!r}")
+        for name in ("steps", "eval_every", "eval_episodes", "batch_size"):
+            _positive(name, getattr(self, name))
+        for name in ("algo", "dataset", "minari_id", "dataset_hash", "device"):
+            if not isinstance(getattr(self, name), str):
+                raise TypeError(f"{name} must be a string")
+        if not isinstance(self.algo_config, dict) or not isinstance(self.overrides, dict):
+            raise TypeError("algo_config and overrides must be objects")
+
+    def options(self, seed: int | None = None) -> RunOptions:
+        """The options that resolve to this configuration again (the preset spelled out)."""
+        return RunOptions(
+            algo=self.algo, dataset=self.dataset, seed=self.seed if seed is None else seed,
+            steps=self.steps, eval_every=self.eval_every, eval_episodes=self.eval_episodes,
+            batch_size=self.batch_size, preset=self.preset or "none",
+            overrides=dict(self.overrides), env=self.env, device=self.device,
+        )  # fmt: skip
+
+    def command(self, seeds: str | None = None) -> str:
+        """`bench run ... --seed S` that reproduces this run exactly, or with seeds ("0-4",
+        "0,2") the `bench sweep ... --seeds SEEDS` of a group of seeds. Every option is spelled
+        out (`--preset none` included), so a changed card default cannot change the rerun."""
+        sweep = seeds is not None
+        parts = [
+            "bench",
+            "sweep" if sweep else "run",
+            "--algo",
+            self.algo,
+            "--dataset",
+            self.dataset,
+        ]
+        if self.env:
+            parts += ["--env", self.env]
+        parts += ["--seeds", seeds] if sweep else ["--seed", str(self.seed)]
+        parts += ["--steps", str(self.steps), "--eval-every", str(self.eval_every),
+                  "--eval-episodes", str(self.eval_episodes), "--batch-size", str(self.batch_size),
+                  "--preset", self.preset or "none"]  # fmt: skip
+        for k, v in sorted(self.overrides.items()):
+            parts += ["--set", f"{k}={v}"]
+        return shlex.join(parts)
+
+    def differences(self, others: list[RunConfig]) -> dict[str, Any]:
+        """What sets this configuration apart from others of the same algorithm and dataset
+        (for labels such as `bc (steps=1000)`): budgets, preset, then algorithm config fields."""
+        out: dict[str, Any] = {}
+        for name in ("steps", "eval_every", "eval_episodes", "batch_size", "preset"):
+            if any(getattr(o, name) != getattr(self, name) for o in others):
+                out[name] = (
+                    getattr(self, name) or "none" if name == "preset" else getattr(self, name)
+                )
+        for k, v in sorted(self.algo_config.items()):
+            if any(o.algo_config.get(k) != v for o in others):
+                out[k] = v
+        if any(o.dataset_hash != self.dataset_hash for o in others):
+            out["data"] = self.dataset_hash[:6]
+        if not out and any(o.key() != self.key() for o in others):
+            out["key"] = self.key()
+        return out
+
+
+def _from_schema_1(cfg: dict) -> dict[str, Any]:
+    return {
+        "algo": cfg["algo"], "dataset": cfg["dataset"], "env": cfg.get("env"),
+        "minari_id": cfg["minari_id"], "dataset_hash": cfg["dataset_metadata_hash"],
+        "seed": cfg["seed"], "steps": cfg["steps"], "eval_every": cfg["eval_every"],
+        "eval_episodes": cfg["eval_episodes"], "batch_size": cfg["batch_size"],
+        "preset": cfg.get("preset"), "overrides": cfg.get("overrides") or {},
+        "algo_config": cfg["config"], "eval_env": None, "device": cfg.get("device", "cpu"),
+        "schema_version": 1,
+    }  # fmt: skip
+
+
+# ---------------------------------------------------------------------- resolution
+def resolve_preset(cls: type[Algorithm], card: Card, preset: str | None) -> str | None:
+    if preset is None:  # the card's preset applies to the algorithms that define it
+        return card.train.preset if card.train.preset in cls.presets else None
+    return None if preset.lower() == "none" else preset
+
+
+def resolve(opts: RunOptions, card: Card, dataset_hash: str) -> RunConfig:
+    """RunOptions + the dataset's card and metadata hash -> the RunConfig. Raises one-line
+    errors for unknown names, bad values and budgets, before anything is written."""
+    cls = get_algorithm(opts.algo)
+    preset = resolve_preset(cls, card, opts.preset)
+    config = resolve_config(cls, preset, opts.overrides)
+    t = card.train
+    return RunConfig(
+        algo=opts.algo, dataset=opts.dataset, env=opts.env, minari_id=card.minari_id,
+        dataset_hash=dataset_hash, seed=opts.seed,
+        steps=_positive("steps", t.steps if opts.steps is None else opts.steps),
+        eval_every=_positive("eval_every", t.eval_every if opts.eval_every is None else opts.eval_every),
+        eval_episodes=_positive(
+            "eval_episodes", t.eval_episodes if opts.eval_episodes is None else opts.eval_episodes
+        ),
+        batch_size=_positive("batch_size", t.batch_size if opts.batch_size is None else opts.batch_size),
+        preset=preset, overrides=dict(opts.overrides),
+        algo_config=_canonical(dataclasses.asdict(config)),
+        eval_env=_canonical(dataclasses.asdict(card.env)), device=opts.device,
+    )  # fmt: skip
+
+
+def check_algorithm(opts: RunOptions) -> None:
+    """The cheap part of resolution (no dataset needed): the algorithm, preset and --set keys
+    and values, so a sweep refuses a typo before it builds or runs anything."""
+    cls = get_algorithm(opts.algo)
+    preset = None if opts.preset is None or opts.preset.lower() == "none" else opts.preset
+    resolve_config(cls, preset, opts.overrides)
