@@ -122,7 +122,7 @@ def _interval_panel(ax, entries, colors):
 def interval_plot(results: Path, out: Path, spec: ScoreSpec = ScoreSpec()) -> list[Path]:
     """IQM and optimality gap of each aggregate block (configurations compared over the datasets
     they all have), with 95% stratified bootstrap CIs (rliable's interval estimates), plus IQM
-    per dataset."""
+    per dataset for the datasets no one-dataset block shows."""
     plt, sns = _setup()
     board = _board(results, spec)
     rows = board.rows
@@ -135,7 +135,8 @@ def interval_plot(results: Path, out: Path, spec: ScoreSpec = ScoreSpec()) -> li
             entries = [(r.label, (getattr(r, metric), getattr(r, metric + "_lo"),
                         getattr(r, metric + "_hi"))) for r in b.table.itertuples()]  # fmt: skip
             panels.append((f"{name}, {where}", metric, entries))
-    for d in sorted(rows.dataset.unique()):
+    single = {b.datasets[0] for b in board.blocks if len(b.datasets) == 1}
+    for d in sorted(set(rows.dataset) - single):  # a one-dataset block already shows its IQM
         here = rows[rows.dataset == d]
         entries = [(r.label, (r.iqm, r.iqm_lo, r.iqm_hi)) for r in here.itertuples()]
         panels.append((f"IQM, {d}", "iqm", entries))

@@ -122,7 +122,8 @@ def sweep_cmd(
     stdout.print(
         f"sweep: {len(jobs)} runs ({counts['new']} new, {counts['resume']} to resume, "
         f"{counts['skip']} complete{running}); {spec.workers} worker(s) x {spec.threads} "
-        f"thread(s), executor {executor}"
+        f"thread(s), executor {executor}",
+        soft_wrap=True,
     )
     view = _GridView(jobs, spec.seeds)
     if quiet:
@@ -137,6 +138,7 @@ def sweep_cmd(
         c = r["cell"]
         stdout.print(f"failed: {c['algo']} x {c['dataset']} seed {c['seed']}: {r['error']}",
                      markup=False, soft_wrap=True)  # fmt: skip
-    stdout.print(f"results in {results_dir}/runs; `bench leaderboard --results {results_dir}`")
+    stdout.print(f"results in {results_dir}/runs; `bench leaderboard --results {results_dir}`",
+                 soft_wrap=True, markup=False)  # fmt: skip
     if failed:
         raise typer.Exit(1)
