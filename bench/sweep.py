@@ -133,6 +133,22 @@ def plan(spec: SweepSpec, configs: dict[tuple[str, str], RunConfig] | None = Non
     return out
 
 
+def check_writable(results_dir: Path) -> None:
+    """The results folder takes a file now, before any run is dispatched: a folder under a
+    regular file, read-only or full is one line here rather than a failed cell per run."""
+    import tempfile
+
+    folder = runs_dir(results_dir)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-") as f:
+            f.write(b"0" * 4096)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        raise BenchError(f"cannot write results to {folder}: {e.strerror or e}") from None
+
+
 def _watch_parent() -> None:
     """In a worker: end this process when the sweep's process is gone (kill -9 included), so
     no orphan goes on writing a run that a later sweep would resume."""

@@ -187,10 +187,40 @@ def resolve_config(
         config = cls.Config(**values)
     except (TypeError, ValueError) as e:
         raise BenchError(f"bad config for {cls.name}: {e}") from None
+    _check_ranges(cls, config)
     validate = getattr(config, "validate", None)
     if validate is not None:
         validate()
     return config
+
+
+#: Network widths and counts above this are refused as typos (a 10^5-wide layer is 40 GB).
+MAX_WIDTH = 4096
+#: Count fields whose value sizes a tensor: bounded by MAX_WIDTH.
+SIZE_FIELDS = ("latent_dim", "ensemble_size", "num_sampled_action", "forward_sampled_times")
+
+
+def _check_ranges(cls: type[Algorithm], config) -> None:
+    """Ranges every algorithm shares, by the reference API's field names: widths and counts in
+    [1, MAX_WIDTH], learning rates positive, discounts and soft-update rates in [0, 1], every
+    other integer >= 1 (>= 0 where 0 is the default, meaning "derived"). An algorithm's own validate() checks the rest."""
+    for f in dataclasses.fields(config):
+        v, name = getattr(config, f.name), f"{cls.name}.{f.name}"
+        if f.name.endswith("hidden_sizes"):
+            if any(not 1 <= h <= MAX_WIDTH for h in v):
+                raise BenchError(f"{name}: layer widths must be in 1..{MAX_WIDTH}, got {v}")
+        elif f.name == "lr" or f.name.endswith("_lr"):
+            if not v > 0:
+                raise BenchError(f"{name} must be > 0, got {v}")
+        elif f.name in ("gamma", "discount_factor", "tau"):
+            if not 0 <= v <= 1:
+                raise BenchError(f"{name} must be in [0, 1], got {v}")
+        elif isinstance(v, int) and not isinstance(v, bool):
+            low = 0 if f.default == 0 else 1  # a default of 0 means "derived" (e.g. latent_dim)
+            top = MAX_WIDTH if f.name in SIZE_FIELDS else None
+            if v < low or (top is not None and v > top):
+                bound = f"in {low}..{top}" if top else f">= {low}"
+                raise BenchError(f"{name} must be {bound}, got {v}")
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, str]:

@@ -71,6 +71,16 @@ def read_baseline(path: Path) -> pd.DataFrame:
         )
     if base.empty:
         raise BenchError(f"baseline {path} has no rows")
+    for col in ("iqm", "iqm_lo", "iqm_hi", "seeds", "last_k"):
+        values = pd.to_numeric(base[col], errors="coerce")
+        required = col in ("iqm", "seeds", "last_k")  # a one-seed baseline has no CI
+        if (values.isna() & (base[col].notna() | required)).any() or np.isinf(values).any():
+            raise BenchError(
+                f"baseline {path}: column {col} holds non-numbers; write it again with --update"
+            )
+        base[col] = values
+    if (base.last_k < 1).any() or (base.last_k % 1 != 0).any():
+        raise BenchError(f"baseline {path}: last_k must be a whole number >= 1")
     return base
 
 
@@ -82,10 +92,8 @@ def check(results: Path, baseline: pd.DataFrame, tolerance: float) -> pd.DataFra
     if len(kinds) != 1:
         raise BenchError("the baseline mixes score definitions; write it again with --update")
     spec = ScoreSpec(str(kinds.score.iloc[0]), int(kinds.last_k.iloc[0]))
-    try:
-        current = leaderboard(results, spec).rows
-    except BenchError:
-        current = pd.DataFrame(columns=CURRENT)
+    # a damaged results folder is an error, not "no runs": only an empty one compares nothing
+    current = leaderboard(results, spec, allow_empty=True).rows
     if current.empty:
         current = pd.DataFrame(columns=CURRENT)
     merged = baseline.merge(current[CURRENT], on="key", how="left", suffixes=("_base", "_now"))

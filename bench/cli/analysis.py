@@ -66,6 +66,8 @@ def leaderboard_cmd(
 
     if format not in ("md", "csv", "html"):
         raise BenchError(f"unknown format '{format}'; choose one of: md, csv, html")
+    if format == "md" and out is not None:
+        raise BenchError("--out writes csv or html; md prints to the terminal (use --format)")
     spec = _score_spec(score, last_k)
     board = leaderboard(results, spec)
     res = board.results

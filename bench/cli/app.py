@@ -39,6 +39,8 @@ def main(argv: list[str] | None = None) -> None:
     except BenchError as e:
         _fail(str(e), e.exit_code)
     except typer.Exit as e:
+        if e.exit_code == 130:
+            print("bench: interrupted", file=sys.stderr)
         sys.exit(e.exit_code)
     except (KeyboardInterrupt, typer.Abort):
         print("bench: interrupted", file=sys.stderr)
@@ -51,6 +53,8 @@ def main(argv: list[str] | None = None) -> None:
         ctx = getattr(e, "ctx", None)
         hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
         _fail(message + hint, 2)
+    if code == 130:  # typer turns Ctrl-C into an exit code of 130 on its own
+        print("bench: interrupted", file=sys.stderr)
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -89,6 +89,7 @@ def sweep_cmd(
     from bench.run.loop import check_device
     from bench.sweep import (  # fmt: skip
         SweepSpec,
+        check_writable,
         execute,
         parse_list,
         parse_seeds,
@@ -117,6 +118,8 @@ def sweep_cmd(
     )  # fmt: skip
     prepare_datasets(spec.datasets, options.env, show_progress=not quiet)
     jobs = plan(spec, resolve_keys(spec))
+    if any(j.action in ("new", "resume") for j in jobs):
+        check_writable(results_dir)
     counts = {a: sum(j.action == a for j in jobs) for a in ("new", "resume", "skip", "running")}
     running = f", {counts['running']} running elsewhere" if counts["running"] else ""
     stdout.print(

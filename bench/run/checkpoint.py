@@ -1,8 +1,8 @@
 """Checkpoints (taken at every evaluation) and the run lock.
 
 A checkpoint holds everything a resume needs: networks, optimizers, counters, every RNG (torch,
-numpy, python, the sampler's and the algorithm's), the rows written so far, and the run's key,
-so a checkpoint from another configuration is refused.
+numpy, python, the sampler's and the algorithm's), the rows written so far, and the run's id and
+fingerprint (key and seed), so a checkpoint of another run, configuration or seed is refused.
 
 The lock: a running run holds an exclusive flock on <run_dir>/.lock. The kernel drops it when
 the process ends, however it ends (kill -9 included), so "locked" means "a live process is
@@ -28,12 +28,13 @@ from bench.results.schema import atomic_write_bytes
 LOCK_FILE = ".lock"
 
 
-def save_checkpoint(path: Path, key: str, algo, sampler, step: int, elapsed: float,
-                    eval_rows: list[dict], train_rows: list[dict]) -> None:  # fmt: skip
+def save_checkpoint(path: Path, run_id: str, fingerprint: str, algo, sampler, step: int,
+                    elapsed: float, eval_rows: list[dict], train_rows: list[dict]) -> None:  # fmt: skip
     buf = io.BytesIO()
     torch.save(
         {
-            "key": key,
+            "run_id": run_id,
+            "fingerprint": fingerprint,
             "algo": algo.state_dict(),
             "sampler_generator": sampler.generator.get_state(),
             "rng": {
@@ -51,9 +52,9 @@ def save_checkpoint(path: Path, key: str, algo, sampler, step: int, elapsed: flo
     atomic_write_bytes(path, buf.getvalue())
 
 
-def load_checkpoint(run_dir: Path, key: str, steps: int) -> dict[str, Any] | None:
+def load_checkpoint(run_dir: Path, fingerprint: str, steps: int) -> dict[str, Any] | None:
     """The last checkpoint of run_dir (None if it has none); one error line if it is unreadable
-    or does not belong to this run."""
+    or does not belong to this run (another run's, another seed's, or edited)."""
     path = Path(run_dir) / "checkpoint.pt"
     if not path.is_file():
         return None
@@ -61,10 +62,12 @@ def load_checkpoint(run_dir: Path, key: str, steps: int) -> dict[str, Any] | Non
         state = torch.load(path, weights_only=False)
         ok = (
             isinstance(state, dict)
-            and state.get("key", key) == key
+            and state.get("fingerprint") == fingerprint
+            and state.get("run_id") == Path(run_dir).name
             and isinstance(state.get("step"), int)
             and 0 < state["step"] <= steps
             and all(k in state for k in ("algo", "sampler_generator", "rng", "eval_rows"))
+            and all(r.get("run_id") == state["run_id"] for r in state["eval_rows"])
         )
     except Exception as e:  # noqa: BLE001 - an unreadable checkpoint is one line
         raise BenchError(f"--resume {run_dir}: checkpoint.pt cannot be read ({e})") from None
@@ -118,3 +121,10 @@ def is_locked(run_dir: Path) -> bool:
         return True
     finally:
         os.close(fd)
+
+
+def remove_stale_temp_files(run_dir: Path) -> None:
+    """Temp files of atomic writes that a killed process left (`.<name>.*.tmp`). Called with the
+    run's lock held, so no live writer owns them."""
+    for tmp in Path(run_dir).glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)

@@ -34,6 +34,8 @@ MAX_SEED = 2**31 - 1
 #: Budgets above this are refused as typos (10^9 updates is years on any machine).
 MAX_BUDGET = 10**9
 MAX_THREADS = 1024
+#: Episodes per evaluation above this are refused (each is a full rollout).
+MAX_EVAL_EPISODES = 100_000
 
 
 def _opt(default: Any, help: str, flag: str | None = None, sweep_help: str | None = None):
@@ -80,6 +82,10 @@ class RunOptions:
             value = getattr(self, name)
             if value is not None:
                 _positive(name, value)
+        if self.eval_episodes is not None and self.eval_episodes > MAX_EVAL_EPISODES:
+            raise BenchError(
+                f"--eval-episodes must be at most {MAX_EVAL_EPISODES:,}, got {self.eval_episodes:,}"
+            )
         if self.threads is not None and self.threads > MAX_THREADS:
             raise BenchError(f"--threads must be at most {MAX_THREADS}, got {self.threads}")
         if not 0 <= self.seed <= MAX_SEED:
@@ -143,8 +149,13 @@ class RunConfig:
         ident = _canonical({k: getattr(self, k) for k in self.IDENTITY})
         return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]
 
+    def fingerprint(self) -> str:
+        """The key and the seed: what tells this run from every other one."""
+        return hashlib.sha256(f"{self.key()}:{self.seed}".encode()).hexdigest()[:12]
+
     def to_json(self) -> dict[str, Any]:
-        return _canonical(dataclasses.asdict(self) | {"key": self.key()})
+        extra = {"key": self.key(), "fingerprint": self.fingerprint()}
+        return _canonical(dataclasses.asdict(self) | extra)
 
     @classmethod
     def from_json(cls, cfg: Any, where: str = "config.json") -> RunConfig:
@@ -166,7 +177,10 @@ class RunConfig:
                 f"{where}: written by a newer bench (schema {config.schema_version}); upgrade bench"
             )
         stored = cfg.get("key")
-        if stored is not None and stored != config.key():
+        mark = cfg.get("fingerprint")
+        if (stored is not None and stored != config.key()) or (
+            mark is not None and mark != config.fingerprint()
+        ):
             raise BenchError(
                 f"{where}: its fields do not match its key {stored} (the file was edited); "
                 "restore it or start a new run"

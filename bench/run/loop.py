@@ -38,7 +38,13 @@ from bench.results.schema import (
     atomic_write_table,
     runs_dir,
 )
-from bench.run.checkpoint import load_checkpoint, restore, run_lock, save_checkpoint
+from bench.run.checkpoint import (
+    load_checkpoint,
+    remove_stale_temp_files,
+    restore,
+    run_lock,
+    save_checkpoint,
+)
 from bench.run.config import RunConfig, RunOptions, resolve
 from bench.run.provenance import provenance
 from bench.seeding import seed_everything
@@ -76,12 +82,19 @@ def _check_action_kind(cls: type[Algorithm], card: Card, action_space: gym.Space
         )
 
 
+#: Device types a run can use: the CPU, and CUDA GPUs where torch has them.
+DEVICE_TYPES = ("cpu", "cuda")
+
+
 def check_device(device: str) -> torch.device:
     try:
         dev = torch.device(device)
+        if dev.type not in DEVICE_TYPES:
+            raise ValueError(f"bench runs on {' or '.join(DEVICE_TYPES)}")
         torch.empty(0, device=dev)
-    except (RuntimeError, AssertionError, ValueError) as e:
-        raise BenchError(f"device '{device}' is not available: {str(e).splitlines()[0]}") from None
+    except Exception as e:  # noqa: BLE001 - torch raises several kinds for a bad device
+        first = (str(e).splitlines() or [type(e).__name__])[0]
+        raise BenchError(f"device '{device}' is not available: {first}") from None
     return dev
 
 
@@ -103,6 +116,11 @@ def prepare(opts: RunOptions, show_progress: bool = True) -> Prepared:
     if ref_min is None or ref_max is None or ref_max == ref_min:
         raise DatasetError(f"dataset {card.minari_id} has no usable ref_min_score/ref_max_score")
     config = resolve(opts, card, metadata_hash(dataset))
+    if 0 < dataset.total_steps < config.batch_size:  # an empty one: validation says so
+        raise BenchError(
+            f"--batch-size {config.batch_size:,} is larger than the dataset "
+            f"({dataset.total_steps:,} transitions)"
+        )
     return Prepared(config, cls, card, dataset, float(ref_min), float(ref_max))
 
 
@@ -152,8 +170,13 @@ def _resume(run_dir: Path, opts: RunOptions | None, show_progress: bool, on_eval
     dev = check_device(device)
     if threads:
         torch.set_num_threads(threads)
+    if cfg["run_id"] != run_dir.name:
+        raise BenchError(
+            f"--resume {run_dir}: config.json names another run ({cfg['run_id']}); restore it"
+        )
     with run_lock(run_dir):
-        state = load_checkpoint(run_dir, saved.key(), saved.steps)
+        remove_stale_temp_files(run_dir)
+        state = load_checkpoint(run_dir, saved.fingerprint(), saved.steps)
         algo, sampler, _ = _setup(prep, dev)
         return _train(run_dir, cfg["run_id"], prep, algo, sampler, state, show_progress, on_eval)
 
@@ -242,6 +265,9 @@ def _train(
         restore(state, algo, sampler)
         start, elapsed = int(state["step"]), float(state["elapsed_s"])
         eval_rows, train_rows = list(state["eval_rows"]), list(state["train_rows"])
+        # the checkpoint's rows are the truth: tables lost or damaged since are written again
+        atomic_write_table(run_dir / "eval.parquet", eval_rows, EVAL_SCHEMA)
+        atomic_write_table(run_dir / "train.parquet", train_rows, TRAIN_SCHEMA)
     sums: dict[str, float] = {}
     window = min(LOG_WINDOW, c.eval_every)
     t0 = time.perf_counter() - elapsed
@@ -292,8 +318,8 @@ def _train(
                 eval_rows.append(row)
                 atomic_write_table(run_dir / "eval.parquet", eval_rows, EVAL_SCHEMA)
                 atomic_write_table(run_dir / "train.parquet", train_rows, TRAIN_SCHEMA)
-                save_checkpoint(run_dir / "checkpoint.pt", key, algo, sampler, step,
-                                time.perf_counter() - t0, eval_rows, train_rows)  # fmt: skip
+                save_checkpoint(run_dir / "checkpoint.pt", run_id, c.fingerprint(), algo, sampler,
+                                step, time.perf_counter() - t0, eval_rows, train_rows)  # fmt: skip
                 describe(f"{title} [score {row['normalized_score']:.1f}]")
                 if on_eval is not None:
                     on_eval(row)
