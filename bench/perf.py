@@ -13,7 +13,10 @@ the speed-up of one batched act() over a loop that acts on one observation at a 
 
 from __future__ import annotations
 
+import math
+import os
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -27,12 +30,73 @@ from torch.utils.flop_counter import FlopCounterMode
 from bench.algos import REGISTRY
 from bench.algos.base import resolve_config
 from bench.data.data import OfflineData, Sampler
+from bench.errors import BenchError
 from bench.evaluate import rollout_returns
 from bench.types import EnvInfo, EnvSpec
 
 DISCRETE_VEC = ((4,), gym.spaces.Discrete(2))  # CartPole-shaped
 CONTINUOUS_VEC = ((11,), gym.spaces.Box(-np.ones(3, np.float32), np.ones(3, np.float32)))  # Hopper
 ATARI = ((4, 84, 84), gym.spaces.Discrete(4))  # Breakout-shaped, Nature CNN
+
+
+#: Bounds of `bench perf`'s options (checked before anything runs).
+MAX_REPEATS = 1000
+MAX_MIN_TIME = 600.0
+MAX_THREADS = 1024
+MEMORY_SIZE_RANGE = (1_000, 10_000_000)
+#: Disk bytes per transition of the synthetic Atari dataset (an 84x84 uint8 frame, HDF5 and
+#: Minari's episode overhead): 1M transitions take ~7.1 GB.
+SYNTHETIC_BYTES_PER_TRANSITION = 7_100
+
+
+def check_options(repeats: int, min_time: float, threads: list[int], sizes: list[int]) -> None:
+    """Refuse out-of-range options up front, one line each; and memory sizes whose synthetic
+    dataset would not fit in the temp folder (each is written, measured and deleted in turn)."""
+    if not 1 <= repeats <= MAX_REPEATS:
+        raise BenchError(f"--repeats must be between 1 and {MAX_REPEATS} (got {repeats})")
+    if not (math.isfinite(min_time) and 0 < min_time <= MAX_MIN_TIME):
+        raise BenchError(
+            f"--min-time must be a number of seconds in (0, {MAX_MIN_TIME:g}] (got {min_time})"
+        )
+    if not threads:
+        raise BenchError("--threads needs at least one thread count, e.g. 1,2")
+    for t in threads:
+        if not 1 <= t <= MAX_THREADS:
+            raise BenchError(f"--threads: each count must be between 1 and {MAX_THREADS} (got {t})")
+    lo, hi = MEMORY_SIZE_RANGE
+    for n in sizes:
+        if not lo <= n <= hi:
+            raise BenchError(
+                f"--memory-sizes: each size must be between {lo:,} and {hi:,} transitions "
+                f"(got {n:,})"
+            )
+    if sizes:
+        from bench.data.minari_io import free_bytes
+
+        folder = tempfile.gettempdir()
+        need = max(sizes) * SYNTHETIC_BYTES_PER_TRANSITION
+        free = free_bytes(folder)
+        if free < need:
+            raise BenchError(
+                f"--memory-sizes {max(sizes):,} needs ~{need / 2**20:,.0f} MiB in the temp "
+                f"folder {folder} for its synthetic dataset, {free / 2**20:,.0f} MiB free "
+                "(set TMPDIR elsewhere or give smaller sizes)"
+            )
+
+
+def check_output_file(path) -> None:
+    """A results file can be written: its folder exists and is writable, and it is no folder."""
+    from pathlib import Path
+
+    path = Path(path)
+    folder = path.absolute().parent
+    if path.is_dir():
+        raise BenchError(f"cannot write {path}: it is a folder")
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise BenchError(f"cannot write {path}: {folder} {what}")
+    if not os.access(folder, os.W_OK):
+        raise BenchError(f"cannot write {path}: folder {folder} is not writable")
 
 
 @dataclass(frozen=True)

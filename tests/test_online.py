@@ -49,3 +49,23 @@ def test_online_training_saves_policies_and_a_replayable_buffer(tmp_path, monkey
     assert np.array_equal(data.obs[data.obs_index + 1].numpy(), buf.next_obs[:300])
     assert np.array_equal(data.act.numpy(), buf.act[:300])
     assert np.array_equal(data.rew.numpy(), buf.rew[:300])
+
+
+def test_a_run_stopped_before_its_first_checkpoint_leaves_no_output_folder(tmp_path, monkeypatch):
+    """The output folder (and parents) made for a run is removed again when the run stops
+    before writing anything in it; an existing folder is kept."""
+    import pytest
+
+    import bench.collect.online as online
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(online, "algorithm_returns", interrupt)
+    (tmp_path / "old").mkdir()
+    for out in (tmp_path / "new" / "out", tmp_path / "old"):
+        spec = OnlineSpec(algo="discrete_sac", env="CartPole-v1", steps=5, eval_every=5,
+                          eval_episodes=1, start_steps=5, out=out)  # fmt: skip
+        with pytest.raises(KeyboardInterrupt):
+            train_online(spec, show_progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old"]

@@ -117,17 +117,23 @@ def datasets_import(
         "(my-hopper, stored as imported/my-hopper-v0).",
     ),
     ref_min: float | None = typer.Option(
-        None, help="Reference min return (default: D4RL's for its env)."
+        None, help="Reference min return (default: D4RL's for its env); give both or neither."
     ),
     ref_max: float | None = typer.Option(
-        None, help="Reference max return (default: D4RL's for its env)."
+        None,
+        help="Reference max return (default: D4RL's for its env); finite, above --ref-min.",
     ),
     force: bool = typer.Option(False, "--force", help="Replace an existing dataset and card."),
 ):
     """Import a D4RL HDF5 file as a Minari dataset and write a card for it (in the user cards
     folder): train on it with --dataset ID, see it in `bench datasets list` and `info`."""
     from bench.data.catalog import import_file
+    from bench.data.d4rl_io import check_refs
 
+    if (ref_min is None) != (ref_max is None):
+        raise BenchError("give both --ref-min and --ref-max, or neither (D4RL's for its env)")
+    if ref_min is not None:
+        check_refs(ref_min, ref_max)  # before the file is read: one line, nothing written
     command = f"bench datasets import {file.name} --env {env} --as {as_}"
     card, ds = import_file(file, env, as_, ref_min, ref_max, force, command=command)
     stdout.print(

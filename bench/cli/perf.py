@@ -14,19 +14,22 @@ from bench.errors import BenchError
 @app.command("perf")
 def perf_cmd(
     algos: str = typer.Option("all", help="Comma-separated algorithm names, or 'all'."),
-    threads: str = typer.Option("1,2", help="Comma-separated torch thread counts."),
-    repeats: int = typer.Option(3, help="Timed windows per case; the median is reported."),
-    min_time: float = typer.Option(1.0, help="Seconds per timed window."),
+    threads: str = typer.Option("1,2", help="Comma-separated torch thread counts (1-1024)."),
+    repeats: int = typer.Option(3, help="Timed windows per case (1-1000); the median is reported."),
+    min_time: float = typer.Option(1.0, help="Seconds per timed window (over 0, at most 600)."),
     acting: bool = typer.Option(
         True, "--acting/--no-acting", help="Also measure acting throughput."
     ),
     memory_sizes: str = typer.Option(
         "100000,1000000",
         "--memory-sizes",
-        help="Atari dataset sizes (transitions) whose loading memory is measured; '' skips. "
-        "Each writes a synthetic lossless dataset to a temp folder (7 GB for 1M).",
+        help="Atari dataset sizes (transitions, 1,000-10,000,000) whose loading memory is "
+        "measured; '' skips. Each writes a synthetic lossless dataset to the temp folder "
+        "(~7.1 GB for 1M; refused up front when it does not fit).",
     ),
-    json_path: Path | None = typer.Option(None, "--json", help="Also write the results as JSON."),
+    json_path: Path | None = typer.Option(
+        None, "--json", help="Also write the results as JSON (its folder must exist)."
+    ),
 ):
     """Throughput benchmark: training, acting, and Atari loading memory.
 
@@ -37,7 +40,15 @@ def perf_cmd(
 
     from bench.algos import REGISTRY
     from bench.errors import UnknownNameError
-    from bench.perf import default_cases, measure_acting, measure_atari_memory, measure_case
+    from bench.perf import (
+        check_options,
+        check_output_file,
+        default_cases,
+        measure_acting,
+        measure_atari_memory,
+        measure_case,
+    )
+    from bench.results.schema import atomic_write_bytes
 
     names = sorted(REGISTRY) if algos == "all" else [a.strip() for a in algos.split(",")]
     for name in names:
@@ -51,6 +62,9 @@ def perf_cmd(
         sizes = [int(n) for n in memory_sizes.split(",") if n.strip()]
     except ValueError:
         raise BenchError(f"bad --memory-sizes '{memory_sizes}': expected e.g. 100000") from None
+    check_options(repeats, min_time, thread_counts, sizes)
+    if json_path is not None:
+        check_output_file(json_path)  # before minutes of measuring, not after
     cases = [c for c in default_cases() if c.algo in names]
     rows = []
     table = Table(
@@ -104,4 +118,4 @@ def perf_cmd(
         stdout.print(mem_table)
     if json_path is not None:
         result = {"training": rows, "acting": acting_rows, "atari_memory": memory_rows}
-        json_path.write_text(json.dumps(result, indent=2))
+        atomic_write_bytes(json_path, json.dumps(result, indent=2).encode())

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import os
 import shlex
 import sys
 from dataclasses import dataclass, field
@@ -34,6 +35,11 @@ from bench.types import Batch, EnvInfo, EnvSpec
 
 #: Online evaluation env seeds (disjoint from dataset build and offline evaluation seeds).
 ONLINE_EVAL_SEED = 2_000_000
+#: Bounds of the options (checked before anything is made or written).
+MAX_SEED = 2**31 - 1
+MAX_STEPS = 10**8
+MAX_UTD = 1000
+MAX_THREADS = 1024
 
 
 @dataclass
@@ -133,13 +139,67 @@ class OnlineResult:
     buffer: ReplayBuffer
 
 
-def train_online(spec: OnlineSpec, show_progress: bool = True) -> OnlineResult:
-    """Train online, saving evaluated policy checkpoints and the replay record to spec.out."""
-    cls = get_algorithm(spec.algo)
-    config = resolve_config(cls, spec.preset, spec.overrides)
+def check_threads(threads: int | None) -> None:
+    if threads is not None and not 1 <= threads <= MAX_THREADS:
+        raise BenchError(f"--threads must be between 1 and {MAX_THREADS} (got {threads})")
+
+
+def check_spec(spec: OnlineSpec) -> None:
+    """Refuse options that cannot make a useful run, one line each, before anything starts."""
     for name in ("steps", "utd", "batch_size", "eval_every", "eval_episodes"):
         if getattr(spec, name) <= 0:
             raise BenchError(f"--{name.replace('_', '-')} must be positive")
+    if not 0 <= spec.seed <= MAX_SEED:
+        raise BenchError(f"--seed must be between 0 and {MAX_SEED} (got {spec.seed})")
+    if spec.steps > MAX_STEPS:
+        raise BenchError(f"--steps must be at most {MAX_STEPS:,} (got {spec.steps:,})")
+    if spec.utd > MAX_UTD:
+        raise BenchError(f"--utd must be at most {MAX_UTD} (got {spec.utd})")
+    if spec.start_steps < 0:
+        raise BenchError(f"--start-steps must be 0 or more (got {spec.start_steps})")
+    if spec.eval_every > spec.steps:
+        raise BenchError(
+            f"--eval-every ({spec.eval_every:,}) is more than --steps ({spec.steps:,}): no "
+            "policy would ever be evaluated or saved"
+        )
+
+
+def _rmdir_empty(folders: list[Path]) -> None:
+    """Remove each folder (deepest first) that is empty; never raise."""
+    for d in folders:
+        try:
+            d.rmdir()
+        except OSError:
+            pass
+
+
+def make_out_folder(out: Path) -> list[Path]:
+    """Create the output folder (and its parents), one line when it cannot be created or
+    written; returns the folders it created (deepest first), removed again here when the
+    folder proves unwritable."""
+    out = Path(out)
+    missing = []
+    probe = out.absolute()
+    while not probe.exists() and probe != probe.parent:
+        missing.append(probe)
+        probe = probe.parent
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        _rmdir_empty(missing)
+        why = "it is a file" if out.is_file() else " ".join(str(e.strerror or e).split())
+        raise BenchError(f"cannot create the output folder {out}: {why}") from None
+    if not os.access(out, os.W_OK):
+        _rmdir_empty(missing)
+        raise BenchError(f"cannot write to the output folder {out}: not writable")
+    return missing
+
+
+def train_online(spec: OnlineSpec, show_progress: bool = True) -> OnlineResult:
+    """Train online, saving evaluated policy checkpoints and the replay record to spec.out."""
+    check_spec(spec)
+    cls = get_algorithm(spec.algo)
+    config = resolve_config(cls, spec.preset, spec.overrides)
     env_spec = EnvSpec(spec.env)
     env = make_env(env_spec)
     info = EnvInfo(env.observation_space.shape, env.action_space)
@@ -152,8 +212,15 @@ def train_online(spec: OnlineSpec, show_progress: bool = True) -> OnlineResult:
         spec.steps, info.obs_shape, env.action_space.shape, env.action_space.dtype, spec.seed
     )
     env.action_space.seed(spec.seed)
-    spec.out.mkdir(parents=True, exist_ok=True)
+    created = make_out_folder(spec.out)
+    try:
+        return _train(spec, env, env_spec, algo, buffer, gamma, show_progress)
+    except BaseException:
+        _rmdir_empty(created)  # a run stopped before its first checkpoint leaves no folder
+        raise
 
+
+def _train(spec, env, env_spec, algo, buffer, gamma, show_progress) -> OnlineResult:
     episodes: list[dict] = []  # reset seed and actions of every episode, for exact replay
     ep_seed = spec.seed * 1_000_003
     obs, _ = env.reset(seed=ep_seed)

@@ -165,11 +165,9 @@ def import_file(
     """`bench datasets import`: a D4RL file -> a Minari dataset plus a user card for it, so the
     id works wherever a card id does (`bench run --dataset`, `datasets info`, `datasets list`).
     Returns (card, dataset). Nothing is left behind when any step fails."""
-    import shutil
-
     from bench.data.cards import check_import_ids, import_ids, imported_card_text, write_card
     from bench.data.d4rl_io import import_d4rl
-    from bench.data.minari_io import dataset_dir
+    from bench.data.minari_io import discard_dataset
 
     card_id, minari_id = import_ids(name)
     card_path = check_import_ids(card_id, minari_id, force)
@@ -184,8 +182,10 @@ def import_file(
     try:
         card = write_card(card_path, text)
     except OSError as e:
-        shutil.rmtree(dataset_dir(minari_id), ignore_errors=True)
-        raise DatasetError(f"cannot write the dataset card {card_path}: {e}") from None
+        discard_dataset(minari_id)  # and the namespace folder made for it
+        raise DatasetError(
+            f"cannot write the dataset card {card_path}: {' '.join(str(e.strerror or e).split())}"
+        ) from None
     return card, dataset
 
 

@@ -12,14 +12,17 @@ transition is dropped. Import then export is exact for files with next_observati
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from pathlib import Path
 
+import gymnasium as gym
 import h5py
 import numpy as np
 
 from bench.data.minari_io import (
+    alive,
     check_free_space,
     is_disk_full,
     minari_root,
@@ -46,24 +49,161 @@ def d4rl_refs(env_id: str) -> tuple[float, float, str] | None:
     return None
 
 
+def one_line(text: object) -> str:
+    """A message as one line: h5py's and the OS's messages can hold newlines."""
+    return " ".join(str(text).split())
+
+
+#: Keys holding one value per transition (a trailing axis of size 1 is squeezed).
+PER_STEP = ("rewards", "terminals", "timeouts")
+
+
 def read_d4rl(path: Path) -> dict[str, np.ndarray]:
+    """The D4RL arrays of `path`; anything that is not a file of numeric arrays with one row
+    per transition is one DatasetError line."""
+    path = Path(path)
+    if path.is_dir():
+        raise DatasetError(f"{path}: is a folder, not an HDF5 file")
+    if not path.exists():
+        raise DatasetError(f"no such file: {path}")
     try:
         with h5py.File(path, "r") as f:
             missing = [k for k in REQUIRED if k not in f]
             if missing:
                 raise DatasetError(f"{path}: missing D4RL keys {', '.join(missing)}")
-            keys = [*REQUIRED, "timeouts", "next_observations"]
-            arrays = {k: f[k][()] for k in keys if k in f}
+            keys = [k for k in (*REQUIRED, "timeouts", "next_observations") if k in f]
+            for k in keys:
+                _check_array(path, k, f[k])
+            arrays = {k: f[k][()] for k in keys}
     except OSError as e:
-        raise DatasetError(f"{path}: cannot be read as HDF5 ({e})") from None
+        raise DatasetError(f"{path}: cannot be read as HDF5 ({one_line(e)})") from None
     n = len(arrays["observations"])
     if n == 0:
         raise DatasetError(f"{path}: no transitions (empty dataset)")
     bad = [k for k, v in arrays.items() if len(v) != n]
     if bad:
         raise DatasetError(f"{path}: {', '.join(bad)} do not have {n} rows like observations")
+    for k in PER_STEP:
+        v = arrays.get(k)
+        if v is None:
+            continue
+        if v.ndim == 2 and v.shape[1] == 1:
+            arrays[k] = v = v[:, 0]  # (N, 1): one value per transition all the same
+        if v.ndim != 1:
+            raise DatasetError(
+                f"{path}: {k} has shape {v.shape}; expected one value per transition ({n},)"
+            )
     arrays.setdefault("timeouts", np.zeros(n, bool))
     return arrays
+
+
+def _check_array(path: Path, key: str, obj) -> None:
+    """One key of the file: a dataset (not a group) of numbers with a row per transition."""
+    if not isinstance(obj, h5py.Dataset):
+        raise DatasetError(f"{path}: {key} is an HDF5 {type(obj).__name__.lower()}, not an array")
+    if obj.ndim < 1:
+        raise DatasetError(f"{path}: {key} is a scalar, not an array with a row per transition")
+    kind = obj.dtype.kind
+    if kind not in "biuf":  # bool, signed/unsigned integers, floats
+        raise DatasetError(f"{path}: {key} holds {obj.dtype} values, not numbers")
+
+
+def _first_non_finite(a: np.ndarray, chunk: int = 1 << 16) -> int | None:
+    """Row of the first NaN/inf in `a` (None if none), in chunks: no full-size temporary."""
+    if a.dtype.kind != "f":
+        return None
+    for start in range(0, len(a), chunk):
+        ok = np.isfinite(a[start : start + chunk].reshape(min(chunk, len(a) - start), -1))
+        if not ok.all():
+            return start + int(np.flatnonzero(~ok.all(axis=1))[0])
+    return None
+
+
+#: Actions may exceed a Box's bounds by this much (float32 rounding of clipped values).
+ACTION_TOLERANCE = 1e-5
+
+
+def check_against_env(path: Path, arrays: dict[str, np.ndarray], env, env_id: str) -> None:
+    """The arrays fit the env: observation shape, actions in the action space, observations and
+    rewards finite. Discrete actions stored as integral floats or (N, 1) become (N,) integers."""
+    obs_space, act_space = env.observation_space, env.action_space
+    if obs_space.shape is None:
+        raise DatasetError(
+            f"{path}: {env_id} has a {type(obs_space).__name__} observation space; "
+            "D4RL files hold flat arrays (Box or Discrete spaces)"
+        )
+    for k in ("observations", "next_observations"):
+        if k in arrays and arrays[k].shape[1:] != tuple(obs_space.shape):
+            raise DatasetError(
+                f"{path}: {k} have shape {arrays[k].shape[1:]} per step, but {env_id} "
+                f"observes {tuple(obs_space.shape)}"
+            )
+    for k in ("observations", "next_observations", "rewards"):
+        if k in arrays and (row := _first_non_finite(arrays[k])) is not None:
+            raise DatasetError(f"{path}: {k} hold NaN or inf (first at row {row})")
+    act = arrays["actions"]
+    if isinstance(act_space, gym.spaces.Discrete):
+        if act.ndim == 2 and act.shape[1] == 1:
+            act = act[:, 0]
+        if act.ndim != 1:
+            raise DatasetError(
+                f"{path}: actions have shape {act.shape[1:]} per step, but {env_id} takes one "
+                f"discrete action"
+            )
+        if act.dtype.kind == "f":
+            if (row := _first_non_finite(act)) is not None:
+                raise DatasetError(f"{path}: actions hold NaN or inf (first at row {row})")
+            if not np.array_equal(act, np.round(act)):
+                row = int(np.flatnonzero(act != np.round(act))[0])
+                raise DatasetError(
+                    f"{path}: actions must be integers for {env_id}'s discrete actions "
+                    f"(row {row} holds {act[row]})"
+                )
+        lo, hi = int(act_space.start), int(act_space.start + act_space.n)
+        outside = (act < lo) | (act >= hi)
+        if outside.any():
+            row = int(np.flatnonzero(outside)[0])
+            raise DatasetError(
+                f"{path}: actions must be in [{lo}, {hi}) for {env_id} (row {row} holds {act[row]})"
+            )
+        arrays["actions"] = act.astype(np.int64)
+    elif isinstance(act_space, gym.spaces.Box):
+        if act.shape[1:] != act_space.shape:
+            raise DatasetError(
+                f"{path}: actions have shape {act.shape[1:]} per step, but {env_id} takes "
+                f"{act_space.shape}"
+            )
+        if (row := _first_non_finite(act)) is not None:
+            raise DatasetError(f"{path}: actions hold NaN or inf (first at row {row})")
+        flat = act.reshape(len(act), -1)
+        low, high = act_space.low.reshape(-1), act_space.high.reshape(-1)
+        low = low - ACTION_TOLERANCE * np.maximum(1.0, np.abs(low))
+        high = high + ACTION_TOLERANCE * np.maximum(1.0, np.abs(high))
+        outside = ((flat < low) | (flat > high)).any(axis=1)
+        if outside.any():
+            row = int(np.flatnonzero(outside)[0])
+            raise DatasetError(
+                f"{path}: actions outside {env_id}'s action bounds [{one_line(act_space.low)}, "
+                f"{one_line(act_space.high)}] (first at row {row}: {one_line(act[row])})"
+            )
+    else:
+        raise DatasetError(
+            f"{path}: {env_id} has a {type(act_space).__name__} action space; D4RL files hold "
+            "Box or Discrete actions"
+        )
+
+
+def check_refs(ref_min: float, ref_max: float) -> None:
+    """Reference returns that normalize scores: finite, ref_max above ref_min."""
+    if not (math.isfinite(ref_min) and math.isfinite(ref_max)):
+        raise DatasetError(
+            f"--ref-min and --ref-max must be finite numbers (got {ref_min}, {ref_max})"
+        )
+    if ref_max <= ref_min:
+        raise DatasetError(
+            f"--ref-max ({ref_max:g}) must be greater than --ref-min ({ref_min:g}): scores are "
+            "normalized by ref_max - ref_min"
+        )
 
 
 def split_episodes(a: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
@@ -106,10 +246,16 @@ def split_episodes(a: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
 def import_d4rl(
     path: Path, env_id: str, minari_id: str, ref_min=None, ref_max=None, force: bool = False
 ):
-    """Write a D4RL HDF5 file as a Minari dataset (staged, renamed into place when whole)."""
-    import gymnasium as gym
+    """Write a D4RL HDF5 file as a Minari dataset (staged, renamed into place when whole).
+
+    The file is read and checked against the env (shapes, action space, finite values) before
+    anything is written: a refused file leaves the Minari root as it was."""
     import minari
     from minari.data_collector import EpisodeBuffer
+
+    from bench.envs import make_env
+    from bench.errors import BenchError
+    from bench.types import EnvSpec
 
     arrays = read_d4rl(Path(path))
     if ref_min is None or ref_max is None:
@@ -121,20 +267,22 @@ def import_d4rl(
         ref_min, ref_max, source = known
     else:
         source = "given at import (--ref-min / --ref-max)"
+    check_refs(float(ref_min), float(ref_max))
     try:
-        env = gym.make(env_id)
-    except gym.error.Error as e:
-        raise DatasetError(f"cannot make env {env_id}: {e}") from None
-    # Minari stores every array once plus each episode's final observation: at most the
-    # file's bytes, with observations twice when the file has no next_observations
-    need = sum(v.nbytes for v in arrays.values())
-    if "next_observations" not in arrays:
-        need += arrays["observations"].nbytes
-    check_free_space(minari_root(), need)
-    episodes = split_episodes(arrays)
-    file_end_open = not (arrays["terminals"][-1] or arrays["timeouts"][-1])
-    buffers = [EpisodeBuffer(id=i, **ep) for i, ep in enumerate(episodes)]
+        env = make_env(EnvSpec(env_id))
+    except BenchError as e:
+        raise DatasetError(one_line(e)) from None
     try:
+        check_against_env(Path(path), arrays, env, env_id)
+        # Minari stores every array once plus each episode's final observation: at most the
+        # file's bytes, with observations twice when the file has no next_observations
+        need = sum(v.nbytes for v in arrays.values())
+        if "next_observations" not in arrays:
+            need += arrays["observations"].nbytes
+        check_free_space(minari_root(), need)
+        episodes = split_episodes(arrays)
+        file_end_open = not (arrays["terminals"][-1] or arrays["timeouts"][-1])
+        buffers = [EpisodeBuffer(id=i, **ep) for i, ep in enumerate(episodes)]
         with staged_dataset(minari_id, force), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*author_email.*")
             ds = minari.create_dataset_from_buffers(
@@ -156,10 +304,15 @@ def import_d4rl(
                     "bench_d4rl_open_end": bool(file_end_open),
                 }
             )
-    except OSError as e:  # the estimate fell short (or the disk filled meanwhile)
-        if not is_disk_full(e):
-            raise
-        raise DatasetError(f"{path}: no space left in the Minari root {minari_root()}") from None
+    except OSError as e:  # the estimate fell short (or the disk filled meanwhile), or worse
+        if is_disk_full(e):
+            raise DatasetError(
+                f"{path}: no space left in the Minari root {minari_root()}"
+            ) from None
+        raise DatasetError(
+            f"{path}: cannot write {minari_id} into the Minari root {minari_root()} "
+            f"({one_line(e.strerror or e)})"
+        ) from None
     finally:
         env.close()
     return open_dataset(minari_id)
@@ -189,11 +342,15 @@ def export_d4rl(dataset, path: Path) -> None:
 def write_hdf5(arrays: dict[str, np.ndarray], path: Path) -> None:
     """Write arrays as HDF5 datasets: free space checked first, then a temp file in the target
     folder renamed into place when whole; on any failure the temp file is removed and the
-    target is untouched."""
+    target is untouched. Temp files that killed writers left for the same target are removed
+    first."""
     path = Path(path)
     folder = path.absolute().parent
     if not folder.is_dir():
         raise DatasetError(f"cannot write {path}: folder {folder} does not exist")
+    if path.is_dir():
+        raise DatasetError(f"cannot write {path}: it is a folder")
+    _remove_stale_temp_files(folder, path.name)
     check_free_space(folder, sum(v.nbytes for v in arrays.values()))
     tmp = folder / f".{path.name}.{os.getpid()}.tmp"
     try:
@@ -204,6 +361,29 @@ def write_hdf5(arrays: dict[str, np.ndarray], path: Path) -> None:
     except OSError as e:
         if is_disk_full(e):
             raise DatasetError(f"cannot write {path}: no space left in {folder}") from None
-        raise DatasetError(f"cannot write {path}: {e}") from None
+        raise DatasetError(f"cannot write {path}: {one_line(e.strerror or e)}") from None
     finally:
-        tmp.unlink(missing_ok=True)
+        _unlink_quietly(tmp)
+
+
+def _unlink_quietly(path: Path) -> None:
+    """Remove a file if it is there; never raise (a read-only file system refuses even the
+    removal of a file that does not exist, and the error being reported matters more)."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+def _remove_stale_temp_files(folder: Path, name: str) -> None:
+    """Delete `.NAME.<pid>.tmp` files whose writer no longer runs (killed mid-export)."""
+    prefix = f".{name}."
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return
+    for p in entries:
+        pid = p.name[len(prefix) : -len(".tmp")]
+        if p.name.startswith(prefix) and p.name.endswith(".tmp") and pid.isdigit():
+            if int(pid) != os.getpid() and not alive(int(pid)):
+                _unlink_quietly(p)

@@ -96,32 +96,84 @@ def metadata_hash(dataset) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+#: Folders staged_dataset created around a dataset it wrote (the Minari root, namespace folders),
+#: by Minari id: discard_dataset removes them with the dataset when a later step fails.
+_CREATED: dict[str, list[Path]] = {}
+
+
+def _missing_dirs(path: Path) -> list[Path]:
+    """`path` and its ancestors that do not exist yet, deepest first: what mkdir(parents=True)
+    would create."""
+    missing = []
+    probe = Path(path).absolute()
+    while not probe.exists() and probe != probe.parent:
+        missing.append(probe)
+        probe = probe.parent
+    return missing
+
+
+def _remove_if_empty(folders: list[Path]) -> None:
+    """rmdir each folder (deepest first) that holds nothing but Minari's namespace metadata."""
+    for d in folders:
+        try:
+            if {p.name for p in d.iterdir()} <= {"namespace_metadata.json"}:
+                (d / "namespace_metadata.json").unlink(missing_ok=True)
+                d.rmdir()
+        except OSError:
+            pass
+
+
 @contextmanager
 def staged_dataset(minari_id: str, force: bool = False):
     """Write a Minari dataset inside a staging root (the body runs with MINARI_DATASETS_PATH set
     to it), then rename it into the real root: an interrupted write never leaves a dataset that
-    loads as if whole. With force, an existing dataset is replaced only once the new one is."""
+    loads as if whole. With force, an existing dataset is replaced only once the new one is.
+    A root that cannot be written is one line, before anything runs; folders made for a write
+    that fails are removed."""
     if dataset_exists(minari_id) and not force:
         raise DatasetError(f"dataset {minari_id} already exists (use --force to replace it)")
     root = minari_root()
     _remove_stale_staging(root / STAGING)
     staging = root / STAGING / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    staging.mkdir(parents=True)
+    created = _missing_dirs(root)
+    try:
+        staging.mkdir(parents=True)
+    except OSError as e:
+        _remove_if_empty([root / STAGING, *created])
+        reason = " ".join(str(e.strerror or e).split())
+        raise DatasetError(
+            f"cannot write to the Minari root {root} ({reason}); set MINARI_DATASETS_PATH to a "
+            "writable folder"
+        ) from None
+    final = dataset_dir(minari_id)
+    done = False
     try:
         with _minari_root_at(staging):
             yield staging
-        final = dataset_dir(minari_id)
+        created = _missing_dirs(final.parent) + created
         final.parent.mkdir(parents=True, exist_ok=True)
         _ensure_namespace(minari_id)
         if final.exists():
             os.replace(final, staging / "old")
         os.replace(staging / minari_id, final)
+        done = True
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         try:
             (root / STAGING).rmdir()
         except OSError:
             pass
+        if done:
+            _CREATED[minari_id] = created
+        else:
+            _remove_if_empty(created)
+
+
+def discard_dataset(minari_id: str) -> None:
+    """Remove a dataset just written (a later step of its import failed) and the folders its
+    write created: namespace folders (with their namespace_metadata.json) and the root."""
+    shutil.rmtree(dataset_dir(minari_id), ignore_errors=True)
+    _remove_if_empty(_CREATED.pop(minari_id, []))
 
 
 def _remove_stale_staging(staging_root: Path) -> None:
@@ -130,11 +182,12 @@ def _remove_stale_staging(staging_root: Path) -> None:
         return
     for d in staging_root.iterdir():
         pid = d.name.split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not alive(int(pid)):
             shutil.rmtree(d, ignore_errors=True)
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether process `pid` exists (it may belong to another user)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -76,7 +76,8 @@ def test_run_directly_on_a_file(tmp_path, minari_root):
                 "--ref-min", -1300, "--ref-max", -150)  # fmt: skip
     assert res.returncode == 0, res.stderr
     res = bench("run", "--algo", "bc", "--dataset", "minari:test/file-v0", "--steps", 5,
-                "--eval-every", 5, "--eval-episodes", 1, "-q", "--results-dir", tmp_path / "r")  # fmt: skip
+                "--eval-every", 5, "--eval-episodes", 1, "--batch-size", 32, "-q",
+                "--results-dir", tmp_path / "r")  # fmt: skip
     assert res.returncode == 0, res.stderr
     res = bench("datasets", "export", "minari:test/file-v0", tmp_path / "out.hdf5")
     assert res.returncode == 0 and np.array_equal(

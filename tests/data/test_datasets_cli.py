@@ -114,7 +114,7 @@ def test_import_writes_a_card_that_info_list_and_run_find(user_cards, tmp_path):
     assert records["my-acrobot"]["minari_id"] == "imported/my-acrobot-v0"
 
     res = bench("run", "--algo", "discrete_bcq", "--dataset", "my-acrobot", "--steps", 2,
-                "--eval-every", 2, "--eval-episodes", 1, "-q", "--results-dir", tmp_path / "r",
+                "--eval-every", 2, "--eval-episodes", 1, "--batch-size", 32, "-q", "--results-dir", tmp_path / "r",
                 env_extra=user_cards)  # fmt: skip
     assert res.returncode == 0, res.stderr
     config = json.loads((tmp_path / "r" / "runs").glob("*/config.json").__next__().read_text())

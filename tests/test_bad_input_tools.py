@@ -1,0 +1,401 @@
+"""One table of bad inputs to the tool commands (`bench datasets import|export`, `bench run` on
+a D4RL file, `bench perf`, `bench behavior train`): each ends with exit status 2, exactly one
+`bench: error:` line on stderr, and nothing left behind in the case's folder (no dataset, no
+card, no namespace folder, no temp file, no output folder).
+
+Cases run in-process through the console entry point (bench.cli.main). The Minari root and the
+user cards folder live in the case's temp folder, whose whole tree is compared before and after.
+A read-only file system is simulated by making the relevant call fail with EROFS (tests run as
+root, which ignores permission bits). The benchmark and training loops are replaced by ones
+that fail the test: a refusal must come before them."""
+
+import errno
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from bench.cli import main
+from tests.data.test_d4rl_io import d4rl_file
+
+
+@dataclass
+class Case:
+    id: str
+    args: list  # after `bench`; "{tmp}" is replaced by the case's temp folder
+    message: str
+    setup: object = None  # callable(tmp, monkeypatch), run before
+
+
+# ------------------------------------------------------------------------------- D4RL files
+def _replace(key, make):
+    """A Pendulum-shaped D4RL file f.hdf5 whose `key` is replaced by make(f, n) (None: deleted)."""
+
+    def setup(tmp, monkeypatch):
+        path = d4rl_file(tmp / "f.hdf5", n=250)
+        with h5py.File(path, "r+") as f:
+            del f[key]
+            value = make(f, 250)
+            if value is not None:
+                f[key] = value
+
+    return setup
+
+
+def _good_file(tmp, monkeypatch):
+    d4rl_file(tmp / "f.hdf5", n=250)
+
+
+def _cartpole_file(actions):
+    def setup(tmp, monkeypatch):
+        d4rl_file(tmp / "f.hdf5", n=250, obs_dim=4, actions=lambda rng, n: actions(n))
+
+    return setup
+
+
+def _hopper_shaped_wrong(tmp, monkeypatch):
+    """A file for `bench run --dataset f.hdf5 --env Hopper-v5` (known D4RL references) whose
+    observations are 5-dimensional, not Hopper's 11."""
+    d4rl_file(
+        tmp / "f.hdf5", n=250, obs_dim=5,
+        actions=lambda rng, n: rng.uniform(-1, 1, (n, 3)).astype(np.float32),
+    )  # fmt: skip
+
+
+def _folder_named_hdf5(tmp, monkeypatch):
+    (tmp / "x.hdf5").mkdir()
+
+
+def _h5py_multiline_error(tmp, monkeypatch):
+    """h5py's messages can hold newlines (its time stamps end with one)."""
+    _good_file(tmp, monkeypatch)
+
+    def fail(*args, **kwargs):
+        raise OSError("Unable to synchronously open file (file read failed: time = Mon\n, x)")
+
+    monkeypatch.setattr("bench.data.d4rl_io.h5py.File", fail)
+
+
+def _a_file(tmp, monkeypatch):
+    _good_file(tmp, monkeypatch)
+    (tmp / "a-file").write_text("a file where a folder should go")
+
+
+def _under_a_file(variable, name):
+    """The folder named by environment `variable` lies under a regular file."""
+
+    def setup(tmp, monkeypatch):
+        _a_file(tmp, monkeypatch)
+        monkeypatch.setenv(variable, str(tmp / "a-file" / name))
+
+    return setup
+
+
+def _read_only_minari_root(tmp, monkeypatch):
+    """mkdir anywhere under the Minari root fails as on a read-only file system."""
+    _good_file(tmp, monkeypatch)
+    real = Path.mkdir
+
+    def mkdir(self, *args, **kwargs):
+        if str(self).startswith(str(tmp / "minari")):
+            raise OSError(errno.EROFS, "Read-only file system", str(self))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+
+
+def _imported(tmp, monkeypatch):
+    """A dataset test/exp-v0 imported into the case's Minari root, to export."""
+    from bench.data.d4rl_io import import_d4rl
+
+    import_d4rl(_good_file(tmp, monkeypatch) or tmp / "f.hdf5", "Pendulum-v1", "test/exp-v0",
+                ref_min=-1300, ref_max=-150)  # fmt: skip
+    (tmp / "out").mkdir()
+
+
+def _export_read_only(tmp, monkeypatch):
+    """The export folder is on a read-only file system: creating the temp file fails, and so
+    does removing it (even though it does not exist: EROFS comes before ENOENT)."""
+    _imported(tmp, monkeypatch)
+    real_file, real_unlink = h5py.File, Path.unlink
+    ro = str(tmp / "out")
+
+    def create(name, *args, **kwargs):
+        if str(name).startswith(ro):
+            raise OSError(errno.EROFS, "Unable to create file (Read-only file system\n)")
+        return real_file(name, *args, **kwargs)
+
+    def unlink(self, missing_ok=False):
+        if str(self).startswith(ro):
+            raise OSError(errno.EROFS, "Read-only file system", str(self))
+        return real_unlink(self, missing_ok=missing_ok)
+
+    monkeypatch.setattr(h5py, "File", create)
+    monkeypatch.setattr(Path, "unlink", unlink)
+
+
+# -------------------------------------------------------------------------------- bench perf
+def _no_disk_for_synthetic_data(tmp, monkeypatch):
+    usage = shutil.disk_usage(tmp)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage._replace(free=100 * 2**20))
+
+
+def _read_only_folder(name):
+    def setup(tmp, monkeypatch):
+        (tmp / name).mkdir()
+        real = os.access
+        monkeypatch.setattr(
+            os,
+            "access",
+            lambda p, mode, **k: (
+                False if Path(p) == tmp / name and mode & os.W_OK else real(p, mode)
+            ),
+        )
+
+    return setup
+
+
+def _read_only_fs(tmp, monkeypatch):
+    """Creating anything under tmp/ro fails with EROFS."""
+    real = Path.mkdir
+
+    def mkdir(self, *args, **kwargs):
+        if str(self).startswith(str(tmp / "ro")):
+            raise OSError(errno.EROFS, "Read-only file system", str(self))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+
+
+IMPORT = ["datasets", "import", "{tmp}/f.hdf5", "--env", "Pendulum-v1", "--as", "test/x-v0"]
+REFS = ["--ref-min", "-1300", "--ref-max", "-150"]
+PERF = ["perf", "--algos", "bc", "--no-acting", "--memory-sizes", ""]
+BEHAVIOR = ["behavior", "train", "--algo", "discrete_sac", "--env", "CartPole-v1", "--steps",
+            "300", "--eval-every", "150", "--out", "{tmp}/behaviors"]  # fmt: skip
+CASES = [
+    # A1: keys that are no numeric arrays
+    Case("observations a group", [*IMPORT, *REFS], "observations is an HDF5 group, not an array",
+         _replace("observations", lambda f, n: f.create_group("observations") and None)),
+    Case("rewards a scalar", [*IMPORT, *REFS], "rewards is a scalar",
+         _replace("rewards", lambda f, n: np.float32(1.0))),
+    Case("string observations", [*IMPORT, *REFS], "observations holds |S3 values, not numbers",
+         _replace("observations", lambda f, n: np.array([b"abc"] * n))),
+    Case("string terminals", [*IMPORT, *REFS], "terminals holds object values",
+         _replace("terminals", lambda f, n: np.array(["no"] * n, dtype=h5py.string_dtype()))),
+    # A2: one line whatever h5py says
+    Case("folder named .hdf5", [*IMPORT[:2], "{tmp}/x.hdf5", *IMPORT[3:], *REFS],
+         "x.hdf5: is a folder, not an HDF5 file", _folder_named_hdf5),
+    Case("missing file", [*IMPORT, *REFS], "no such file"),
+    Case("h5py message with a newline", [*IMPORT, *REFS],
+         "cannot be read as HDF5 (Unable to synchronously open file (file read failed: time = "
+         "Mon , x))", _h5py_multiline_error),
+    # A3: per-transition values with extra dimensions
+    Case("rewards (N, 2)", [*IMPORT, *REFS], "rewards has shape (250, 2); expected one value",
+         _replace("rewards", lambda f, n: np.zeros((n, 2), np.float32))),
+    Case("timeouts (N, 1, 1)", [*IMPORT, *REFS], "timeouts has shape (250, 1, 1)",
+         _replace("timeouts", lambda f, n: np.zeros((n, 1, 1), bool))),
+    # A4: the file does not fit the env
+    Case("observation shape", [*IMPORT, *REFS],
+         "observations have shape (4,) per step, but Pendulum-v1 observes (3,)",
+         _replace("observations", lambda f, n: np.zeros((n, 4), np.float32))),
+    Case("next_observations shape", [*IMPORT, *REFS], "next_observations have shape (2,)",
+         _replace("next_observations", lambda f, n: np.zeros((n, 2), np.float32))),
+    Case("action shape", [*IMPORT, *REFS], "actions have shape (2,) per step",
+         _replace("actions", lambda f, n: np.zeros((n, 2), np.float32))),
+    Case("action above the bounds", [*IMPORT, *REFS],
+         "actions outside Pendulum-v1's action bounds [[-2.], [2.]] (first at row 7: [2.5])",
+         _replace("actions", lambda f, n: np.where(np.arange(n)[:, None] == 7, 2.5, 0.0))),
+    Case("NaN action", [*IMPORT, *REFS], "actions hold NaN or inf (first at row 3)",
+         _replace("actions", lambda f, n: np.where(np.arange(n)[:, None] == 3, np.nan, 0.0))),
+    Case("NaN observation", [*IMPORT, *REFS], "observations hold NaN or inf (first at row 9)",
+         _replace("observations",
+                  lambda f, n: np.where(np.arange(n)[:, None] == 9, np.nan, np.zeros((n, 3))))),
+    Case("inf reward", [*IMPORT, *REFS], "rewards hold NaN or inf (first at row 0)",
+         _replace("rewards", lambda f, n: np.full(n, np.inf))),
+    Case("discrete action out of range",
+         [*IMPORT[:4], "CartPole-v1", *IMPORT[5:], *REFS],
+         "actions must be in [0, 2) for CartPole-v1 (row 0 holds 2)",
+         _cartpole_file(lambda n: np.full(n, 2, np.int64))),
+    Case("discrete action not an integer",
+         [*IMPORT[:4], "CartPole-v1", *IMPORT[5:], *REFS],
+         "actions must be integers for CartPole-v1's discrete actions (row 0 holds 0.5)",
+         _cartpole_file(lambda n: np.full(n, 0.5, np.float32))),
+    Case("unknown env", [*IMPORT[:4], "NoSuchEnv-v9", *IMPORT[5:], *REFS],
+         "cannot make env NoSuchEnv-v9", _good_file),
+    Case("run on a file that does not fit the env",
+         ["run", "--algo", "bc", "--dataset", "{tmp}/f.hdf5", "--env", "Hopper-v5", "-q",
+          "--results-dir", "{tmp}/results"],
+         "observations have shape (5,) per step, but Hopper-v5 observes (11,)",
+         _hopper_shaped_wrong),
+    # B: reference returns
+    Case("ref-min nan", [*IMPORT, "--ref-min", "nan", "--ref-max", "1"], "must be finite numbers",
+         _good_file),
+    Case("ref-max inf", [*IMPORT, "--ref-min", "0", "--ref-max", "inf"], "must be finite numbers",
+         _good_file),
+    Case("refs equal", [*IMPORT, "--ref-min", "5", "--ref-max", "5"],
+         "--ref-max (5) must be greater than --ref-min (5)", _good_file),
+    Case("refs reversed", [*IMPORT, "--ref-min", "10", "--ref-max", "-10"],
+         "--ref-max (-10) must be greater than --ref-min (10)", _good_file),
+    Case("only ref-max", [*IMPORT[:4], "Hopper-v5", *IMPORT[5:], "--ref-max", "10"],
+         "give both --ref-min and --ref-max, or neither", _good_file),
+    # A5: export to a read-only folder
+    Case("export to a read-only file system",
+         ["datasets", "export", "minari:test/exp-v0", "{tmp}/out/b.hdf5"],
+         "out/b.hdf5: Unable to create file (Read-only file system )", _export_read_only),
+    Case("export onto a folder", ["datasets", "export", "minari:test/exp-v0", "{tmp}/out"],
+         "out: it is a folder", _imported),
+    # C: a Minari root that cannot be written, a card that cannot be written
+    Case("Minari root under a file", [*IMPORT, *REFS],
+         "cannot write to the Minari root {tmp}/a-file/minari (Not a directory)",
+         _under_a_file("MINARI_DATASETS_PATH", "minari")),
+    Case("Minari root read-only", [*IMPORT, *REFS],
+         "cannot write to the Minari root {tmp}/minari (Read-only file system)",
+         _read_only_minari_root),
+    Case("card folder under a file", [*IMPORT, *REFS],
+         "cannot write the dataset card {tmp}/a-file/cards/test/x-v0.toml",
+         _under_a_file("BENCH_CARDS_DIR", "cards")),
+    # D: bench perf
+    Case("perf repeats 0", [*PERF, "--repeats", "0"], "--repeats must be between 1 and 1000"),
+    Case("perf repeats huge", [*PERF, "--repeats", "1001"], "--repeats must be between"),
+    Case("perf min-time 0", [*PERF, "--min-time", "0"], "--min-time must be a number of seconds"),
+    Case("perf min-time nan", [*PERF, "--min-time", "nan"], "--min-time must be"),
+    Case("perf min-time inf", [*PERF, "--min-time", "inf"], "--min-time must be"),
+    Case("perf min-time huge", [*PERF, "--min-time", "601"], "in (0, 600] (got 601.0)"),
+    Case("perf threads 0", [*PERF, "--threads", "1,0"], "--threads: each count must be between"),
+    Case("perf threads huge", [*PERF, "--threads", "1025"], "between 1 and 1024 (got 1025)"),
+    Case("perf memory size small", ["perf", "--algos", "bc", "--memory-sizes", "10"],
+         "--memory-sizes: each size must be between 1,000 and 10,000,000 transitions (got 10)"),
+    Case("perf memory size huge", ["perf", "--algos", "bc", "--memory-sizes", "20000000"],
+         "(got 20,000,000)"),
+    Case("perf memory size without disk", ["perf", "--algos", "bc", "--memory-sizes", "100000"],
+         "--memory-sizes 100,000 needs ~677 MiB in the temp folder", _no_disk_for_synthetic_data),
+    Case("perf json in a missing folder", [*PERF, "--json", "{tmp}/no/r.json"],
+         "cannot write {tmp}/no/r.json: {tmp}/no does not exist"),
+    Case("perf json under a file", [*PERF, "--json", "{tmp}/a-file/r.json"],
+         "{tmp}/a-file is not a folder", _a_file),
+    Case("perf json read-only", [*PERF, "--json", "{tmp}/ro/r.json"],
+         "folder {tmp}/ro is not writable", _read_only_folder("ro")),
+    # E: bench behavior train
+    Case("behavior seed negative", [*BEHAVIOR, "--seed", "-1"], "--seed must be between 0 and"),
+    Case("behavior seed huge", [*BEHAVIOR, "--seed", str(2**31)], "(got 2147483648)"),
+    Case("behavior threads 0", [*BEHAVIOR, "--threads", "0"], "--threads must be between 1"),
+    Case("behavior threads huge", [*BEHAVIOR, "--threads", "1025"], "and 1024 (got 1025)"),
+    Case("behavior steps huge", [*BEHAVIOR, "--steps", "100000001"],
+         "--steps must be at most 100,000,000"),
+    Case("behavior utd huge", [*BEHAVIOR, "--utd", "1001"], "--utd must be at most 1000"),
+    Case("behavior eval-every above steps", [*BEHAVIOR, "--eval-every", "301"],
+         "--eval-every (301) is more than --steps (300)"),
+    Case("behavior start-steps negative", [*BEHAVIOR, "--start-steps", "-1"],
+         "--start-steps must be 0 or more"),
+    Case("behavior out under a file", [*BEHAVIOR, "--out", "{tmp}/a-file/b"],
+         "cannot create the output folder {tmp}/a-file/b", _a_file),
+    Case("behavior out on a read-only fs", [*BEHAVIOR, "--out", "{tmp}/ro/b"],
+         "cannot create the output folder {tmp}/ro/b: Read-only file system", _read_only_fs),
+    Case("behavior out read-only", [*BEHAVIOR, "--out", "{tmp}/ro"],
+         "cannot write to the output folder {tmp}/ro", _read_only_folder("ro")),
+]  # fmt: skip
+
+
+def _tree(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def _must_not_run(*args, **kwargs):
+    raise AssertionError("the refusal came after the work had started")
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_tool_input_is_one_line_exit_2_and_leaves_nothing(case, tmp_path, monkeypatch,
+                                                              capsys):  # fmt: skip
+    tmp = tmp_path
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp / "minari"))
+    monkeypatch.setenv("BENCH_CARDS_DIR", str(tmp / "cards"))
+    monkeypatch.chdir(tmp)
+    for name in ("measure_case", "measure_acting", "measure_atari_memory"):
+        monkeypatch.setattr(f"bench.perf.{name}", _must_not_run)
+    monkeypatch.setattr("bench.collect.online.progress_bar", _must_not_run)
+    if case.setup is not None:
+        case.setup(tmp, monkeypatch)
+    args = [a.replace("{tmp}", str(tmp)) for a in case.args]
+    before = _tree(tmp)
+    monkeypatch.setattr(sys, "argv", ["bench", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    err = capsys.readouterr().err.splitlines()
+    assert exit_info.value.code == 2, err
+    assert len(err) == 1 and err[0].startswith("bench: error: "), err
+    assert case.message.replace("{tmp}", str(tmp)) in err[0], err
+    assert _tree(tmp) == before  # no dataset, card, namespace, temp file or output folder
+
+
+def test_the_table_covers_every_finding():
+    assert len(CASES) >= 40
+
+
+# ----------------------------------------------------------------- what is fixed, not refused
+def test_per_transition_arrays_of_shape_n_1_are_squeezed(tmp_path, minari_root):
+    """rewards/terminals/timeouts stored as (N, 1) import as (N,): n-step returns work."""
+    from bench.data.d4rl_io import import_d4rl, read_d4rl
+    from bench.data.data import OfflineData
+
+    src = d4rl_file(tmp_path / "a.hdf5")
+    with h5py.File(src, "r+") as f:
+        for k in ("rewards", "terminals", "timeouts"):
+            v = f[k][()]
+            del f[k]
+            f[k] = v[:, None]
+    assert all(read_d4rl(src)[k].shape == (250,) for k in ("rewards", "terminals", "timeouts"))
+    ds = import_d4rl(src, "Pendulum-v1", "test/squeezed-v0", ref_min=-1300, ref_max=-150)
+    data = OfflineData.from_minari(ds)
+    data.compute_nstep(0.99, 3)
+    assert data.rew.shape == (250,)
+
+
+def test_export_removes_stale_temp_files_of_killed_exports(tmp_path, minari_root):
+    """A kill -9 during export leaves .NAME.<pid>.tmp: the next export into that folder removes
+    those of dead processes and keeps those of live ones (an export under way)."""
+    import subprocess
+
+    from bench.data.d4rl_io import export_d4rl, import_d4rl
+
+    ds = import_d4rl(d4rl_file(tmp_path / "a.hdf5"), "Pendulum-v1", "test/stale-v0",
+                     ref_min=-1300, ref_max=-150)  # fmt: skip
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / f".b.hdf5.{dead.pid}.tmp").write_bytes(b"half")
+    (out / f".other.hdf5.{dead.pid}.tmp").write_bytes(b"another target's")
+    (out / ".b.hdf5.1.tmp").write_bytes(b"pid 1 is alive")
+    export_d4rl(ds, out / "b.hdf5")
+    assert sorted(os.listdir(out)) == [".b.hdf5.1.tmp", f".other.hdf5.{dead.pid}.tmp", "b.hdf5"]
+
+
+def test_perf_json_is_written_atomically(tmp_path, monkeypatch, capsys):
+    """--json goes through atomic_write_bytes: a whole file, no temp file beside it."""
+    import json
+
+    import bench.perf
+    import bench.results.schema as schema
+
+    row = {"algo": "bc", "shape": "vector", "batch_size": 32, "threads": 1,
+           "updates_per_s": 1.0, "mflop_per_update": 1.0, "achieved_gflops": 1.0,
+           "roofline_gflops": 1.0, "roofline_fraction": 1.0}  # fmt: skip
+    monkeypatch.setattr(bench.perf, "measure_case", lambda *a, **k: dict(row))
+    writes = []
+    real = schema.atomic_write_bytes
+    monkeypatch.setattr(schema, "atomic_write_bytes", lambda p, b: (writes.append(p), real(p, b)))
+    out = tmp_path / "r.json"
+    monkeypatch.setattr(sys, "argv", ["bench", "perf", "--algos", "bc", "--threads", "1",
+                                      "--no-acting", "--memory-sizes", "", "--json", str(out)])  # fmt: skip
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 0, capsys.readouterr().err
+    assert writes == [out]
+    assert json.loads(out.read_text())["training"] == [row, row]  # batch 32 and 256
+    assert os.listdir(tmp_path) == ["r.json"]
