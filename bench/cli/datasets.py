@@ -93,10 +93,12 @@ def datasets_build(
     """Collect DATASET with its behavior policy into a Minari dataset (lossless, seeded)."""
     from bench.collect.build import build_dataset, check_build
     from bench.data.cards import load_card
+    from bench.data.minari_io import check_root_writable
     from bench.progress import progress_bar
 
     card = load_card(dataset)
     total = check_build(card, size, force)  # refusals are one line, before the progress bar
+    check_root_writable()  # before any progress is shown
     with progress_bar(f"building {card.id}", total, not quiet) as (advance, _):
         ds = build_dataset(card, size=size, progress=advance, force=force)
     meta = ds.storage.metadata

@@ -15,6 +15,7 @@ from bench.collect.behaviors import Behavior
 from bench.data.cards import Card, PolicySpec
 from bench.data.minari_io import (
     check_free_space,
+    check_root_writable,
     dataset_exists,
     free_bytes,
     is_disk_full,
@@ -282,5 +283,6 @@ def ensure_dataset(card: Card, show_progress: bool = True):
         raise DatasetError(f"dataset {card.minari_id} is not in the Minari root {minari_root()}")
     from bench.progress import progress_bar
 
+    check_root_writable()  # before any progress is shown
     with progress_bar(f"building {card.id}", card.size, show_progress) as (advance, _):
         return build_dataset(card, progress=advance)

@@ -123,6 +123,26 @@ def _remove_if_empty(folders: list[Path]) -> None:
             pass
 
 
+def check_root_writable() -> None:
+    """The Minari root can take a dataset (checked before a build shows any progress): a root
+    under a regular file or on a read-only filesystem is one line; nothing is left behind."""
+    root = minari_root()
+    created = _missing_dirs(root)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe = root / f".bench-probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        reason = " ".join(str(e.strerror or e).split())
+        raise DatasetError(
+            f"cannot write to the Minari root {root} ({reason}); set MINARI_DATASETS_PATH to a "
+            "writable folder"
+        ) from None
+    finally:
+        _remove_if_empty(created)
+
+
 @contextmanager
 def staged_dataset(minari_id: str, force: bool = False):
     """Write a Minari dataset inside a staging root (the body runs with MINARI_DATASETS_PATH set
