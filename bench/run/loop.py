@@ -45,7 +45,7 @@ from bench.run.checkpoint import (
     run_lock,
     save_checkpoint,
 )
-from bench.run.config import RunConfig, RunOptions, resolve
+from bench.run.config import RunConfig, RunOptions, check_algorithm, resolve
 from bench.run.provenance import provenance
 from bench.seeding import seed_everything
 from bench.types import EnvInfo
@@ -72,6 +72,8 @@ class Prepared:
     dataset: object  # minari.MinariDataset
     ref_min: float
     ref_max: float
+    observation_space: gym.Space  # the evaluation env's spaces, from the one probe in prepare()
+    action_space: gym.Space
 
 
 def _check_action_kind(cls: type[Algorithm], card: Card, action_space: gym.Space) -> None:
@@ -107,9 +109,7 @@ def prepare(opts: RunOptions, show_progress: bool = True) -> Prepared:
     probe = make_env(card.env)  # the evaluation env: the algorithm and the data must fit it
     probe.close()
     _check_action_kind(cls, card, probe.action_space)  # before any dataset is built
-    resolve_config(
-        cls, None if (opts.preset or "none").lower() == "none" else opts.preset, opts.overrides
-    )  # fmt: skip  (bad --set before a build)
+    check_algorithm(opts)  # a bad preset or --set before any dataset is built
     dataset = ensure_dataset(card, show_progress)
     meta = dataset.storage.metadata
     ref_min, ref_max = meta.get("ref_min_score"), meta.get("ref_max_score")
@@ -121,7 +121,8 @@ def prepare(opts: RunOptions, show_progress: bool = True) -> Prepared:
             f"--batch-size {config.batch_size:,} is larger than the dataset "
             f"({dataset.total_steps:,} transitions)"
         )
-    return Prepared(config, cls, card, dataset, float(ref_min), float(ref_max))
+    return Prepared(config, cls, card, dataset, float(ref_min), float(ref_max),
+                    probe.observation_space, probe.action_space)  # fmt: skip
 
 
 def run(opts: RunOptions | None = None, show_progress: bool = True, on_eval=None,
@@ -196,10 +197,8 @@ def read_config(run_dir: Path) -> dict:
 def _setup(prep: Prepared, device: torch.device):
     c = prep.config
     data = OfflineData.from_minari(prep.dataset, device, prep.card.env.frame_stack)
-    probe = make_env(prep.card.env)
-    probe.close()
-    validate(data, probe.observation_space, probe.action_space, prep.card.minari_id)
-    info = EnvInfo(obs_shape=data.obs_shape, action_space=probe.action_space)
+    validate(data, prep.observation_space, prep.action_space, prep.card.minari_id)
+    info = EnvInfo(obs_shape=data.obs_shape, action_space=prep.action_space)
     seed_everything(c.seed)
     config = resolve_config(prep.cls, c.preset, c.overrides)
     algo = prep.cls(config, info, device, c.seed)
