@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -33,7 +33,7 @@ def rollout_returns(
     env: EnvSpec,
     act: Callable[[np.ndarray], np.ndarray],
     episodes: int,
-    seed: int,
+    seed: int | Sequence[int],
     on_episode_end: Callable[[int], None] | None = None,
     n_envs: int = MAX_EVAL_ENVS,
     attach: Callable[[list], None] | None = None,
@@ -43,19 +43,27 @@ def rollout_returns(
     Each env runs a fixed quota of episodes in sequence, so short episodes are not
     over-represented (which taking the first N finished episodes would do). Env i is seeded
     with seed + i; the episodes that follow continue each env's own RNG, so a given
-    (seed, episodes) always plays the same episodes. on_episode_end(i) is called when env i
-    finishes an episode (a behavior uses it to draw a new epsilon). attach(envs), when given,
-    receives the list of single envs first (policies that read emulator state need them).
+    (seed, episodes) always plays the same episodes.
+
+    With a list of G seeds, G groups of envs step together (one act() call per step for all of
+    them; group g's envs seeded seed[g] + i, with the same quotas), and the result is
+    [G, episodes]: group g's returns are those it gets alone. The envs of a group that is done
+    step on until every group is done; what they play is not counted.
+
+    on_episode_end(i) is called when env i finishes an episode (a behavior uses it to draw a new
+    epsilon). attach(envs), when given, receives the list of single envs first (policies that
+    read emulator state need them).
     """
+    seeds = [seed] if isinstance(seed, int) else list(seed)
     n_envs = min(n_envs, episodes)
-    quota = split_episodes(episodes, n_envs)
-    envs = make_vector_env(env, n_envs)
+    quota = np.tile(split_episodes(episodes, n_envs), len(seeds))
+    envs = make_vector_env(env, n_envs * len(seeds))
     if attach is not None:
         attach(envs.envs)
     try:
-        obs, _ = envs.reset(seed=[seed + i for i in range(n_envs)])
-        running = np.zeros(n_envs)
-        returns: list[list[float]] = [[] for _ in range(n_envs)]
+        obs, _ = envs.reset(seed=[base + i for base in seeds for i in range(n_envs)])
+        running = np.zeros(len(quota))
+        returns: list[list[float]] = [[] for _ in quota]
         while any(len(r) < q for r, q in zip(returns, quota, strict=True)):
             obs, rew, term, trunc, _ = envs.step(act(obs))
             running += rew
@@ -67,16 +75,20 @@ def rollout_returns(
                     on_episode_end(int(i))
     finally:
         envs.close()
-    return np.array([r for env_returns in returns for r in env_returns])
+    flat = np.array([r for env_returns in returns for r in env_returns])
+    return flat if isinstance(seed, int) else flat.reshape(len(seeds), episodes)
 
 
-def algorithm_returns(algo, env: EnvSpec, episodes: int, seed: int) -> np.ndarray:
-    """Episode returns of an algorithm's evaluation policy, one batched act() per step."""
+def algorithm_returns(algo, env: EnvSpec, episodes: int, seeds: Sequence[int]) -> np.ndarray:
+    """Episode returns [S, episodes] of an algorithm's S seeds: env group s is seeded from
+    seeds[s] and acted on by seed s's policy; one batched act() per step for all of them."""
+    S = algo.num_seeds
 
     def act(obs: np.ndarray) -> np.ndarray:
         obs_t = torch.as_tensor(obs, device=algo.device)
         if obs_t.dtype != torch.uint8:
             obs_t = obs_t.float()
-        return algo.act(obs_t).cpu().numpy()
+        actions = algo.act(obs_t.view(S, -1, *obs_t.shape[1:]))
+        return actions.reshape(-1, *actions.shape[2:]).cpu().numpy()
 
-    return rollout_returns(env, act, episodes, seed)
+    return rollout_returns(env, act, episodes, list(seeds))

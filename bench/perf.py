@@ -1,14 +1,19 @@
 """`bench perf`: training and acting throughput, FLOPs per update, and the matmul roofline.
 
-For each case (algorithm x shape x batch size x threads):
-- updates/s, including batch sampling from an in-memory dataset, after warm-up, median of
-  `repeats` timed windows;
-- FLOPs of one update, counted by torch's FlopCounterMode (matmuls and convolutions);
+For each case (algorithm x shape x batch size x seeds trained together x threads):
+- updates/s of the job and seed-updates/s (updates/s x S), including batch sampling from an
+  in-memory dataset, after warm-up, median of `repeats` timed windows;
+- FLOPs of one (vectorized) update, counted by torch's FlopCounterMode (matmuls and
+  convolutions);
 - the roofline: the same matmul/convolution calls that one update makes (recorded with their
   exact shapes and replayed alone, back to back) timed on this machine. Achieved GFLOP/s
-  divided by the roofline's GFLOP/s says how close the update is to pure dense-math time.
-Acting: env steps/s of each algorithm's evaluation policy on a vector of 10 envs, and for bcq
-the speed-up of one batched act() over a loop that acts on one observation at a time.
+  divided by the roofline's GFLOP/s says how close the update is to pure dense-math time;
+- peak memory per seed: on CUDA the allocator's peak over an update; on the CPU the training
+  state (networks, gradients, optimizer moments) plus the peak of the tensors one update holds
+  alive at once (counted by a dispatch mode), divided by S.
+Acting: env steps/s of each algorithm's evaluation policy on 10 envs per seed, all seeds' envs
+stepped together (one act() per step), and for bcq the speed-up of one batched act() over a
+loop that acts on one observation at a time.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import os
 import statistics
 import tempfile
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -31,7 +37,6 @@ from bench.algos import REGISTRY
 from bench.algos.base import resolve_config
 from bench.data.data import OfflineData, Sampler
 from bench.errors import BenchError
-from bench.evaluate import rollout_returns
 from bench.types import EnvInfo, EnvSpec
 
 DISCRETE_VEC = ((4,), gym.spaces.Discrete(2))  # CartPole-shaped
@@ -104,6 +109,7 @@ class Case:
     algo: str
     shape: str  # "vector" or "atari"
     batch_size: int
+    seeds: int = 1  # S, seeds trained together
 
     def spaces(self):
         if self.shape == "atari":
@@ -112,16 +118,16 @@ class Case:
         return DISCRETE_VEC if discrete else CONTINUOUS_VEC
 
 
-def default_cases() -> list[Case]:
+def default_cases(seeds: list[int] = (1,)) -> list[Case]:
     cases = []
     for name in sorted(REGISTRY):
         for b in (32, 256):
-            cases.append(Case(name, "vector", b))
-    cases.append(Case("discrete_bcq", "atari", 32))
+            cases += [Case(name, "vector", b, s) for s in seeds]
+    cases += [Case("discrete_bcq", "atari", 32, s) for s in seeds]
     return cases
 
 
-def synthetic_data(obs_shape, space, n: int, seed: int = 0) -> OfflineData:
+def synthetic_data(obs_shape, space, n: int, seed: int = 0, device="cpu") -> OfflineData:
     """n random transitions in episodes of 200 (values do not matter for speed)."""
     rng = np.random.default_rng(seed)
     episodes = []
@@ -142,7 +148,7 @@ def synthetic_data(obs_shape, space, n: int, seed: int = 0) -> OfflineData:
             {"observations": obs, "actions": act, "rewards": rng.standard_normal(T),
              "terminations": term, "truncations": trunc}
         )  # fmt: skip
-    return OfflineData.from_episodes(episodes)
+    return OfflineData.from_episodes(episodes, device)
 
 
 class MatmulRecorder(TorchDispatchMode):
@@ -172,7 +178,7 @@ def _fresh(x):
     return torch.randn_like(x) if isinstance(x, torch.Tensor) and x.is_floating_point() else x
 
 
-def roofline_seconds(calls: list[tuple], repeats: int) -> float:
+def roofline_seconds(calls: list[tuple], repeats: int, sync=lambda: None) -> float:
     """Median time of replaying the recorded matmul/conv calls back to back (new operands)."""
     replay = [(f, [_fresh(a) for a in args], kw) for f, args, kw in calls]
 
@@ -180,15 +186,19 @@ def roofline_seconds(calls: list[tuple], repeats: int) -> float:
         for f, args, kw in replay:
             f(*args, **kw)
 
-    return _median_time(once, warmup=3, repeats=repeats, min_time=0.3)
+    return _median_time(once, warmup=3, repeats=repeats, min_time=0.3, sync=sync)
 
 
-def _median_time(fn: Callable[[], None], warmup: int, repeats: int, min_time: float) -> float:
-    """Seconds per call: median over `repeats` windows of at least min_time each."""
+def _median_time(fn: Callable[[], None], warmup: int, repeats: int, min_time: float,
+                 sync: Callable[[], None] = lambda: None) -> float:  # fmt: skip
+    """Seconds per call: median over `repeats` windows of at least min_time each (sync() ends
+    each window: a GPU's queued work counts)."""
     for _ in range(warmup):
         fn()
+    sync()
     t0 = time.perf_counter()
     fn()
+    sync()
     per_call = max(time.perf_counter() - t0, 1e-6)
     n = max(1, int(min_time / per_call))
     samples = []
@@ -196,25 +206,79 @@ def _median_time(fn: Callable[[], None], warmup: int, repeats: int, min_time: fl
         t0 = time.perf_counter()
         for _ in range(n):
             fn()
+        sync()
         samples.append((time.perf_counter() - t0) / n)
     return statistics.median(samples)
 
 
-def measure_case(case: Case, threads: int, repeats: int = 3, min_time: float = 1.0) -> dict:
+class PeakLiveBytes(TorchDispatchMode):
+    """The peak bytes of tensor storage that ops inside it hold alive at once (CPU tensors)."""
+
+    def __init__(self):
+        super().__init__()
+        self.live = 0
+        self.peak = 0
+        self._refs: dict[int, int] = {}  # storage pointer -> live tensors on it
+        self._seen: set[int] = set()
+
+    def _release(self, ptr: int, nbytes: int) -> None:
+        self._refs[ptr] -= 1
+        if not self._refs[ptr]:
+            del self._refs[ptr]
+            self.live -= nbytes
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, list | tuple) else (out,):
+            if not isinstance(t, torch.Tensor) or id(t) in self._seen:
+                continue
+            storage = t.untyped_storage()
+            ptr, nbytes = storage.data_ptr(), storage.nbytes()
+            if not nbytes:
+                continue
+            if ptr not in self._refs:
+                self._refs[ptr] = 0
+                self.live += nbytes
+                self.peak = max(self.peak, self.live)
+            self._refs[ptr] += 1
+            self._seen.add(id(t))
+            weakref.finalize(t, self._release, ptr, nbytes)
+            weakref.finalize(t, self._seen.discard, id(t))
+        return out
+
+
+def state_bytes(algo) -> int:
+    """Networks (targets included), their gradients, optimizer moments and other tensors."""
+    total = 0
+    for m in algo.modules().values():
+        for p in m.parameters():
+            total += p.numel() * p.element_size() * (2 if p.requires_grad else 1)
+    for opt in algo.optimizers().values():
+        for st in opt.state.values():
+            total += sum(v.numel() * v.element_size() for v in st.values()
+                         if isinstance(v, torch.Tensor))  # fmt: skip
+    return total
+
+
+def measure_case(case: Case, threads: int, repeats: int = 3, min_time: float = 1.0,
+                 device: str = "cpu") -> dict:  # fmt: skip
     torch.set_num_threads(threads)
     obs_shape, space = case.spaces()
     cls = REGISTRY[case.algo]
-    algo = cls(resolve_config(cls), EnvInfo(obs_shape, space), "cpu", 0)
+    seeds = list(range(case.seeds))
+    dev = torch.device(device)
+    algo = cls(resolve_config(cls), EnvInfo(obs_shape, space), dev, seeds)
     n = 10_000 if case.shape == "atari" else 100_000
-    data = synthetic_data(obs_shape, space, n)
+    data = synthetic_data(obs_shape, space, n, device=dev)
     gamma, nstep, _ = algo.nstep()
     data.compute_nstep(gamma, nstep)
-    sampler = Sampler(data, case.batch_size, 0)
+    sampler = Sampler(data, case.batch_size, seeds)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
 
     def step():
         algo.update(sampler.sample())
 
-    sec = _median_time(step, warmup=20, repeats=repeats, min_time=min_time)
+    sec = _median_time(step, warmup=20, repeats=repeats, min_time=min_time, sync=sync)
     batch = sampler.sample()
     flops = FlopCounterMode(display=False)
     with flops:
@@ -222,50 +286,73 @@ def measure_case(case: Case, threads: int, repeats: int = 3, min_time: float = 1
     recorder = MatmulRecorder()
     with recorder:
         algo.update(batch)
-    roof = roofline_seconds(recorder.calls, repeats)
+    roof = roofline_seconds(recorder.calls, repeats, sync)
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+        algo.update(sampler.sample())
+        peak = torch.cuda.max_memory_allocated(dev)
+    else:
+        tracker = PeakLiveBytes()
+        with tracker:
+            algo.update(sampler.sample())
+        peak = state_bytes(algo) + tracker.peak
     total = flops.get_total_flops()
     return {
         **asdict(case),
         "threads": threads,
+        "device": str(dev),
         "updates_per_s": 1.0 / sec,
+        "seed_updates_per_s": case.seeds / sec,
         "mflop_per_update": total / 1e6,
         "achieved_gflops": total / sec / 1e9,
         "roofline_gflops": total / roof / 1e9,
         "roofline_fraction": roof / sec,
+        "peak_mib_per_seed": peak / case.seeds / 2**20,
     }
 
 
-def measure_acting(threads: int, repeats: int = 3) -> list[dict]:
-    """Env steps/s of each algorithm's evaluation policy on 10 envs, and bcq batched vs loop."""
+def measure_acting(threads: int, repeats: int = 3, seeds: int = 1, device: str = "cpu",
+                   names: list[str] | None = None) -> list[dict]:  # fmt: skip
+    """Env steps/s of each algorithm's evaluation policy, 10 envs per seed for `seeds` seeds
+    stepped together, and bcq's batched act() against a loop over single observations."""
+    from bench.evaluate import algorithm_returns
+
     torch.set_num_threads(threads)
     rows = []
     envs = {"discrete": EnvSpec("CartPole-v1"), "continuous": EnvSpec("Pendulum-v1")}
-    for name in sorted(REGISTRY):
+    dev = torch.device(device)
+    for name in names or sorted(REGISTRY):
         cls = REGISTRY[name]
         kind = cls.action_kinds[0]
         probe = gym.make(envs[kind].id)
         info = EnvInfo(probe.observation_space.shape, probe.action_space)
-        algo = cls(resolve_config(cls), info, "cpu", 0)
+        algo = cls(resolve_config(cls), info, dev, list(range(seeds)))
         calls = 0
+        act = algo.act
 
-        def act(obs: np.ndarray, algo=algo) -> np.ndarray:
+        def counting(obs, mask=None, deterministic=False, act=act):
             nonlocal calls
             calls += 1
-            return algo.act(torch.as_tensor(obs, dtype=torch.float32)).numpy()
+            return act(obs, mask, deterministic)
 
+        algo.act = counting
         t0 = time.perf_counter()
-        rollout_returns(envs[kind], act, 10, seed=0)
+        algorithm_returns(algo, envs[kind], 10, [1000 * s for s in range(seeds)])
         elapsed = time.perf_counter() - t0
-        rows.append({"algo": name, "env": envs[kind].id, "threads": threads, "envs": 10,
-                     "env_steps_per_s": 10 * calls / elapsed})  # fmt: skip
-        if name == "bcq":
+        algo.act = act
+        rows.append({"algo": name, "env": envs[kind].id, "threads": threads, "seeds": seeds,
+                     "envs": 10 * seeds, "device": str(dev),
+                     "env_steps_per_s": 10 * seeds * calls / elapsed})  # fmt: skip
+        if name == "bcq" and seeds == 1:
             obs = torch.as_tensor(
-                np.stack([probe.observation_space.sample() for _ in range(10)]), dtype=torch.float32
-            )
+                np.stack([probe.observation_space.sample() for _ in range(10)]),
+                dtype=torch.float32, device=dev,
+            )[None]  # fmt: skip
             batched = _median_time(lambda a=algo, o=obs: a.act(o), 3, repeats, 0.3)
             looped = _median_time(
-                lambda a=algo, o=obs: [a.act(x[None]) for x in o], 3, repeats, 0.3
-            )
+                lambda a=algo, o=obs: [a.act(o[:, i : i + 1]) for i in range(o.shape[1])],
+                3, repeats, 0.3,
+            )  # fmt: skip
             rows[-1]["batched_vs_loop_speedup"] = looped / batched
     return rows
 

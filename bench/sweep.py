@@ -1,7 +1,10 @@
 """Grids of runs (algos x datasets x seeds): a local process pool, or Ray for clusters.
 
-Every run writes its own run directory into the shared results folder, so workers never
-write the same file. Before dispatching, every cell is resolved to its RunConfig (a bad option
+Cells of one configuration (algorithm, dataset, options) are grouped into jobs that train their
+seeds together in one process (bench.run.loop.run_job; at most seeds_per_job seeds each, or one
+seed per job without vectorize), and the pool or Ray dispatches jobs. Every seed still writes its
+own run directory into the shared results folder, so workers never write the same file. Before
+dispatching, every cell is resolved to its RunConfig (a bad option
 fails here, before anything runs) and the results folder is scanned: a run with the cell's key
 and seed that is complete is kept, one still being written by a live process is left alone, an
 incomplete one (killed, or stopped with the sweep) is resumed from its last checkpoint, and the
@@ -64,7 +67,9 @@ class SweepSpec:
     options: RunOptions = field(default_factory=RunOptions)  # per-run options (algo etc. unset)
     results_dir: Path = Path("results")
     workers: int = 1
-    threads: int = 1  # torch threads per run
+    threads: int = 1  # torch threads per job
+    seeds_per_job: int = 32  # seeds trained together in one process, at most
+    vectorize: bool = True  # False: one seed per job (and per process)
 
     def cell_options(self, cell: Cell) -> RunOptions:
         return dataclasses.replace(self.options, algo=cell.algo, dataset=cell.dataset,
@@ -87,6 +92,22 @@ class Planned:
     action: str  # "skip" (complete), "running" (a live process writes it), "resume", "new"
     key: str
     run_dir: Path | None = None
+    step: int = 0  # the last evaluated (checkpointed) step of a run to resume
+
+
+#: More seeds than this in one job is refused (networks and optimizer state grow with it).
+MAX_SEEDS_PER_JOB = 1024
+
+
+def group_jobs(planned: list[Planned], spec: SweepSpec) -> list[list[Planned]]:
+    """The cells to run, as jobs: cells of one configuration, all new or all resumed from the
+    same step, at most spec.seeds_per_job per job (one without spec.vectorize)."""
+    size = spec.seeds_per_job if spec.vectorize else 1
+    groups: dict[tuple, list[Planned]] = {}
+    for p in planned:
+        if p.action in ("new", "resume"):
+            groups.setdefault((p.key, p.cell.algo, p.cell.dataset, p.action, p.step), []).append(p)
+    return [cells[i : i + size] for cells in groups.values() for i in range(0, len(cells), size)]
 
 
 def resolve_keys(spec: SweepSpec, show_progress: bool = False) -> dict[tuple[str, str], RunConfig]:
@@ -127,7 +148,8 @@ def plan(spec: SweepSpec, configs: dict[tuple[str, str], RunConfig] | None = Non
                 out.append(Planned(cell, "running", key, runs_dir(spec.results_dir) / live[0]))
             elif mine:
                 run_id = max(mine, key=lambda r: last_step.get(r, 0))
-                out.append(Planned(cell, "resume", key, runs_dir(spec.results_dir) / run_id))
+                out.append(Planned(cell, "resume", key, runs_dir(spec.results_dir) / run_id,
+                                   int(last_step.get(run_id, 0))))  # fmt: skip
             else:
                 out.append(Planned(cell, "new", key))
     return out
@@ -163,32 +185,34 @@ def _watch_parent() -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def run_cell(job: Planned, spec: SweepSpec) -> dict:
-    """Run (or resume) one cell; in a worker process or a Ray task. Never raises: a failed
-    run is reported in the returned dict and the grid goes on."""
+def run_cells(job: list[Planned], spec: SweepSpec) -> list[dict]:
+    """Run (or resume) one job, its seeds together; in a worker process or a Ray task. Never
+    raises: a failure is reported for each of its cells and the grid goes on."""
     os.environ["OMP_NUM_THREADS"] = str(spec.threads)
     import torch
 
-    from bench.run.loop import run
+    from bench.run.loop import run_job
 
     torch.set_num_threads(spec.threads)
-    opts = spec.cell_options(job.cell)
+    opts = spec.cell_options(job[0].cell)
     t0 = time.perf_counter()
+    cells = [dataclasses.asdict(p.cell) for p in job]
     try:
-        if job.action == "resume":
-            result = run(opts, show_progress=False, resume=job.run_dir)
+        if job[0].action == "resume":
+            results = run_job(opts, [], show_progress=False, resume=[p.run_dir for p in job])
         else:
-            result = run(opts, show_progress=False, results_dir=Path(spec.results_dir).resolve())
+            results = run_job(opts, [p.cell.seed for p in job], show_progress=False,
+                              results_dir=Path(spec.results_dir).resolve())  # fmt: skip
     except BenchError as e:
-        return {"cell": dataclasses.asdict(job.cell), "ok": False, "error": str(e)}
-    except Exception as e:  # noqa: BLE001 - one failed run must not stop the grid
-        return {"cell": dataclasses.asdict(job.cell), "ok": False,
-                "error": f"{type(e).__name__}: {e}"}  # fmt: skip
-    last = result.eval_rows[-1]
-    return {
-        "cell": dataclasses.asdict(job.cell), "ok": True, "run_dir": str(result.run_dir),
-        "score": float(last["normalized_score"]), "wall_s": time.perf_counter() - t0,
-    }  # fmt: skip
+        return [{"cell": c, "ok": False, "error": str(e)} for c in cells]
+    except Exception as e:  # noqa: BLE001 - one failed job must not stop the grid
+        return [{"cell": c, "ok": False, "error": f"{type(e).__name__}: {e}"} for c in cells]
+    wall = time.perf_counter() - t0
+    return [
+        {"cell": c, "ok": True, "run_dir": str(r.run_dir),
+         "score": float(r.eval_rows[-1]["normalized_score"]), "wall_s": wall}
+        for c, r in zip(cells, results, strict=True)
+    ]  # fmt: skip
 
 
 def prepare_datasets(datasets: list[str], env: str | None, show_progress: bool) -> None:
@@ -207,8 +231,9 @@ def execute(
     address: str | None = None,
     on_update: Callable[[Cell, str, dict | None], None] | None = None,
 ) -> list[dict]:
-    """Run the non-skipped jobs; on_update(cell, state, result) sees 'running' and the end."""
-    todo = [j for j in jobs if j.action in ("new", "resume")]
+    """Run the non-skipped cells, grouped into jobs; on_update(cell, state, result) sees
+    'running' and the end of each cell."""
+    todo = group_jobs(jobs, spec)
     if executor == "local":
         return _execute_local(todo, spec, on_update)
     if executor == "ray":
@@ -232,7 +257,7 @@ def _execute_local(todo, spec, on_update) -> list[dict]:
     ctx = mp.get_context("spawn")
     with ProcessPoolExecutor(max_workers=spec.workers, mp_context=ctx,
                              initializer=_watch_parent) as pool:  # fmt: skip
-        futures = {pool.submit(run_cell, job, spec): job for job in todo}
+        futures = {pool.submit(run_cells, job, spec): job for job in todo}
         running: set = set()
         pending = set(futures)
         while pending:
@@ -240,11 +265,12 @@ def _execute_local(todo, spec, on_update) -> list[dict]:
             for f in pending:
                 if f not in running and f.running():
                     running.add(f)
-                    _notify(on_update, futures[f].cell, "running")
+                    for p in futures[f]:
+                        _notify(on_update, p.cell, "running")
             for f in done:
-                r = f.result()
-                results.append(r)
-                _notify(on_update, futures[f].cell, "done" if r["ok"] else "failed", r)
+                for p, r in zip(futures[f], f.result(), strict=True):
+                    results.append(r)
+                    _notify(on_update, p.cell, "done" if r["ok"] else "failed", r)
     return results
 
 
@@ -266,17 +292,18 @@ def _execute_ray(todo, spec, address, on_update) -> list[dict]:
         except Exception as e:  # noqa: BLE001 - connection failures come in several kinds
             raise BenchError(f"cannot start or reach Ray ({address or 'local'}): {e}") from None
     try:
-        remote = ray.remote(num_cpus=spec.threads)(run_cell)
+        remote = ray.remote(num_cpus=spec.threads)(run_cells)
         refs = {remote.remote(job, spec): job for job in todo}
         for job in todo:  # Ray schedules them; we only learn when each ends
-            _notify(on_update, job.cell, "queued")
+            for p in job:
+                _notify(on_update, p.cell, "queued")
         pending = list(refs)
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
             for ref in done:
-                r = ray.get(ref)
-                results.append(r)
-                _notify(on_update, refs[ref].cell, "done" if r["ok"] else "failed", r)
+                for p, r in zip(refs[ref], ray.get(ref), strict=True):
+                    results.append(r)
+                    _notify(on_update, p.cell, "done" if r["ok"] else "failed", r)
     finally:
         if started_here:
             ray.shutdown()

@@ -50,12 +50,13 @@ class EnvInfo:
 
 @dataclass(frozen=True)
 class Batch:
-    """One training batch. Fixed fields; shapes in the comments (B = batch size)."""
+    """One training batch. Fixed fields; shapes in the comments (S = seeds trained together,
+    B = batch size; a batch of the dataset itself, before the sampler stacks seeds, has no S)."""
 
-    obs: torch.Tensor  # [B, *obs_shape]
-    act: torch.Tensor  # [B] long (discrete) or [B, act_dim] float
-    ret: torch.Tensor  # [B] n-step discounted reward sum
-    next_obs: torch.Tensor  # [B, *obs_shape] the bootstrap observation s_{t+m}
-    discount: torch.Tensor  # [B] gamma^m, 0 where the episode terminated in between
-    mask: torch.Tensor | None = None  # [B, A] bool: legal actions at s_t, when the data has them
-    next_mask: torch.Tensor | None = None  # [B, A] bool: legal actions at s_{t+m}
+    obs: torch.Tensor  # [S, B, *obs_shape]
+    act: torch.Tensor  # [S, B] long (discrete) or [S, B, act_dim] float
+    ret: torch.Tensor  # [S, B] n-step discounted reward sum
+    next_obs: torch.Tensor  # [S, B, *obs_shape] the bootstrap observation s_{t+m}
+    discount: torch.Tensor  # [S, B] gamma^m, 0 where the episode terminated in between
+    mask: torch.Tensor | None = None  # [S, B, A] bool: legal actions at s_t, when the data has them
+    next_mask: torch.Tensor | None = None  # [S, B, A] bool: legal actions at s_{t+m}

@@ -1,43 +1,100 @@
-"""Shared networks: the vectorized ensemble equals separate MLPs, the actor's log-density."""
+"""Shared networks: members (seeds, ensembles) equal separate networks, per-seed initialization
+and random streams, the actor's log-density."""
 
 import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch.distributions import Normal, TanhTransform, TransformedDistribution
 
-from bench.nets import ActionScale, EnsembleMLP, TanhGaussianActor, soft_update
+from bench.nets import MLP, ActionScale, NatureCNN, TanhGaussianActor, init_members, soft_update
+from bench.seeding import SeedStreams, split_seeds, stack_seeds
 
 
-def test_ensemble_members_equal_separate_mlps():
+def test_members_equal_separate_mlps():
     torch.manual_seed(0)
-    ens = EnsembleMLP(3, 4, (8, 5), 2)
-    x = torch.randn(6, 4)
-    out = ens(x)
-    assert out.shape == (3, 6, 2)
-    for e in range(3):
-        h = x
-        for i, layer in enumerate(ens.layers):
-            h = h @ layer.weight[e] + layer.bias[e]
-            h = torch.relu(h) if i < len(ens.layers) - 1 else h
-        assert torch.allclose(out[e], h, atol=1e-6)
-    # per-member inputs [E, B, in] give the same result when the inputs are equal
-    assert torch.allclose(ens(x.expand(3, 6, 4)), out, atol=1e-6)
+    net = MLP((3, 2), 4, (8, 5), 2)  # 3 seeds x 2 ensemble members
+    x = torch.randn(3, 6, 4)  # one input per seed, shared by its members
+    out = net(x)
+    assert out.shape == (3, 2, 6, 2)
+    for s in range(3):
+        for e in range(2):
+            h = x[s]
+            for i, layer in enumerate(net.layers):
+                h = h @ layer.weight[s, e] + layer.bias[s, e]
+                h = torch.relu(h) if i < len(net.layers) - 1 else h
+            assert torch.allclose(out[s, e], h, atol=1e-6)
+            assert torch.allclose(net.member(x, e)[s], h, atol=1e-6)
+    # per-member inputs [S, E, B, in] give the same result when the inputs are equal
+    assert torch.allclose(net(x[:, None].expand(3, 2, 6, 4)), out, atol=1e-6)
+
+
+def test_nature_cnn_members_equal_separate_convolutions():
+    torch.manual_seed(0)
+    cnn = NatureCNN((2,), 4)
+    x = torch.randint(0, 256, (2, 3, 4, 84, 84), dtype=torch.uint8)
+    out = cnn(x)
+    assert out.shape == (2, 3, NatureCNN.out_dim)
+    for s in range(2):
+        h = x[s].float() / 255.0
+        for conv in cnn.convs:
+            h = torch.relu(F.conv2d(h, conv.weight[s], conv.bias[s], stride=conv.stride))
+        assert torch.allclose(out[s], h.flatten(1), atol=1e-5)
+
+
+def test_a_seeds_initial_weights_do_not_depend_on_its_job():
+    job, alone = MLP((3,), 4, (8,), 2), MLP((1,), 4, (8,), 2)
+    init_members([5, 9, 2], job)
+    init_members([9], alone)
+    for a, b in zip(job.parameters(), alone.parameters(), strict=True):
+        assert torch.equal(a[1], b[0])
+    other = MLP((1,), 4, (8,), 2)
+    init_members([5], other)
+    assert not torch.equal(other.layers[0].weight[0], alone.layers[0].weight[0])
 
 
 def test_tanh_gaussian_log_prob_matches_torch_distributions():
     torch.manual_seed(0)
-    actor = TanhGaussianActor(3, 2, (16,))
-    obs = torch.randn(5, 3)
-    g = torch.Generator().manual_seed(1)
-    a, logp = actor(obs, generator=g)
-    h = actor.trunk(obs)
-    std = actor.log_std(h).clamp(-20, 2).exp()
-    dist = TransformedDistribution(Normal(actor.mu(h), std), TanhTransform(cache_size=1))
+    actor = TanhGaussianActor((1,), 3, 2, (16,))
+    obs = torch.randn(1, 5, 3)
+    rng = SeedStreams([0], "cpu", "test")
+    a, logp = actor(obs, rng)
+    mu, log_std = actor.head(actor.trunk(obs)).chunk(2, -1)
+    std = log_std.clamp(-20, 2).exp()
+    dist = TransformedDistribution(Normal(mu, std), TanhTransform(cache_size=1))
     ref = dist.log_prob(a.clamp(-1 + 1e-6, 1 - 1e-6)).sum(-1)
     assert torch.allclose(logp, ref, atol=1e-3)
     det, _ = actor(obs, deterministic=True)
-    assert torch.allclose(det, torch.tanh(actor.mu(h)))
+    assert torch.allclose(det, torch.tanh(mu))
+
+
+def test_seed_streams_give_each_seed_its_own_draws():
+    job, alone = SeedStreams([4, 1, 8], "cpu", "x"), SeedStreams([1], "cpu", "x")
+    for shape in [(3, 2), (5,), (20_000,)]:  # past one block too
+        assert torch.equal(job.normal(*shape)[1], alone.normal(*shape)[0])
+        assert torch.equal(job.integers(7, *shape)[1], alone.integers(7, *shape)[0])
+    state = job.state_dict()
+    after = job.uniform(10)
+    again = SeedStreams([4, 1, 8], "cpu", "x")
+    again.load_state_dict(state)
+    assert torch.equal(again.uniform(10), after)
+    job.reseed("eval", 3)
+    alone.reseed("eval", 3)
+    assert torch.equal(job.uniform(4)[1], alone.uniform(4)[0])
+    assert not torch.equal(job.uniform(4)[0], job.uniform(4)[1])
+
+
+def test_seed_states_split_and_stack_back():
+    net = MLP((3,), 2, (4,), 1)
+    state = {"net": net.state_dict(), "step": torch.tensor(5.0), "name": "a"}
+    parts = split_seeds(state, 3)
+    assert parts[2]["net"]["layers.0.weight"].shape == (1, 2, 4)
+    back = stack_seeds(parts)
+    assert all(torch.equal(back["net"][k], v) for k, v in state["net"].items())
+    parts[1]["step"] = torch.tensor(6.0)
+    with pytest.raises(ValueError):
+        stack_seeds(parts)
 
 
 def test_soft_update_and_action_scale():

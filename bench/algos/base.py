@@ -2,9 +2,15 @@
 
 Every algorithm is one file with a config dataclass (reference defaults), optional named
 presets (small deltas for small tasks), and a class implementing:
-    update(batch) -> dict[str, float]          one gradient step on an offline batch
-    act(obs, mask=None, deterministic=False)   a batch of actions for a batch of observations
-    state_dict() / load_state_dict()           networks, optimizers, counters
+    update(batch) -> dict[str, Tensor [S]]      one gradient step of every seed on its batch
+    act(obs, mask=None, deterministic=False)    actions for observations [S, N, *obs_shape]
+    state_dict() / load_state_dict()            networks, optimizers, counters, random streams
+
+An algorithm object trains S seeds at once (S = len(seeds), often 1). Its networks hold a
+leading seed dimension (bench.nets), every batch is [S, B, ...], and its maths is written for
+one seed with that dimension in front: losses reduce over the batch, never over seeds, and the
+total loss is their sum over seeds, so each seed's gradient is its own. Stats stay on the
+device as [S] tensors; the loop reads them at log windows.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import dataclasses
 import types
 import typing
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -21,6 +28,7 @@ import torch
 
 from bench.errors import BenchError, UnknownNameError
 from bench.nets import ActionScale
+from bench.seeding import SeedStreams
 from bench.types import Batch, EnvInfo
 
 
@@ -36,29 +44,42 @@ class Algorithm(ABC):
     aliases: ClassVar[dict[str, str]] = {}
 
     def __init__(
-        self, config: Any, info: EnvInfo, device: str | torch.device = "cpu", seed: int = 0
+        self,
+        config: Any,
+        info: EnvInfo,
+        device: str | torch.device = "cpu",
+        seeds: Sequence[int] = (0,),
     ):
         kind = "discrete" if info.discrete else "continuous"
         if kind not in self.action_kinds:
             raise BenchError(f"algorithm '{self.name}' does not handle {kind} actions")
+        if not len(seeds):
+            raise ValueError("an algorithm trains at least one seed")
         self.config = config
         self.info = info
         self.device = torch.device(device)
-        #: the algorithm's own RNG for acting noise (seeded, saved in checkpoints)
-        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        self.seeds = [int(s) for s in seeds]
+        #: S, the seeds trained together: the leading dimension of every network and batch
+        self.num_seeds = len(self.seeds)
+        #: random draws inside updates, one stream per seed (saved in checkpoints)
+        self.rng = SeedStreams(self.seeds, self.device, "update")
+        #: acting noise, one stream per seed; the evaluation restarts it per evaluation
+        self.act_rng = SeedStreams(self.seeds, self.device, "act")
         self.num_updates = 0
         if not info.discrete:  # networks work in [-1, 1]; env actions live in [low, high]
             space = info.action_space
             self.action_scale = ActionScale(space.low, space.high, self.device)
 
     @abstractmethod
-    def update(self, batch: Batch) -> dict[str, float]: ...
+    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """One gradient step per seed on batch [S, B, ...] -> stats, each an [S] tensor."""
 
     @abstractmethod
     def act(
         self, obs: torch.Tensor, mask: torch.Tensor | None = None, deterministic: bool = False
     ) -> torch.Tensor:
-        """The evaluation policy on a batch; deterministic=True removes any randomness."""
+        """The evaluation policy: obs [S, N, *obs_shape] -> actions [S, N] or [S, N, act_dim];
+        deterministic=True removes any randomness."""
 
     def explore(self, obs: torch.Tensor) -> torch.Tensor:
         """Actions for online data collection (exploration). Only online-capable algorithms."""
@@ -96,7 +117,8 @@ class Algorithm(ABC):
             "optimizers": {k: o.state_dict() for k, o in self.optimizers().items()},
             "tensors": {k: t.detach().clone() for k, t in self.tensors().items()},
             "num_updates": self.num_updates,
-            "generator": self.generator.get_state(),
+            "rng": self.rng.state_dict(),
+            "act_rng": self.act_rng.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -110,7 +132,8 @@ class Algorithm(ABC):
             for k, t in self.tensors().items():
                 t.copy_(state["tensors"][k])
         self.num_updates = int(state["num_updates"])
-        self.generator.set_state(state["generator"])
+        self.rng.load_state_dict(state["rng"])
+        self.act_rng.load_state_dict(state["act_rng"])
 
 
 REGISTRY: dict[str, type[Algorithm]] = {}

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.algos.base import Algorithm, register
-from bench.nets import NatureCNN, adam, is_image, mlp
+from bench.nets import adam, init_members, obs_net
 from bench.types import Batch, EnvInfo
 
 
@@ -28,11 +28,13 @@ class BCConfig:
 
 
 def bc_discrete_loss(logits: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(logits, act)
+    """Cross-entropy: logits [..., B, A], act [..., B] -> mean over the batch [...]."""
+    return -F.log_softmax(logits, -1).gather(-1, act.unsqueeze(-1)).squeeze(-1).mean(-1)
 
 
 def bc_continuous_loss(pred_unit: torch.Tensor, act_unit: torch.Tensor) -> torch.Tensor:
-    return F.mse_loss(pred_unit, act_unit)
+    """Mean squared error over the batch and the action dimensions: [..., B, A] -> [...]."""
+    return (pred_unit - act_unit).pow(2).mean((-2, -1))
 
 
 @register
@@ -40,15 +42,11 @@ class BC(Algorithm):
     name = "bc"
     Config = BCConfig
 
-    def __init__(self, config: BCConfig, info: EnvInfo, device="cpu", seed: int = 0):
-        super().__init__(config, info, device, seed)
-        torch.manual_seed(seed)
+    def __init__(self, config: BCConfig, info: EnvInfo, device="cpu", seeds=(0,)):
+        super().__init__(config, info, device, seeds)
         out = info.n_actions if info.discrete else info.act_dim
-        if is_image(info.obs_shape):
-            trunk = NatureCNN(info.obs_shape[0])
-            self.net = torch.nn.Sequential(trunk, mlp(NatureCNN.out_dim, (512,), out))
-        else:
-            self.net = mlp(info.obs_shape[0], config.hidden_sizes, out)
+        self.net = obs_net((self.num_seeds,), info.obs_shape, config.hidden_sizes, out)
+        init_members(self.seeds, self.net)
         self.net.to(self.device)
         self.optim = adam(self.net.parameters(), config.lr)
 
@@ -58,7 +56,7 @@ class BC(Algorithm):
     def optimizers(self):
         return {"optim": self.optim}
 
-    def update(self, batch: Batch) -> dict[str, float]:
+    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         self.num_updates += 1
         out = self.net(batch.obs)
         if self.info.discrete:
@@ -66,9 +64,9 @@ class BC(Algorithm):
         else:
             loss = bc_continuous_loss(torch.tanh(out), self.action_scale.to_unit(batch.act))
         self.optim.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.sum().backward()  # seeds' losses are independent: the sum keeps each gradient
         self.optim.step()
-        return {"loss": loss.item()}
+        return {"loss": loss.detach()}
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, mask: torch.Tensor | None = None, deterministic: bool = False):

@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from bench.algos.base import Algorithm, register
 from bench.errors import BenchError
-from bench.nets import EnsembleMLP, adam, mlp, soft_update
+from bench.nets import MLP, adam, init_members, soft_update
+from bench.seeding import SeedStreams
 from bench.types import Batch, EnvInfo
 
 
@@ -72,37 +72,37 @@ class BCQConfig:
 
 
 class VAE(nn.Module):
-    """Conditional VAE: encode (s, a) -> (mu, sigma); decode (s, z) -> a in [-1, 1]."""
+    """Conditional VAE: encode (s, a) -> (mu, sigma); decode (s, z) -> a in [-1, 1].
+    Per seed: [S, B, ...] in, [S, B, ...] out; the noise comes from the seeds' streams."""
 
     LOG_STD_MIN, LOG_STD_MAX = -4.0, 15.0
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden, latent_dim: int):
+    def __init__(self, members, obs_dim: int, act_dim: int, hidden, latent_dim: int):
         super().__init__()
-        self.encoder = mlp(obs_dim + act_dim, hidden, 2 * latent_dim)
-        self.decoder = mlp(obs_dim + latent_dim, hidden, act_dim)
+        self.encoder = MLP(members, obs_dim + act_dim, hidden, 2 * latent_dim)
+        self.decoder = MLP(members, obs_dim + latent_dim, hidden, act_dim)
         self.latent_dim = latent_dim
 
-    def forward(self, obs, act, generator=None):
+    def forward(self, obs, act, rng: SeedStreams):
         """(reconstruction, mu, sigma)."""
         mu, log_std = self.encoder(torch.cat([obs, act], -1)).chunk(2, -1)
         std = log_std.clamp(self.LOG_STD_MIN, self.LOG_STD_MAX).exp()
-        z = mu + std * torch.randn(std.shape, generator=generator, device=std.device)
-        return self.decode(obs, z), mu, std
+        z = mu + std * rng.normal(*std.shape[1:])
+        return self.decode(obs, rng, z), mu, std
 
-    def decode(self, obs, z=None, generator=None):
+    def decode(self, obs, rng: SeedStreams, z=None):
         """Decode; without z, sample z ~ N(0, 1) clipped to [-0.5, 0.5] (the paper's choice)."""
         if z is None:
-            shape = (obs.shape[0], self.latent_dim)
-            z = torch.randn(shape, generator=generator, device=obs.device).clamp(-0.5, 0.5)
+            z = rng.normal(*obs.shape[1:-1], self.latent_dim).clamp(-0.5, 0.5)
         return torch.tanh(self.decoder(torch.cat([obs, z], -1)))
 
 
 class Perturbation(nn.Module):
     """xi_phi(s, a): a + phi * tanh(f(s, a)), clipped to [-1, 1]."""
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden, phi: float):
+    def __init__(self, members, obs_dim: int, act_dim: int, hidden, phi: float):
         super().__init__()
-        self.net = mlp(obs_dim + act_dim, hidden, act_dim)
+        self.net = MLP(members, obs_dim + act_dim, hidden, act_dim)
         self.phi = phi
 
     def forward(self, obs, act):
@@ -110,9 +110,10 @@ class Perturbation(nn.Module):
 
 
 def vae_loss_terms(recon, act, mu, std) -> tuple[torch.Tensor, torch.Tensor]:
-    """(reconstruction MSE, KL(N(mu, std) || N(0, 1)) averaged over elements)."""
-    recon_loss = F.mse_loss(recon, act)
-    kl = (-torch.log(std) + (std.pow(2) + mu.pow(2)) / 2 - 0.5).mean()
+    """(reconstruction MSE, KL(N(mu, std) || N(0, 1))), each averaged over the batch and the
+    action or latent dimensions: [..., B, d] -> [...]."""
+    recon_loss = (recon - act).pow(2).mean((-2, -1))
+    kl = (-torch.log(std) + (std.pow(2) + mu.pow(2)) / 2 - 0.5).mean((-2, -1))
     return recon_loss, kl
 
 
@@ -122,8 +123,8 @@ def clipped_double_q(q1: torch.Tensor, q2: torch.Tensor, lmbda: float) -> torch.
 
 
 def bcq_continuous_target(ret, discount, q1, q2, lmbda: float) -> torch.Tensor:
-    """q1, q2: [B, K] target values of K sampled next actions -> y [B] (max over the K)."""
-    return ret + discount * clipped_double_q(q1, q2, lmbda).max(1).values
+    """q1, q2: [..., B, K] target values of K sampled next actions -> y [..., B] (max over K)."""
+    return ret + discount * clipped_double_q(q1, q2, lmbda).max(-1).values
 
 
 @register
@@ -132,16 +133,18 @@ class BCQ(Algorithm):
     Config = BCQConfig
     action_kinds = ("continuous",)
 
-    def __init__(self, config: BCQConfig, info: EnvInfo, device="cpu", seed: int = 0):
-        super().__init__(config, info, device, seed)
-        torch.manual_seed(seed)
-        obs_dim, act_dim = info.obs_shape[0], info.act_dim
+    def __init__(self, config: BCQConfig, info: EnvInfo, device="cpu", seeds=(0,)):
+        super().__init__(config, info, device, seeds)
+        obs_dim, act_dim, S = info.obs_shape[0], info.act_dim, self.num_seeds
         latent = config.latent_dim or 2 * act_dim
-        self.vae = VAE(obs_dim, act_dim, config.vae_hidden_sizes, latent).to(self.device)
-        self.actor = Perturbation(obs_dim, act_dim, config.hidden_sizes, config.phi).to(self.device)
+        self.vae = VAE((S,), obs_dim, act_dim, config.vae_hidden_sizes, latent)
+        self.actor = Perturbation((S,), obs_dim, act_dim, config.hidden_sizes, config.phi)
+        # critic and critic2 of each seed as one 2-member ensemble
+        self.critics = MLP((S, 2), obs_dim + act_dim, config.hidden_sizes, 1)
+        init_members(self.seeds, self.vae, self.actor, self.critics)
+        for m in (self.vae, self.actor, self.critics):
+            m.to(self.device)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
-        # critic and critic2 as one 2-member vectorized ensemble
-        self.critics = EnsembleMLP(2, obs_dim + act_dim, config.hidden_sizes, 1).to(self.device)
         self.critics_target = copy.deepcopy(self.critics).requires_grad_(False)
         self.vae_optim = adam(self.vae.parameters(), config.vae_lr)
         self.actor_optim = adam(self.actor.parameters(), config.actor_lr)
@@ -166,68 +169,65 @@ class BCQ(Algorithm):
         return self.action_scale.to_unit(act) if self.config.action_scaling else act
 
     def q(self, critics, obs, act) -> torch.Tensor:
-        """[2, B] values of both critics."""
+        """[S, 2, B] values of both critics."""
         return critics(torch.cat([obs, act], -1)).squeeze(-1)
 
-    def update(self, batch: Batch) -> dict[str, float]:
+    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         c = self.config
         self.num_updates += 1
         obs, act = batch.obs, self._unit(batch.act)
 
         # VAE: reconstruction + KL / 2
-        recon, mu, std = self.vae(obs, act, self.generator)
+        recon, mu, std = self.vae(obs, act, self.rng)
         recon_loss, kl = vae_loss_terms(recon, act, mu, std)
         vae_loss = recon_loss + kl / 2
         self.vae_optim.zero_grad(set_to_none=True)
-        vae_loss.backward()
+        vae_loss.sum().backward()  # sums over seeds keep each seed's gradient its own
         self.vae_optim.step()
 
         # critics: clipped double-Q over K sampled next actions (Eq. 13)
         with torch.no_grad():
-            B, K = obs.shape[0], c.num_sampled_action
-            next_rep = batch.next_obs.repeat_interleave(K, 0)  # [B*K, obs]
-            a_next = self.actor_target(
-                next_rep, self.vae.decode(next_rep, generator=self.generator)
+            S, B, K = obs.shape[0], obs.shape[1], c.num_sampled_action
+            next_rep = batch.next_obs.repeat_interleave(K, 1)  # [S, B*K, obs]
+            a_next = self.actor_target(next_rep, self.vae.decode(next_rep, self.rng))
+            q_next = self.q(self.critics_target, next_rep, a_next).view(S, 2, B, K)
+            target = bcq_continuous_target(
+                batch.ret, batch.discount, q_next[:, 0], q_next[:, 1], c.lmbda
             )
-            q_next = self.q(self.critics_target, next_rep, a_next).view(2, B, K)
-            target = bcq_continuous_target(batch.ret, batch.discount, q_next[0], q_next[1], c.lmbda)
         q = self.q(self.critics, obs, act)
-        critic1_loss = F.mse_loss(q[0], target)
-        critic2_loss = F.mse_loss(q[1], target)
+        critic1_loss = (q[:, 0] - target).pow(2).mean(-1)
+        critic2_loss = (q[:, 1] - target).pow(2).mean(-1)
         self.critic_optim.zero_grad(set_to_none=True)
-        (critic1_loss + critic2_loss).backward()
+        (critic1_loss + critic2_loss).sum().backward()
         self.critic_optim.step()
 
         # perturbation model: maximize Q_1(s, a~ + xi(s, a~)) (Eq. 11)
-        sampled = self.vae.decode(obs, generator=self.generator).detach()
+        sampled = self.vae.decode(obs, self.rng).detach()
         perturbed = self.actor(obs, sampled)
-        actor_loss = -self.critics.member(torch.cat([obs, perturbed], -1), 0).mean()
+        actor_loss = -self.critics.member(torch.cat([obs, perturbed], -1), 0).mean((-2, -1))
         self.actor_optim.zero_grad(set_to_none=True)
-        actor_loss.backward()
+        actor_loss.sum().backward()
         self.actor_optim.step()
 
         soft_update(self.critics_target, self.critics, c.tau)
         soft_update(self.actor_target, self.actor, c.tau)
-        stats = torch.stack([actor_loss, critic1_loss, critic2_loss, vae_loss]).detach().tolist()
-        return dict(
-            zip(("actor_loss", "critic1_loss", "critic2_loss", "vae_loss"), stats, strict=True)
-        )
+        stats = (actor_loss, critic1_loss, critic2_loss, vae_loss)
+        names = ("actor_loss", "critic1_loss", "critic2_loss", "vae_loss")
+        return {k: v.detach() for k, v in zip(names, stats, strict=True)}
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, mask: torch.Tensor | None = None, deterministic: bool = False):
         """Eq. 10 for the whole batch: sample K actions per state, perturb, keep the best Q_1.
 
-        The sampling uses the algorithm's generator; deterministic=True uses a fixed seed per
-        call so the same observations always give the same actions.
-        """
-        gen = (
-            torch.Generator(device=self.device).manual_seed(0) if deterministic else self.generator
-        )
-        B, K = obs.shape[0], self.config.forward_sampled_times
-        rep = obs.repeat_interleave(K, 0)  # [B*K, obs]
-        cand = self.actor(rep, self.vae.decode(rep, generator=gen))
-        q1 = self.critics.member(torch.cat([rep, cand], -1), 0).view(B, K)
-        best = cand.view(B, K, -1)[torch.arange(B, device=obs.device), q1.argmax(1)]
+        The samples come from the seeds' acting streams; deterministic=True restarts fresh
+        streams per call, so the same observations always give the same actions."""
+        rng = SeedStreams(self.seeds, self.device, "act-fixed") if deterministic else self.act_rng
+        S, N, K = obs.shape[0], obs.shape[1], self.config.forward_sampled_times
+        rep = obs.repeat_interleave(K, 1)  # [S, N*K, obs]
+        cand = self.actor(rep, self.vae.decode(rep, rng))
+        q1 = self.critics.member(torch.cat([rep, cand], -1), 0).view(S, N, K)
+        pick = q1.argmax(-1)[..., None, None].expand(S, N, 1, cand.shape[-1])
+        best = cand.view(S, N, K, -1).gather(2, pick).squeeze(2)
         if not self.config.action_scaling:
             return best
         return self.action_scale.from_unit(best, self.config.action_bound_method)

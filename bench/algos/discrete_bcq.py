@@ -26,7 +26,7 @@ from torch import nn
 
 from bench.algos.base import Algorithm, register
 from bench.errors import BenchError
-from bench.nets import NatureCNN, adam, hard_update, is_image, mlp, mlp_out_dim
+from bench.nets import MLP, Linear, NatureCNN, adam, hard_update, init_members, is_image
 from bench.types import Batch, EnvInfo
 
 
@@ -82,33 +82,34 @@ PRESETS = {
 
 
 class BCQNetwork(nn.Module):
-    """Shared trunk, then a Q head and an imitator head: s -> (Q(s, .), logits of G(.|s))."""
+    """Shared trunk, then a Q head and an imitator head: s -> (Q(s, .), logits of G(.|s)).
+    Per member (seed): [S, B, *obs] -> ([S, B, A], [S, B, A])."""
 
-    def __init__(self, obs_shape: tuple[int, ...], n_actions: int, hidden_sizes: tuple[int, ...]):
+    def __init__(self, members, obs_shape: tuple[int, ...], n_actions: int, hidden_sizes):
         super().__init__()
         self.n_actions = n_actions
         if is_image(obs_shape):  # the paper's Atari network: shared convs, separate 512 FC heads
-            self.trunk = NatureCNN(obs_shape[0])
-            self.q = mlp(NatureCNN.out_dim, (512,), n_actions)
-            self.imitator = mlp(NatureCNN.out_dim, (512,), n_actions)
+            self.trunk = NatureCNN(members, obs_shape[0])
+            self.q = MLP(members, NatureCNN.out_dim, (512,), n_actions)
+            self.imitator = MLP(members, NatureCNN.out_dim, (512,), n_actions)
             self.heads = None
         else:  # linear heads: Q and imitator logits as one layer, [Q | logits] side by side
-            self.trunk = mlp(obs_shape[0], hidden_sizes)
-            self.heads = nn.Linear(mlp_out_dim(obs_shape[0], hidden_sizes), 2 * n_actions)
+            self.trunk = MLP(members, obs_shape[0], hidden_sizes, None)
+            self.heads = Linear(members, self.trunk.out_dim, 2 * n_actions)
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.trunk(obs)
         if self.heads is None:
             return self.q(h), self.imitator(h)
         out = self.heads(h)
-        return out[:, : self.n_actions], out[:, self.n_actions :]
+        return out[..., : self.n_actions], out[..., self.n_actions :]
 
 
 # ---------------------------------------------------------------------- pure functions
 def eligible_actions(
     logits: torch.Tensor, tau: float, mask: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """Eq. 17/18 filter: bool [B, A], True where G(a|s) / max_a' G(a'|s) >= tau.
+    """Eq. 17/18 filter: bool [..., B, A], True where G(a|s) / max_a' G(a'|s) >= tau.
 
     Works in log space: log G(a|s) - max_a' log G(a'|s) >= log tau. Illegal actions (mask False)
     are excluded before normalizing, so G is a distribution over legal actions only.
@@ -121,7 +122,7 @@ def eligible_actions(
 
 
 def filtered_argmax(q: torch.Tensor, eligible: torch.Tensor) -> torch.Tensor:
-    """argmax of Q over the eligible actions only: [B] long."""
+    """argmax of Q over the eligible actions only: [..., B] long."""
     return q.masked_fill(~eligible, -math.inf).argmax(dim=-1)
 
 
@@ -137,7 +138,7 @@ def bcq_target(
     Double Q: q_next_select is the online network's Q(s', .); plain Q: the target's own.
     """
     a_next = filtered_argmax(q_next_select, eligible_next)
-    return ret + discount * q_next_target.gather(1, a_next[:, None]).squeeze(1)
+    return ret + discount * q_next_target.gather(-1, a_next.unsqueeze(-1)).squeeze(-1)
 
 
 def bcq_losses(
@@ -147,11 +148,13 @@ def bcq_losses(
     target: torch.Tensor,
     huber: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(q_loss, i_loss, reg_loss) for one batch."""
-    q_sa = q.gather(1, act[:, None]).squeeze(1)
-    q_loss = F.smooth_l1_loss(q_sa, target) if huber else F.mse_loss(q_sa, target)
-    i_loss = F.nll_loss(F.log_softmax(logits, dim=-1), act)  # imitator: maximum likelihood
-    reg_loss = logits.pow(2).mean()
+    """(q_loss, i_loss, reg_loss), each a mean over the batch: [..., B, A] -> [...]."""
+    q_sa = q.gather(-1, act.unsqueeze(-1)).squeeze(-1)
+    td = F.smooth_l1_loss if huber else F.mse_loss
+    q_loss = td(q_sa, target, reduction="none").mean(-1)
+    logp_a = F.log_softmax(logits, dim=-1).gather(-1, act.unsqueeze(-1)).squeeze(-1)
+    i_loss = -logp_a.mean(-1)  # imitator: maximum likelihood
+    reg_loss = logits.pow(2).mean((-2, -1))
     return q_loss, i_loss, reg_loss
 
 
@@ -164,10 +167,12 @@ class DiscreteBCQ(Algorithm):
     presets = PRESETS
     action_kinds = ("discrete",)
 
-    def __init__(self, config: DiscreteBCQConfig, info: EnvInfo, device="cpu", seed: int = 0):
-        super().__init__(config, info, device, seed)
-        torch.manual_seed(seed)
-        self.net = BCQNetwork(info.obs_shape, info.n_actions, config.hidden_sizes).to(self.device)
+    def __init__(self, config: DiscreteBCQConfig, info: EnvInfo, device="cpu", seeds=(0,)):
+        super().__init__(config, info, device, seeds)
+        members = (self.num_seeds,)
+        self.net = BCQNetwork(members, info.obs_shape, info.n_actions, config.hidden_sizes)
+        init_members(self.seeds, self.net)
+        self.net.to(self.device)
         self.target_net = copy.deepcopy(self.net).requires_grad_(False)
         self.optim = adam(self.net.parameters(), config.lr, config.adam_eps)
 
@@ -187,7 +192,7 @@ class DiscreteBCQ(Algorithm):
     def sync_target(self) -> None:
         hard_update(self.target_net, self.net)
 
-    def update(self, batch: Batch) -> dict[str, float]:
+    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         c = self.config
         if self.num_updates % c.target_update_freq == 0:  # hard update, first at step 0
             self.sync_target()
@@ -204,10 +209,11 @@ class DiscreteBCQ(Algorithm):
         q_loss, i_loss, reg_loss = bcq_losses(q, logits, batch.act, target, c.clip_loss_grad)
         loss = q_loss + i_loss + c.imitation_logits_penalty * reg_loss
         self.optim.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.sum().backward()  # per-seed losses: the sum keeps each seed's gradient its own
         self.optim.step()
-        stats = torch.stack([loss, q_loss, i_loss, reg_loss]).detach().tolist()
-        return dict(zip(("loss", "q_loss", "i_loss", "reg_loss"), stats, strict=True))
+        stats = (loss, q_loss, i_loss, reg_loss)
+        return {k: v.detach() for k, v in zip(("loss", "q_loss", "i_loss", "reg_loss"), stats,
+                                              strict=True)}  # fmt: skip
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, mask: torch.Tensor | None = None, deterministic: bool = False):
@@ -218,8 +224,8 @@ class DiscreteBCQ(Algorithm):
         )
         if deterministic or self.config.eval_eps <= 0:
             return actions
-        B, A = q.shape
-        legal = torch.ones(B, A, device=q.device) if mask is None else mask.float()
-        random = torch.multinomial(legal, 1, generator=self.generator).squeeze(1)
-        explore = torch.rand(B, generator=self.generator, device=q.device) < self.config.eval_eps
+        N, A = q.shape[1:]
+        keys = self.act_rng.uniform(N, A)  # the legal action with the largest key: uniform
+        random = (keys if mask is None else keys.masked_fill(~mask, -1.0)).argmax(-1)
+        explore = self.act_rng.uniform(N) < self.config.eval_eps
         return torch.where(explore, random, actions)

@@ -25,7 +25,7 @@ from torch import nn
 
 from bench.algos.base import Algorithm, register
 from bench.errors import BenchError
-from bench.nets import EnsembleMLP, NatureCNN, adam, is_image, mlp, soft_update
+from bench.nets import MLP, NatureCNN, adam, init_members, is_image, obs_net, soft_update
 from bench.types import Batch, EnvInfo
 
 
@@ -68,8 +68,8 @@ def soft_value(
 
 
 def actor_objective(q_min: torch.Tensor, logits: torch.Tensor, alpha) -> torch.Tensor:
-    """J_pi = E_s sum_a pi(a|s) (alpha log pi(a|s) - Q(s, a)) = -E_s V(s)."""
-    return -soft_value(q_min, logits, alpha).mean()
+    """J_pi = E_s sum_a pi(a|s) (alpha log pi(a|s) - Q(s, a)) = -E_s V(s): [..., B, A] -> [...]."""
+    return -soft_value(q_min, logits, alpha).mean(-1)
 
 
 def entropy(logits: torch.Tensor) -> torch.Tensor:
@@ -78,21 +78,21 @@ def entropy(logits: torch.Tensor) -> torch.Tensor:
 
 
 class CriticPair(nn.Module):
-    """Two critics s -> Q(s, .): [2, B, A]. Vector inputs: one 2-member ensemble MLP."""
+    """Two critics per seed, s -> Q(s, .): [S, B, *obs] -> [S, 2, B, A], as one (S, 2) ensemble
+    (images: a Nature CNN trunk per critic, as one grouped convolution)."""
 
-    def __init__(self, obs_shape, n_actions: int, hidden_sizes):
+    def __init__(self, num_seeds: int, obs_shape, n_actions: int, hidden_sizes):
         super().__init__()
+        members = (num_seeds, 2)
         if is_image(obs_shape):
-            self.trunks = nn.ModuleList(NatureCNN(obs_shape[0]) for _ in range(2))
-            self.heads = EnsembleMLP(2, NatureCNN.out_dim, (512,), n_actions)
+            self.trunks = NatureCNN(members, obs_shape[0])
+            self.heads = MLP(members, NatureCNN.out_dim, (512,), n_actions)
         else:
             self.trunks = None
-            self.heads = EnsembleMLP(2, obs_shape[0], hidden_sizes, n_actions)
+            self.heads = MLP(members, obs_shape[0], hidden_sizes, n_actions)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        if self.trunks is None:
-            return self.heads(obs)
-        return self.heads(torch.stack([t(obs) for t in self.trunks]))
+        return self.heads(obs if self.trunks is None else self.trunks(obs))
 
 
 @register
@@ -101,21 +101,17 @@ class DiscreteSAC(Algorithm):
     Config = DiscreteSACConfig
     action_kinds = ("discrete",)
 
-    def __init__(self, config: DiscreteSACConfig, info: EnvInfo, device="cpu", seed: int = 0):
-        super().__init__(config, info, device, seed)
-        torch.manual_seed(seed)
-        A = info.n_actions
-        if is_image(info.obs_shape):
-            self.actor = nn.Sequential(
-                NatureCNN(info.obs_shape[0]), mlp(NatureCNN.out_dim, (512,), A)
-            )
-        else:
-            self.actor = mlp(info.obs_shape[0], config.hidden_sizes, A)
+    def __init__(self, config: DiscreteSACConfig, info: EnvInfo, device="cpu", seeds=(0,)):
+        super().__init__(config, info, device, seeds)
+        A, S = info.n_actions, self.num_seeds
+        self.actor = obs_net((S,), info.obs_shape, config.hidden_sizes, A)
+        self.critics = CriticPair(S, info.obs_shape, A, config.hidden_sizes)
+        init_members(self.seeds, self.actor, self.critics)
         self.actor.to(self.device)
-        self.critics = CriticPair(info.obs_shape, A, config.hidden_sizes).to(self.device)
+        self.critics.to(self.device)
         self.critics_target = copy.deepcopy(self.critics).requires_grad_(False)
-        self.log_alpha = torch.tensor(
-            math.log(config.alpha), device=self.device, requires_grad=True
+        self.log_alpha = torch.full(
+            (S,), math.log(config.alpha), device=self.device, requires_grad=True
         )
         self.target_entropy = config.target_entropy_ratio * math.log(A)
         self.actor_optim = adam(self.actor.parameters(), config.actor_lr)
@@ -134,45 +130,52 @@ class DiscreteSAC(Algorithm):
     def tensors(self):
         return {"log_alpha": self.log_alpha}
 
-    def update(self, batch: Batch) -> dict[str, float]:
+    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         c = self.config
         self.num_updates += 1
-        alpha = self.log_alpha.exp().detach()
+        alpha = self.log_alpha.exp().detach()[:, None, None]  # [S, 1, 1]
         with torch.no_grad():  # y = R + gamma^n V'(s')
-            q_next = self.critics_target(batch.next_obs).min(0).values
+            q_next = self.critics_target(batch.next_obs).min(1).values
             logits_next = self.actor(batch.next_obs)
             if batch.next_mask is not None:
                 logits_next = logits_next.masked_fill(~batch.next_mask, -1e9)
             target = batch.ret + batch.discount * soft_value(q_next, logits_next, alpha)
-        q = self.critics(batch.obs)  # [2, B, A]
-        q_sa = q.gather(2, batch.act.view(1, -1, 1).expand(2, -1, 1)).squeeze(2)
-        critic1_loss = F.mse_loss(q_sa[0], target)
-        critic2_loss = F.mse_loss(q_sa[1], target)
+        q = self.critics(batch.obs)  # [S, 2, B, A]
+        S, _, B, _ = q.shape
+        q_sa = q.gather(-1, batch.act.view(S, 1, B, 1).expand(S, 2, B, 1)).squeeze(-1)
+        critic_losses = (q_sa - target[:, None]).pow(2).mean(-1)  # [S, 2]
         self.critic_optim.zero_grad(set_to_none=True)
-        (critic1_loss + critic2_loss).backward()
+        critic_losses.sum().backward()  # sums over critics and seeds: each gradient its own
         self.critic_optim.step()
 
         logits = self.actor(batch.obs)
         if batch.mask is not None:
             logits = logits.masked_fill(~batch.mask, -1e9)
-        actor_loss = actor_objective(q.detach().min(0).values, logits, alpha)
+        actor_loss = actor_objective(q.detach().min(1).values, logits, alpha)
         self.actor_optim.zero_grad(set_to_none=True)
-        actor_loss.backward()
+        actor_loss.sum().backward()
         self.actor_optim.step()
 
-        alpha_loss = torch.zeros((), device=self.device)
+        alpha_loss = torch.zeros_like(actor_loss)
         if c.auto_alpha:  # J_alpha = -log alpha * (target entropy - H), Eq. 11
-            h = entropy(logits.detach()).mean()
+            h = entropy(logits.detach()).mean(-1)
             alpha_loss = -self.log_alpha * (self.target_entropy - h)
             self.alpha_optim.zero_grad(set_to_none=True)
-            alpha_loss.backward()
+            alpha_loss.sum().backward()
             self.alpha_optim.step()
         soft_update(self.critics_target, self.critics, c.tau)
-        stats = torch.stack(
-            [actor_loss, critic1_loss, critic2_loss, self.log_alpha.exp(), alpha_loss]
-        ).tolist()
-        names = ("actor_loss", "critic1_loss", "critic2_loss", "alpha", "alpha_loss")
-        return dict(zip(names, stats, strict=True))
+        return {
+            "actor_loss": actor_loss.detach(),
+            "critic1_loss": critic_losses[:, 0].detach(),
+            "critic2_loss": critic_losses[:, 1].detach(),
+            "alpha": self.log_alpha.exp().detach(),
+            "alpha_loss": alpha_loss.detach(),
+        }
+
+    def _sample(self, logits: torch.Tensor) -> torch.Tensor:
+        """A sample of softmax(logits) per row (Gumbel-max), from the seeds' acting streams."""
+        gumbel = -torch.log(-torch.log(self.act_rng.uniform(*logits.shape[1:]).clamp_min(1e-20)))
+        return (logits + gumbel).argmax(-1)
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, mask: torch.Tensor | None = None, deterministic: bool = False):
@@ -182,10 +185,9 @@ class DiscreteSAC(Algorithm):
             logits = logits.masked_fill(~mask, float("-inf"))
         if deterministic or self.config.deterministic_eval:
             return logits.argmax(-1)
-        return torch.multinomial(F.softmax(logits, dim=-1), 1, generator=self.generator).squeeze(1)
+        return self._sample(logits)
 
     @torch.no_grad()
     def explore(self, obs: torch.Tensor) -> torch.Tensor:
         """Online collection: a sample of pi(.|s)."""
-        probs = F.softmax(self.actor(obs), dim=-1)
-        return torch.multinomial(probs, 1, generator=self.generator).squeeze(1)
+        return self._sample(self.actor(obs))

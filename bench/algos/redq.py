@@ -25,11 +25,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 
 from bench.algos.base import Algorithm, register
 from bench.errors import BenchError
-from bench.nets import EnsembleMLP, TanhGaussianActor, adam, soft_update
+from bench.nets import MLP, TanhGaussianActor, adam, init_members, soft_update
 from bench.types import Batch, EnvInfo
 
 
@@ -76,9 +75,11 @@ class REDQConfig:
 
 
 def subset_target(q_next: torch.Tensor, subset: torch.Tensor, mode: str) -> torch.Tensor:
-    """Reduce the subset's target values: q_next [N, B], subset [M] member indices -> [B]."""
-    q = q_next.index_select(0, subset)
-    return q.min(0).values if mode == "min" else q.mean(0)
+    """Reduce the subset's target values: q_next [..., N, B], subset [..., M] member indices
+    -> [..., B]."""
+    idx = subset.unsqueeze(-1).expand(*subset.shape, q_next.shape[-1])
+    q = q_next.gather(-2, idx)
+    return q.min(-2).values if mode == "min" else q.mean(-2)
 
 
 def redq_target(
@@ -90,7 +91,8 @@ def redq_target(
     alpha: float | torch.Tensor,
     mode: str,
 ) -> torch.Tensor:
-    """y = R + gamma^n (reduce_{i in M} Q'_i(s', a') - alpha log pi(a'|s'))."""
+    """y = R + gamma^n (reduce_{i in M} Q'_i(s', a') - alpha log pi(a'|s')); alpha broadcasts
+    against [..., B] (a float, or [..., 1])."""
     return ret + discount * (subset_target(q_next, subset, mode) - alpha * log_prob_next)
 
 
@@ -100,23 +102,24 @@ class REDQ(Algorithm):
     Config = REDQConfig
     action_kinds = ("continuous",)
 
-    def __init__(self, config: REDQConfig, info: EnvInfo, device="cpu", seed: int = 0):
-        super().__init__(config, info, device, seed)
-        torch.manual_seed(seed)
-        obs_dim, act_dim = info.obs_shape[0], info.act_dim
-        self.actor = TanhGaussianActor(obs_dim, act_dim, config.hidden_sizes).to(self.device)
-        self.critics = EnsembleMLP(
-            config.ensemble_size, obs_dim + act_dim, config.hidden_sizes, 1
-        ).to(self.device)
+    def __init__(self, config: REDQConfig, info: EnvInfo, device="cpu", seeds=(0,)):
+        super().__init__(config, info, device, seeds)
+        obs_dim, act_dim, S = info.obs_shape[0], info.act_dim, self.num_seeds
+        self.actor = TanhGaussianActor((S,), obs_dim, act_dim, config.hidden_sizes)
+        self.critics = MLP((S, config.ensemble_size), obs_dim + act_dim, config.hidden_sizes, 1)
+        init_members(self.seeds, self.actor, self.critics)
+        self.actor.to(self.device)
+        self.critics.to(self.device)
         self.critics_target = copy.deepcopy(self.critics).requires_grad_(False)
-        self.log_alpha = torch.tensor(
-            math.log(config.alpha), device=self.device, requires_grad=True
+        self.log_alpha = torch.full(
+            (S,), math.log(config.alpha), device=self.device, requires_grad=True
         )
         self.target_entropy = -float(act_dim)
         self.actor_optim = adam(self.actor.parameters(), config.actor_lr)
         self.critic_optim = adam(self.critics.parameters(), config.critic_lr)
         self.alpha_optim = adam([self.log_alpha], config.alpha_lr)
-        self._last_actor = (0.0, 0.0)  # (actor_loss, alpha_loss) of the latest policy update
+        # (actor_loss, alpha_loss) of the latest policy update, per seed
+        self.last_actor = torch.zeros(S, 2, device=self.device)
 
     def modules(self):
         return {"actor": self.actor, "critics": self.critics, "critics_target": self.critics_target}
@@ -128,75 +131,68 @@ class REDQ(Algorithm):
         return {"actor": self.actor_optim, "critic": self.critic_optim, "alpha": self.alpha_optim}
 
     def tensors(self):
-        return {"log_alpha": self.log_alpha}
-
-    def state_dict(self):
-        return {**super().state_dict(), "last_actor": self._last_actor}
-
-    def load_state_dict(self, state):
-        super().load_state_dict(state)
-        self._last_actor = tuple(state["last_actor"])
+        return {"log_alpha": self.log_alpha, "last_actor": self.last_actor}
 
     def q_values(self, critics, obs: torch.Tensor, act_unit: torch.Tensor) -> torch.Tensor:
-        """All members at once: [N, B]."""
+        """All members at once: [S, N, B]."""
         return critics(torch.cat([obs, act_unit], dim=-1)).squeeze(-1)
 
-    def update(self, batch: Batch) -> dict[str, float]:
+    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         c = self.config
         self.num_updates += 1
-        alpha = self.log_alpha.exp().detach()
+        alpha = self.log_alpha.exp().detach()[:, None]  # [S, 1]
         act = self.action_scale.to_unit(batch.act)
         with torch.no_grad():
-            a_next, logp_next = self.actor(batch.next_obs, generator=self.generator)
+            a_next, logp_next = self.actor(batch.next_obs, self.rng)
             q_next = self.q_values(self.critics_target, batch.next_obs, a_next)
-            subset = torch.randperm(c.ensemble_size, generator=self.generator, device=self.device)
+            # a random subset of M members per seed (Alg. 1, line 6)
+            subset = self.rng.uniform(c.ensemble_size).argsort(-1)[:, : c.subset_size]
             target = redq_target(
-                batch.ret, batch.discount, q_next, subset[: c.subset_size], logp_next, alpha,
-                c.target_mode,
-            )  # fmt: skip
+                batch.ret, batch.discount, q_next, subset, logp_next, alpha, c.target_mode
+            )
         q = self.q_values(self.critics, batch.obs, act)
         # each member's MSE, summed over members (independent regressions, Alg. 1 line 8)
-        critic_loss = F.mse_loss(q, target.expand_as(q), reduction="none").mean(1).sum()
+        critic_loss = (q - target[:, None]).pow(2).mean(-1).sum(-1)
         self.critic_optim.zero_grad(set_to_none=True)
-        critic_loss.backward()
+        critic_loss.sum().backward()  # the sum over seeds keeps each seed's gradient its own
         self.critic_optim.step()
         soft_update(self.critics_target, self.critics, c.tau)
 
         if self.num_updates % c.actor_delay == 0:
-            self._last_actor = self._update_actor(batch.obs, alpha)
-        actor_loss, alpha_loss = self._last_actor
+            self.last_actor = self._update_actor(batch.obs, alpha)
         return {
-            "actor_loss": actor_loss,
-            "critic_loss": critic_loss.item() / c.ensemble_size,
-            "alpha": self.log_alpha.exp().item(),
-            "alpha_loss": alpha_loss,
+            "actor_loss": self.last_actor[:, 0],
+            "critic_loss": critic_loss.detach() / c.ensemble_size,
+            "alpha": self.log_alpha.exp().detach(),
+            "alpha_loss": self.last_actor[:, 1],
         }
 
-    def _update_actor(self, obs: torch.Tensor, alpha: torch.Tensor) -> tuple[float, float]:
-        a, logp = self.actor(obs, generator=self.generator)
-        q_mean = self.q_values(self.critics, obs, a).mean(0)  # (1/N) sum_i Q_i(s, a~)
-        actor_loss = (alpha * logp - q_mean).mean()
+    def _update_actor(self, obs: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+        """The policy (and alpha) step; [S, 2]: (actor_loss, alpha_loss) per seed."""
+        a, logp = self.actor(obs, self.rng)
+        q_mean = self.q_values(self.critics, obs, a).mean(1)  # (1/N) sum_i Q_i(s, a~)
+        actor_loss = (alpha * logp - q_mean).mean(-1)
         self.actor_optim.zero_grad(set_to_none=True)
-        actor_loss.backward()
+        actor_loss.sum().backward()
         self.actor_optim.step()
-        alpha_loss = torch.zeros(())
+        alpha_loss = torch.zeros_like(actor_loss)
         if self.config.auto_alpha:
-            alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
+            alpha_loss = -(self.log_alpha[:, None] * (logp.detach() + self.target_entropy)).mean(-1)
             self.alpha_optim.zero_grad(set_to_none=True)
-            alpha_loss.backward()
+            alpha_loss.sum().backward()
             self.alpha_optim.step()
-        return actor_loss.item(), alpha_loss.item()
+        return torch.stack([actor_loss.detach(), alpha_loss.detach()], -1)
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, mask: torch.Tensor | None = None, deterministic: bool = False):
         """Evaluation: tanh(mean) when deterministic_eval, else a policy sample; env bounds."""
         det = deterministic or self.config.deterministic_eval
-        a, _ = self.actor(obs, deterministic=det, generator=self.generator)
+        a, _ = self.actor(obs, self.act_rng, deterministic=det)
         return self.action_scale.from_unit(a, self.config.action_bound_method)
 
     @torch.no_grad()
     def explore(self, obs: torch.Tensor) -> torch.Tensor:
         """Online collection: a policy sample plus Gaussian exploration_noise, in env bounds."""
-        a, _ = self.actor(obs, generator=self.generator)
-        noise = torch.randn(a.shape, generator=self.generator, device=a.device)
+        a, _ = self.actor(obs, self.act_rng)
+        noise = self.act_rng.normal(*a.shape[1:])
         return self.action_scale.from_unit(a + self.config.exploration_noise * noise)

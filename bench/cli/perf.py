@@ -15,6 +15,10 @@ from bench.errors import BenchError
 def perf_cmd(
     algos: str = typer.Option("all", help="Comma-separated algorithm names, or 'all'."),
     threads: str = typer.Option("1,2", help="Comma-separated torch thread counts (1-1024)."),
+    seeds: str = typer.Option(
+        "1,10", help="Comma-separated seed counts S trained together per case (1-1024)."
+    ),
+    device: str = typer.Option("auto", help="auto (CUDA when present, else CPU), cpu, cuda[:N]."),
     repeats: int = typer.Option(3, help="Timed windows per case (1-1000); the median is reported."),
     min_time: float = typer.Option(1.0, help="Seconds per timed window (over 0, at most 600)."),
     acting: bool = typer.Option(
@@ -33,9 +37,11 @@ def perf_cmd(
 ):
     """Throughput benchmark: training, acting, and Atari loading memory.
 
-    Updates/s (incl. sampling) at batch 32 and 256 (Atari CNN: 32), FLOPs per update, GFLOP/s
-    against the matmul roofline of the same shapes, acting throughput on 10 envs, and the memory
-    of loading Atari datasets (frames stored once, stacks gathered at sample time)."""
+    For S seeds trained together: seed-updates/s (updates/s x S, incl. sampling) at batch 32 and
+    256 (Atari CNN: 32), FLOPs per vectorized update, GFLOP/s against the matmul roofline of the
+    same shapes, peak memory per seed; acting throughput on 10 envs per seed, all seeds' envs
+    stepped together; and the memory of loading Atari datasets (frames stored once, stacks
+    gathered at sample time)."""
     import json
 
     from bench.algos import REGISTRY
@@ -49,6 +55,8 @@ def perf_cmd(
         measure_case,
     )
     from bench.results.schema import atomic_write_bytes
+    from bench.run.loop import check_device
+    from bench.sweep import MAX_SEEDS_PER_JOB
 
     names = sorted(REGISTRY) if algos == "all" else [a.strip() for a in algos.split(",")]
     for name in names:
@@ -63,40 +71,53 @@ def perf_cmd(
     except ValueError:
         raise BenchError(f"bad --memory-sizes '{memory_sizes}': expected e.g. 100000") from None
     check_options(repeats, min_time, thread_counts, sizes)
+    try:
+        seed_counts = [int(x) for x in seeds.split(",")]
+    except ValueError:
+        raise BenchError(f"bad --seeds '{seeds}': expected seed counts, e.g. 1,4,10") from None
+    if not seed_counts or any(not 1 <= x <= MAX_SEEDS_PER_JOB for x in seed_counts):
+        raise BenchError(f"--seeds: each count must be between 1 and {MAX_SEEDS_PER_JOB}")
+    dev = str(check_device(device))
     if json_path is not None:
         check_output_file(json_path)  # before minutes of measuring, not after
-    cases = [c for c in default_cases() if c.algo in names]
+    cases = [c for c in default_cases(seed_counts) if c.algo in names]
     rows = []
     table = Table(
-        title="training updates/s incl. sampling (median of repeats); MFLOP per update; GF/s "
-        "achieved; roof: GF/s of the same matmuls alone; %roof = achieved / roof",
+        title=f"training on {dev}: S seeds per update; upd/s incl. sampling (median of repeats); "
+        "seed-upd/s = upd/s x S; MFLOP per update; GF/s achieved; roof: GF/s of the same "
+        "matmuls alone; %roof = achieved / roof; MiB/seed: peak memory per seed",
         title_justify="left",
     )
-    for col in ("case", "B", "thr", "upd/s", "MFLOP", "GF/s", "roof", "%roof"):
+    for col in ("case", "B", "S", "thr", "upd/s", "seed-upd/s", "MFLOP", "GF/s", "roof", "%roof",
+                "MiB/seed"):  # fmt: skip
         table.add_column(col, justify="right", no_wrap=True)
     for case in cases:
         for t in thread_counts:
-            r = measure_case(case, t, repeats, min_time)
+            r = measure_case(case, t, repeats, min_time, dev)
             rows.append(r)
             label = r["algo"] if r["shape"] == "vector" else f"{r['algo']} ({r['shape']})"
             table.add_row(
-                label, str(r["batch_size"]), str(t), f"{r['updates_per_s']:.1f}",
-                f"{r['mflop_per_update']:.1f}", f"{r['achieved_gflops']:.1f}",
-                f"{r['roofline_gflops']:.1f}", f"{100 * r['roofline_fraction']:.0f}%",
+                label, str(r["batch_size"]), str(r["seeds"]), str(t), f"{r['updates_per_s']:.1f}",
+                f"{r['seed_updates_per_s']:.1f}", f"{r['mflop_per_update']:.1f}",
+                f"{r['achieved_gflops']:.1f}", f"{r['roofline_gflops']:.1f}",
+                f"{100 * r['roofline_fraction']:.0f}%", f"{r['peak_mib_per_seed']:.1f}",
             )  # fmt: skip
     stdout.print(table)
     acting_rows = []
     if acting:
-        act_table = Table(title="acting throughput (evaluation policy, 10 vector envs)")
-        for col in ("algo", "env", "threads", "env steps/s", "batched vs per-obs loop"):
+        act_table = Table(
+            title=f"acting throughput on {dev} (evaluation policy, 10 envs per seed, all "
+            "seeds' envs stepped together)"
+        )
+        for col in ("algo", "env", "S", "threads", "env steps/s", "batched vs per-obs loop"):
             act_table.add_column(col, justify="right", no_wrap=True)
         for t in thread_counts:
-            for r in measure_acting(t, repeats):
-                if r["algo"] in names:
+            for n_seeds in seed_counts:
+                for r in measure_acting(t, repeats, n_seeds, dev, names):
                     acting_rows.append(r)
                     speedup = r.get("batched_vs_loop_speedup")
                     act_table.add_row(
-                        r["algo"], r["env"], str(t), f"{r['env_steps_per_s']:.0f}",
+                        r["algo"], r["env"], str(n_seeds), str(t), f"{r['env_steps_per_s']:.0f}",
                         f"{speedup:.1f}x" if speedup else "",
                     )  # fmt: skip
         stdout.print(act_table)

@@ -23,31 +23,63 @@ def run_cmd(
     algo: str | None = typer.Option(None, "--algo", help=_help("algo")),
     dataset: str | None = typer.Option(None, "--dataset", help=_help("dataset")),
     seed: int = typer.Option(0, "--seed", help=_help("seed")),
+    seeds: str | None = typer.Option(
+        None, "--seeds", help="Several seeds (0-9, 0,3,7), trained together in this process."
+    ),
+    seeds_per_job: int = typer.Option(
+        32, "--seeds-per-job", help="With --seeds: seeds trained together, at most (memory)."
+    ),
+    vectorize: bool = typer.Option(
+        True,
+        "--vectorize/--no-vectorize",
+        help="--no-vectorize: with --seeds, train the seeds one after another.",
+    ),
     results_dir: Path = typer.Option(Path("results"), help="Where results/runs/<run_id>/ go."),
-    resume: Path | None = typer.Option(
-        None,
-        help="Continue RUN_DIR from its last checkpoint (taken at every evaluation); "
-        "its other options come from its config.json (only --device and --threads may differ).",
+    resume: list[Path] = typer.Option(
+        [],
+        help="Continue RUN_DIR from its last checkpoint (taken at every evaluation); repeat it "
+        "to continue the seeds of one job together. The other options come from config.json "
+        "(only --device, --threads and --compile may differ).",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     run_options: dict | None = None,
 ):
     """Train ALGO offline on DATASET, evaluate it periodically, write results/runs/<run_id>/.
 
-    After a crash or a kill, `bench run --resume RUN_DIR` continues from the last evaluation."""
+    With --seeds, the seeds train together in one process (networks with a seed dimension),
+    each writing its own run directory. After a crash or a kill, `bench run --resume RUN_DIR`
+    continues from the last evaluation."""
     from bench.algos.base import parse_overrides
-    from bench.run.loop import run
+    from bench.run.loop import run_job
+    from bench.sweep import MAX_SEEDS_PER_JOB, parse_seeds
 
     given = dict(run_options or {})
     given["overrides"] = parse_overrides(given["overrides"])
-    if resume is not None:
-        result = run(RunOptions(device=given["device"], threads=given["threads"]),
-                     show_progress=not quiet, resume=resume)  # fmt: skip
+    if not 1 <= seeds_per_job <= MAX_SEEDS_PER_JOB:
+        raise BenchError(
+            f"--seeds-per-job must be between 1 and {MAX_SEEDS_PER_JOB}, got {seeds_per_job}"
+        )
+    if resume:
+        opts = RunOptions(device=given["device"], threads=given["threads"],
+                          compile=given["compile"])  # fmt: skip
+        results = run_job(opts, [], show_progress=not quiet, resume=resume)
     else:
         if algo is None or dataset is None:
             raise BenchError("--algo and --dataset are required (or --resume RUN_DIR)")
-        opts = RunOptions(algo=algo, dataset=dataset, seed=seed, **given)
-        result = run(opts, show_progress=not quiet, results_dir=results_dir)
+        seed_list = parse_seeds(seeds) if seeds is not None else [seed]
+        opts = RunOptions(algo=algo, dataset=dataset, seed=seed_list[0], **given)
+        size = seeds_per_job if vectorize else 1
+        results = []
+        for i in range(0, len(seed_list), size):
+            results += run_job(opts, seed_list[i : i + size], show_progress=not quiet,
+                               results_dir=results_dir)  # fmt: skip
+    if len(results) == 1:
+        _print_run(results[0])
+    else:
+        _print_seeds(results)
+
+
+def _print_run(result) -> None:
     c = result.config
     table = Table(title=f"{c.algo} on {c.dataset}, seed {c.seed} (normalized score: 0-100 scale)")
     for col in ("step", "return mean", "return std", "episodes", "normalized score"):
@@ -63,6 +95,22 @@ def run_cmd(
     stdout.print(table)
     stdout.print(f"key {c.key()}; wall time {result.wall_time_s:.1f} s", markup=False)
     print(result.run_dir)
+
+
+def _print_seeds(results) -> None:
+    c = results[0].config
+    table = Table(title=f"{c.algo} on {c.dataset}, {len(results)} seeds (normalized score)")
+    for col in ("seed", "step", "final score", "best score", "run"):
+        table.add_column(col, justify="right" if col != "run" else "left")
+    for r in results:
+        scores = [row["normalized_score"] for row in r.eval_rows]
+        table.add_row(str(r.config.seed), str(r.eval_rows[-1]["step"]), f"{scores[-1]:.1f}",
+                      f"{max(scores):.1f}", r.run_dir.name)  # fmt: skip
+    stdout.print(table)
+    stdout.print(f"key {c.key()}; wall time {max(r.wall_time_s for r in results):.1f} s",
+                 markup=False)  # fmt: skip
+    for r in results:
+        print(r.run_dir)
 
 
 @app.command("algos")

@@ -65,7 +65,17 @@ def sweep_cmd(
     dataset: str = typer.Option(..., "--dataset", help=_help("dataset", sweep=True)),
     seeds: str = typer.Option("0-4", "--seeds", help="Seeds: a range 0-4, a list 0,2,5, or both."),
     results_dir: Path = typer.Option(Path("results"), help="Shared results folder (runs/ inside)."),
-    workers: int = typer.Option(0, help="Runs at once (default: one per 2 cores, at least 1)."),
+    workers: int = typer.Option(0, help="Jobs at once (default: one per 2 cores, at least 1)."),
+    seeds_per_job: int = typer.Option(
+        32,
+        "--seeds-per-job",
+        help="Seeds of one configuration trained together in one job, at most (bounds its memory).",
+    ),
+    vectorize: bool = typer.Option(
+        True,
+        "--vectorize/--no-vectorize",
+        help="--no-vectorize: one seed per job and process (each seed trained alone).",
+    ),
     executor: str = typer.Option("local", help="local (a process pool) or ray."),
     address: str | None = typer.Option(
         None, help="Ray cluster address (e.g. ray://head:10001); default: start Ray locally."
@@ -75,7 +85,8 @@ def sweep_cmd(
 ):
     """Run a grid of algos x datasets x seeds (local process pool or Ray).
 
-    Every cell is resolved to its run configuration first (a bad option fails before anything
+    The seeds of one configuration train together in one job (networks with a seed dimension;
+    --seeds-per-job bounds how many), and the pool dispatches jobs. Every cell is resolved to its run configuration first (a bad option fails before anything
     runs). Runs already in the results folder with the same configuration key and seed are kept
     when complete, left alone while another process writes them, and resumed from their last
     checkpoint when incomplete, so re-running a stopped sweep finishes it. Threads per run are
@@ -88,9 +99,11 @@ def sweep_cmd(
     from bench.run.config import RunOptions, check_algorithm
     from bench.run.loop import check_device
     from bench.sweep import (  # fmt: skip
+        MAX_SEEDS_PER_JOB,
         SweepSpec,
         check_writable,
         execute,
+        group_jobs,
         parse_list,
         parse_seeds,
         plan,
@@ -103,6 +116,10 @@ def sweep_cmd(
     cores = os.cpu_count() or 1
     if workers < 0 or workers > 1024:
         raise BenchError(f"--workers must be between 1 and 1024, got {workers}")
+    if not 1 <= seeds_per_job <= MAX_SEEDS_PER_JOB:
+        raise BenchError(
+            f"--seeds-per-job must be between 1 and {MAX_SEEDS_PER_JOB}, got {seeds_per_job}"
+        )
     n_workers = workers or max(1, cores // 2)
     given = dict(run_options or {})
     given["overrides"] = parse_overrides(given["overrides"])
@@ -114,7 +131,7 @@ def sweep_cmd(
     spec = SweepSpec(
         algos=algos, datasets=parse_list(dataset, "dataset"), seeds=parse_seeds(seeds),
         options=options, results_dir=results_dir, workers=n_workers,
-        threads=max(1, cores // n_workers),
+        threads=max(1, cores // n_workers), seeds_per_job=seeds_per_job, vectorize=vectorize,
     )  # fmt: skip
     prepare_datasets(spec.datasets, options.env, show_progress=not quiet)
     jobs = plan(spec, resolve_keys(spec))
@@ -122,10 +139,11 @@ def sweep_cmd(
         check_writable(results_dir)
     counts = {a: sum(j.action == a for j in jobs) for a in ("new", "resume", "skip", "running")}
     running = f", {counts['running']} running elsewhere" if counts["running"] else ""
+    n_jobs = len(group_jobs(jobs, spec))
     stdout.print(
         f"sweep: {len(jobs)} runs ({counts['new']} new, {counts['resume']} to resume, "
-        f"{counts['skip']} complete{running}); {spec.workers} worker(s) x {spec.threads} "
-        f"thread(s), executor {executor}",
+        f"{counts['skip']} complete{running}) in {n_jobs} job(s); {spec.workers} worker(s) x "
+        f"{spec.threads} thread(s), executor {executor}",
         soft_wrap=True,
     )
     view = _GridView(jobs, spec.seeds)

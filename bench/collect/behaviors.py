@@ -73,8 +73,8 @@ def _checkpoint(action_space: gym.Space, seed: int, file: str, mode: str = "samp
         algo.config.deterministic_eval = mode == "deterministic"
 
     def act(obs: np.ndarray, envs=None) -> np.ndarray:
-        obs_t = torch.as_tensor(obs, dtype=torch.float32)
-        return algo.act(obs_t, deterministic=mode == "deterministic").numpy()
+        obs_t = torch.as_tensor(obs, dtype=torch.float32)[None]  # [1 seed, envs, obs]
+        return algo.act(obs_t, deterministic=mode == "deterministic")[0].numpy()
 
     return act
 

@@ -78,7 +78,7 @@ class ReplayBuffer:
 
     def sample(self, batch_size: int, gamma: float, device) -> Batch:
         idx = torch.randint(self.size, (batch_size,), generator=self.generator).numpy()
-        t = lambda x: torch.as_tensor(x[idx], device=device)  # noqa: E731
+        t = lambda x: torch.as_tensor(x[idx], device=device)[None]  # noqa: E731 - [1, B]: one seed
         act = t(self.act)
         return Batch(
             obs=t(self.obs),
@@ -89,9 +89,14 @@ class ReplayBuffer:
         )
 
 
+#: Policy file layout. 2: networks with a leading seed dimension of 1 (bench.nets).
+POLICY_FORMAT = 2
+
+
 def policy_file_payload(algo: Algorithm, spec: OnlineSpec, step: int, returns: np.ndarray) -> dict:
     space = algo.info.action_space
     return {
+        "format": POLICY_FORMAT,
         "algo": algo.name,
         "config": dataclasses.asdict(algo.config),
         "env": spec.env,
@@ -113,6 +118,11 @@ def load_policy(path: Path, device="cpu", seed: int = 0) -> Algorithm:
         payload = torch.load(path, map_location=device, weights_only=False)
     except (OSError, RuntimeError, EOFError) as e:
         raise BenchError(f"cannot read policy file {path}: {e}") from None
+    if not isinstance(payload, dict) or payload.get("format") != POLICY_FORMAT:
+        raise BenchError(
+            f"policy file {path} was saved by an older bench (networks without a seed "
+            "dimension); train it again with `bench behavior train`"
+        )
     cls = get_algorithm(payload["algo"])
     types = {f.name: f.type for f in dataclasses.fields(cls.Config)}
     config = cls.Config(
@@ -127,7 +137,7 @@ def load_policy(path: Path, device="cpu", seed: int = 0) -> Algorithm:
             np.array(space_d["low"], np.float32), np.array(space_d["high"], np.float32)
         )
     )
-    algo = cls(config, EnvInfo(tuple(payload["obs_shape"]), space), device, seed)
+    algo = cls(config, EnvInfo(tuple(payload["obs_shape"]), space), device, [seed])
     for k, m in algo.policy_modules().items():
         m.load_state_dict(payload["policy"][k])
     return algo
@@ -204,7 +214,7 @@ def train_online(spec: OnlineSpec, show_progress: bool = True) -> OnlineResult:
     env = make_env(env_spec)
     info = EnvInfo(env.observation_space.shape, env.action_space)
     seed_everything(spec.seed)
-    algo = cls(config, info, "cpu", spec.seed)
+    algo = cls(config, info, "cpu", [spec.seed])
     gamma, n, _ = algo.nstep()
     if n != 1:
         raise BenchError("online training uses one-step targets: set estimation_step=1")
@@ -235,7 +245,8 @@ def _train(spec, env, env_spec, algo, buffer, gamma, show_progress) -> OnlineRes
             if t <= spec.start_steps:
                 action = env.action_space.sample()
             else:
-                action = algo.explore(torch.as_tensor(obs, dtype=torch.float32)[None])[0].numpy()
+                obs_t = torch.as_tensor(obs, dtype=torch.float32)[None, None]  # one seed, one env
+                action = algo.explore(obs_t)[0, 0].numpy()
             next_obs, rew, term, trunc, _ = env.step(action)
             buffer.add(obs, action, rew, next_obs, term)
             episodes[-1]["actions"].append(np.asarray(action).tolist())
@@ -251,7 +262,9 @@ def _train(spec, env, env_spec, algo, buffer, gamma, show_progress) -> OnlineRes
                     algo.update(buffer.sample(spec.batch_size, gamma, algo.device))
             advance(1)
             if t % spec.eval_every == 0:
-                returns = algorithm_returns(algo, env_spec, spec.eval_episodes, ONLINE_EVAL_SEED)
+                returns = algorithm_returns(algo, env_spec, spec.eval_episodes, [ONLINE_EVAL_SEED])[
+                    0
+                ]
                 file = spec.out / f"{spec.algo}_{env_spec.id}_step{t}.pt"
                 buf = io.BytesIO()
                 torch.save(policy_file_payload(algo, spec, t, returns), buf)

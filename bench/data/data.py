@@ -20,12 +20,14 @@ stacked obs and next obs would be 56 GB.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from bench.errors import DatasetError
+from bench.seeding import SeedStreams
 from bench.types import Batch
 
 
@@ -250,13 +252,25 @@ class OfflineData:
 
 
 class Sampler:
-    """Uniform index batches from a seeded torch generator (its state is part of checkpoints)."""
+    """Uniform index batches for S seeds at once: [S, B, ...], seed s's indices from its own
+    stream (bench.seeding.SeedStreams), so they do not depend on which seeds share the job."""
 
-    def __init__(self, data: OfflineData, batch_size: int, seed: int):
+    def __init__(self, data: OfflineData, batch_size: int, seeds: Sequence[int]):
         self.data = data
         self.batch_size = batch_size
-        self.generator = torch.Generator(device="cpu").manual_seed(seed)
+        self.streams = SeedStreams(seeds, data.act.device, "sampler")
 
     def sample(self) -> Batch:
-        idx = torch.randint(len(self.data), (self.batch_size,), generator=self.generator)
-        return self.data.gather(idx.to(self.data.act.device))
+        S, B = self.streams.num_seeds, self.batch_size
+        idx = self.streams.integers(len(self.data), B)  # [S, B]
+        flat = self.data.gather(idx.reshape(-1))
+        return Batch(**{
+            k: None if v is None else v.view(S, B, *v.shape[1:])
+            for k, v in vars(flat).items()
+        })  # fmt: skip
+
+    def state_dict(self) -> dict:
+        return self.streams.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.streams.load_state_dict(state)

@@ -1,8 +1,10 @@
 """Checkpoints (taken at every evaluation) and the run lock.
 
-A checkpoint holds everything a resume needs: networks, optimizers, counters, every RNG (torch,
-numpy, python, the sampler's and the algorithm's), the rows written so far, and the run's id and
+A checkpoint holds everything a resume needs: networks, optimizers, counters, the seed's random
+streams (the sampler's and the algorithm's), the rows written so far, and the run's id and
 fingerprint (key and seed), so a checkpoint of another run, configuration or seed is refused.
+A job of S seeds writes one checkpoint per seed, each that seed's slice ([1, ...] networks),
+exactly what a one-seed job writes; a resumed job stacks the slices again.
 
 The lock: a running run holds an exclusive flock on <run_dir>/.lock. The kernel drops it when
 the process ends, however it ends (kill -9 included), so "locked" means "a live process is
@@ -15,33 +17,33 @@ import contextlib
 import fcntl
 import io
 import os
-import random
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from bench.errors import BenchError
 from bench.results.schema import atomic_write_bytes
+from bench.seeding import stack_seeds
 
 LOCK_FILE = ".lock"
 
 
-def save_checkpoint(path: Path, run_id: str, fingerprint: str, algo, sampler, step: int,
+#: Checkpoint layout. 2: one seed's slice of a job (networks [1, ...], per-seed random streams).
+FORMAT = 2
+
+
+def save_checkpoint(path: Path, run_id: str, fingerprint: str, state: dict, step: int,
                     elapsed: float, eval_rows: list[dict], train_rows: list[dict]) -> None:  # fmt: skip
+    """One seed's checkpoint: state = {"algo": ..., "sampler": ...}, that seed's slice."""
     buf = io.BytesIO()
     torch.save(
         {
+            "format": FORMAT,
             "run_id": run_id,
             "fingerprint": fingerprint,
-            "algo": algo.state_dict(),
-            "sampler_generator": sampler.generator.get_state(),
-            "rng": {
-                "python": random.getstate(),
-                "numpy": np.random.get_state(),
-                "torch": torch.get_rng_state(),
-            },
+            "algo": state["algo"],
+            "sampler": state["sampler"],
             "step": step,
             "elapsed_s": elapsed,
             "eval_rows": eval_rows,
@@ -66,7 +68,7 @@ def load_checkpoint(run_dir: Path, fingerprint: str, steps: int) -> dict[str, An
             and state.get("run_id") == Path(run_dir).name
             and isinstance(state.get("step"), int)
             and 0 < state["step"] <= steps
-            and all(k in state for k in ("algo", "sampler_generator", "rng", "eval_rows"))
+            and all(k in state for k in ("algo", "eval_rows", "train_rows"))
             and all(r.get("run_id") == state["run_id"] for r in state["eval_rows"])
         )
     except Exception as e:  # noqa: BLE001 - an unreadable checkpoint is one line
@@ -75,17 +77,34 @@ def load_checkpoint(run_dir: Path, fingerprint: str, steps: int) -> dict[str, An
         raise BenchError(
             f"--resume {run_dir}: checkpoint.pt does not belong to this run (edited or foreign)"
         )
+    if state.get("format") != FORMAT:
+        raise BenchError(
+            f"--resume {run_dir}: checkpoint.pt was written by an older bench (before seeds "
+            "trained together) and cannot continue here; start a new run"
+        )
     return state
+
+
+def stack_checkpoints(states: list[dict]) -> dict:
+    """The seeds' checkpoints (all at one step) -> the job's: states stacked on the seed
+    dimension, rows kept per seed."""
+    try:
+        job = stack_seeds([{"algo": st["algo"], "sampler": st["sampler"]} for st in states])
+    except ValueError as e:
+        raise BenchError(f"the runs' checkpoints cannot share a job ({e})") from None
+    return job | {
+        "step": states[0]["step"],
+        "elapsed_s": max(float(st["elapsed_s"]) for st in states),
+        "eval_rows": [st["eval_rows"] for st in states],
+        "train_rows": [st["train_rows"] for st in states],
+    }
 
 
 def restore(state: dict, algo, sampler) -> None:
     try:
         algo.load_state_dict(state["algo"])
-        sampler.generator.set_state(state["sampler_generator"])
-        random.setstate(state["rng"]["python"])
-        np.random.set_state(state["rng"]["numpy"])
-        torch.set_rng_state(state["rng"]["torch"])
-    except (KeyError, RuntimeError, TypeError, ValueError) as e:
+        sampler.load_state_dict(state["sampler"])
+    except (KeyError, RuntimeError, TypeError, ValueError, IndexError) as e:
         raise BenchError(f"checkpoint.pt does not fit this run ({type(e).__name__}: {e})") from None
 
 

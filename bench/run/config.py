@@ -25,8 +25,11 @@ from bench.algos.base import Algorithm, resolve_config
 from bench.data.cards import Card
 from bench.errors import BenchError
 
-#: config.json layout version. 1: before run keys (read back, never matched to a newer run).
-SCHEMA_VERSION = 2
+#: config.json layout version. 1: before run keys; 2: before seeds trained together (both read
+#: back, never matched to a newer run: their random draws were made another way).
+SCHEMA_VERSION = 3
+#: How random draws are made (part of the key): 2 = one stream per seed (bench.seeding).
+RANDOM_STREAMS = 2
 #: Evaluation env seeds: EVAL_SEED_BASE + 1000 * run seed + env index (disjoint from build seeds).
 EVAL_SEED_BASE = 1_000_000
 #: Seeds are non-negative and fit the 32-bit seeds of numpy and the environments.
@@ -74,8 +77,13 @@ class RunOptions:
         {}, "Override a config field: --set key=value (repeatable).", flag="--set"
     )
     env: str | None = _opt(None, "Env id, when the dataset is a D4RL HDF5 file.")
-    device: str = _opt("cpu", "torch device: cpu or cuda (cuda:N).")
+    device: str = _opt("auto", "torch device: auto (CUDA when present, else CPU), cpu, cuda[:N].")
     threads: int | None = _opt(None, "torch threads (default: torch's).")
+    compile: bool = _opt(
+        False,
+        "torch.compile the update (CUDA graphs on a GPU); the first update's time, compilation "
+        "included, is logged as compile_first_call_s.",
+    )
 
     def __post_init__(self):
         for name in ("steps", "eval_every", "eval_episodes", "batch_size", "threads"):
@@ -139,11 +147,14 @@ class RunConfig:
     eval_env: dict[str, Any] | None  # the evaluation env (EnvSpec); None in schema-1 runs
     eval_seed_base: int = EVAL_SEED_BASE
     device: str = "cpu"  # how it ran, not what it is: not in the key
+    compile: bool = False  # how it ran: not in the key
+    random_streams: int = RANDOM_STREAMS
     schema_version: int = SCHEMA_VERSION
 
     #: the fields the key hashes: all that decides a run's numbers, except the seed
     IDENTITY = ("algo", "minari_id", "dataset_hash", "steps", "eval_every", "eval_episodes",
-                "batch_size", "algo_config", "eval_env", "eval_seed_base")  # fmt: skip
+                "batch_size", "algo_config", "eval_env", "eval_seed_base",
+                "random_streams")  # fmt: skip
 
     def key(self) -> str:
         ident = _canonical({k: getattr(self, k) for k in self.IDENTITY})
@@ -168,6 +179,8 @@ class RunConfig:
                 values = _from_schema_1(cfg)
             else:
                 values = {f.name: cfg[f.name] for f in dataclasses.fields(cls) if f.name in cfg}
+                if cfg["schema_version"] == 2:  # one torch generator per run then
+                    values["random_streams"] = 1
             config = cls(**values)
             config._check_types()
         except (KeyError, TypeError, ValueError) as e:
@@ -189,7 +202,7 @@ class RunConfig:
 
     def _check_types(self) -> None:
         for name in ("seed", "steps", "eval_every", "eval_episodes", "batch_size", "eval_seed_base",
-                     "schema_version"):  # fmt: skip
+                     "random_streams", "schema_version"):  # fmt: skip
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError(f"{name} must be an integer, got {value!r}")
@@ -200,6 +213,8 @@ class RunConfig:
                 raise TypeError(f"{name} must be a string")
         if not isinstance(self.algo_config, dict) or not isinstance(self.overrides, dict):
             raise TypeError("algo_config and overrides must be objects")
+        if not isinstance(self.compile, bool):
+            raise TypeError("compile must be true or false")
 
     def options(self, seed: int | None = None) -> RunOptions:
         """The options that resolve to this configuration again (the preset spelled out)."""
@@ -207,7 +222,7 @@ class RunConfig:
             algo=self.algo, dataset=self.dataset, seed=self.seed if seed is None else seed,
             steps=self.steps, eval_every=self.eval_every, eval_episodes=self.eval_episodes,
             batch_size=self.batch_size, preset=self.preset or "none",
-            overrides=dict(self.overrides), env=self.env, device=self.device,
+            overrides=dict(self.overrides), env=self.env, device=self.device, compile=self.compile,
         )  # fmt: skip
 
     def command(self, seeds: str | None = None) -> str:
@@ -260,7 +275,7 @@ def _from_schema_1(cfg: dict) -> dict[str, Any]:
         "eval_episodes": cfg["eval_episodes"], "batch_size": cfg["batch_size"],
         "preset": cfg.get("preset"), "overrides": cfg.get("overrides") or {},
         "algo_config": cfg["config"], "eval_env": None, "device": cfg.get("device", "cpu"),
-        "schema_version": 1,
+        "random_streams": 1, "schema_version": 1,
     }  # fmt: skip
 
 
@@ -290,6 +305,7 @@ def resolve(opts: RunOptions, card: Card, dataset_hash: str) -> RunConfig:
         preset=preset, overrides=dict(opts.overrides),
         algo_config=_canonical(dataclasses.asdict(config)),
         eval_env=_canonical(dataclasses.asdict(card.env)), device=opts.device,
+        compile=opts.compile,
     )  # fmt: skip
 
 

@@ -1,11 +1,12 @@
-"""One run: options -> RunConfig -> OfflineData -> updates -> periodic evaluation ->
-results/runs/<run_id>/.
+"""One job: options -> RunConfig -> OfflineData -> updates of S seeds at once -> periodic
+evaluation of all of them -> results/runs/<run_id>/, one directory per seed.
 
 The training loop never touches an environment; evaluation builds its own from the card.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import re
@@ -44,10 +45,11 @@ from bench.run.checkpoint import (
     restore,
     run_lock,
     save_checkpoint,
+    stack_checkpoints,
 )
 from bench.run.config import RunConfig, RunOptions, check_algorithm, resolve
 from bench.run.provenance import provenance
-from bench.seeding import seed_everything
+from bench.seeding import split_seeds
 from bench.types import EnvInfo
 
 #: Training stats are averaged over windows of this many updates (at most) before logging.
@@ -89,10 +91,13 @@ DEVICE_TYPES = ("cpu", "cuda")
 
 
 def check_device(device: str) -> torch.device:
+    """The torch device of --device: cpu, cuda, cuda:N, or auto (CUDA when present, else CPU)."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         dev = torch.device(device)
         if dev.type not in DEVICE_TYPES:
-            raise ValueError(f"bench runs on {' or '.join(DEVICE_TYPES)}")
+            raise ValueError(f"bench runs on {' or '.join(DEVICE_TYPES)} (or auto)")
         torch.empty(0, device=dev)
     except Exception as e:  # noqa: BLE001 - torch raises several kinds for a bad device
         first = (str(e).splitlines() or [type(e).__name__])[0]
@@ -103,8 +108,9 @@ def check_device(device: str) -> torch.device:
 def prepare(opts: RunOptions, show_progress: bool = True) -> Prepared:
     """Resolve the options into a RunConfig: the algorithm and its config, the card, the dataset
     (built when missing) and its hash. Everything a user can get wrong fails here, in one line,
-    before anything is written."""
+    before anything is written. The device is resolved (auto -> cuda or cpu) and recorded."""
     cls = get_algorithm(opts.algo)
+    opts = dataclasses.replace(opts, device=str(check_device(opts.device)))
     card = resolve_card(opts.dataset, opts.env)
     probe = make_env(card.env)  # the evaluation env: the algorithm and the data must fit it
     probe.close()
@@ -127,59 +133,97 @@ def prepare(opts: RunOptions, show_progress: bool = True) -> Prepared:
 
 def run(opts: RunOptions | None = None, show_progress: bool = True, on_eval=None,
         resume: Path | None = None, results_dir: Path = Path("results")) -> RunResult:  # fmt: skip
-    """Train and evaluate one run. Validates everything before writing.
-
-    With resume, continues that run directory from its last checkpoint (taken at every
-    evaluation): the tables keep exactly one row per evaluation, and the scores equal those of
-    an uninterrupted run with the same seed (CPU). The options then come from its config.json
-    (only device and threads may differ)."""
+    """Train and evaluate one run (one seed): run_job with one seed."""
     if resume is not None:
-        return _resume(Path(resume), opts, show_progress, on_eval)
+        return run_job(opts, [], show_progress, on_eval, resume=[Path(resume)])[0]
     assert opts is not None
+    return run_job(opts, [opts.seed], show_progress, on_eval, results_dir=results_dir)[0]
+
+
+def run_job(opts: RunOptions | None, seeds: list[int], show_progress: bool = True, on_eval=None,
+            resume: list[Path] | None = None,
+            results_dir: Path = Path("results")) -> list[RunResult]:  # fmt: skip
+    """Train and evaluate S seeds of one configuration together, in this process: networks
+    with a leading seed dimension, one batch [S, B] per update, one act() per evaluation step
+    for all seeds' envs. Each seed writes its own run directory (config, tables, checkpoint),
+    exactly as a one-seed run does. Validates everything before writing.
+
+    With resume (run directories of one configuration, all checkpointed at the same step),
+    continues them from their last checkpoint (taken at every evaluation): the tables keep
+    exactly one row per evaluation, and the scores equal those of an uninterrupted job. The
+    options then come from their config.json (only device, threads and compile may differ)."""
+    if resume:
+        return _resume(resume, opts, show_progress, on_eval)
+    assert opts is not None and seeds
     device = check_device(opts.device)
     prep = prepare(opts, show_progress)
     if opts.threads:
         torch.set_num_threads(opts.threads)
-    algo, sampler, data = _setup(prep, device)  # the data validated: nothing written before
-    run_id, run_dir = _new_run_dir(prep.config, results_dir)
+    algo, sampler, data = _setup(prep, device, seeds)  # the data validated: nothing written yet
+    configs = [dataclasses.replace(prep.config, seed=s) for s in seeds]
+    dirs: list[Path] = []
     try:
-        with run_lock(run_dir):
-            _write_config(run_dir, run_id, prep, data)
-            return _train(run_dir, run_id, prep, algo, sampler, None, show_progress, on_eval)
+        for config in configs:
+            dirs.append(_new_run_dir(config, results_dir)[1])
+        with contextlib.ExitStack() as locks:
+            for run_dir in dirs:
+                locks.enter_context(run_lock(run_dir))
+            for run_dir, config in zip(dirs, configs, strict=True):
+                _write_config(run_dir, run_dir.name, prep, config, data)
+            return _train(dirs, configs, prep, algo, sampler, None, show_progress, on_eval)
     except BaseException:
-        if not (run_dir / "config.json").exists():
-            shutil.rmtree(run_dir, ignore_errors=True)  # no run directory without its config
+        for run_dir in dirs:
+            if not (run_dir / "config.json").exists():
+                shutil.rmtree(run_dir, ignore_errors=True)  # no run directory without its config
         raise
 
 
-def _resume(run_dir: Path, opts: RunOptions | None, show_progress: bool, on_eval) -> RunResult:
-    cfg = read_config(run_dir)
-    saved = RunConfig.from_json(cfg, f"--resume {run_dir}: config.json")  # edits are refused
-    device = opts.device if opts is not None else saved.device
+def _resume(run_dirs: list[Path], opts: RunOptions | None, show_progress: bool,
+            on_eval) -> list[RunResult]:  # fmt: skip
+    run_dirs = [Path(d) for d in run_dirs]
+    where = run_dirs[0] if len(run_dirs) == 1 else f"{run_dirs[0]} (and {len(run_dirs) - 1} more)"
+    cfgs = [read_config(d) for d in run_dirs]
+    saved = [RunConfig.from_json(c, f"--resume {d}: config.json")  # edits are refused
+             for c, d in zip(cfgs, run_dirs, strict=True)]  # fmt: skip
+    if len({c.key() for c in saved}) > 1:
+        raise BenchError(f"--resume {where}: the runs are of different configurations")
+    for cfg, run_dir in zip(cfgs, run_dirs, strict=True):
+        if cfg["run_id"] != run_dir.name:
+            raise BenchError(
+                f"--resume {run_dir}: config.json names another run ({cfg['run_id']}); restore it"
+            )
+    first = saved[0]
+    device = opts.device if opts is not None else first.device
     threads = opts.threads if opts is not None else None
-    prep = prepare(dataclasses.replace(saved.options(), device=device, threads=threads),
-                   show_progress)  # fmt: skip
-    if prep.config.dataset_hash != saved.dataset_hash:
+    compile_ = opts.compile if opts is not None else first.compile
+    prep = prepare(dataclasses.replace(first.options(), device=device, threads=threads,
+                                       compile=compile_), show_progress)  # fmt: skip
+    if prep.config.dataset_hash != first.dataset_hash:
         raise DatasetError(
-            f"--resume {run_dir}: dataset {prep.config.minari_id} changed since the run started"
+            f"--resume {where}: dataset {prep.config.minari_id} changed since the run started"
         )
-    if prep.config.key() != saved.key():
+    if prep.config.key() != first.key():
         raise BenchError(
-            f"--resume {run_dir}: this bench resolves the run's options to another configuration "
-            f"(key {prep.config.key()}, the run has {saved.key()}); start a new run"
+            f"--resume {where}: this bench resolves the run's options to another configuration "
+            f"(key {prep.config.key()}, the run has {first.key()}); start a new run"
         )
     dev = check_device(device)
     if threads:
         torch.set_num_threads(threads)
-    if cfg["run_id"] != run_dir.name:
-        raise BenchError(
-            f"--resume {run_dir}: config.json names another run ({cfg['run_id']}); restore it"
-        )
-    with run_lock(run_dir):
-        remove_stale_temp_files(run_dir)
-        state = load_checkpoint(run_dir, saved.fingerprint(), saved.steps)
-        algo, sampler, _ = _setup(prep, dev)
-        return _train(run_dir, cfg["run_id"], prep, algo, sampler, state, show_progress, on_eval)
+    configs = [dataclasses.replace(prep.config, seed=c.seed) for c in saved]
+    with contextlib.ExitStack() as locks:
+        for run_dir in run_dirs:
+            locks.enter_context(run_lock(run_dir))
+            remove_stale_temp_files(run_dir)
+        states = [load_checkpoint(d, c.fingerprint(), c.steps)
+                  for d, c in zip(run_dirs, saved, strict=True)]  # fmt: skip
+        if len({None if st is None else st["step"] for st in states}) > 1:
+            raise BenchError(
+                f"--resume {where}: the runs stopped at different steps; resume them apart"
+            )
+        algo, sampler, _ = _setup(prep, dev, [c.seed for c in saved])
+        state = None if states[0] is None else stack_checkpoints(states)
+        return _train(run_dirs, configs, prep, algo, sampler, state, show_progress, on_eval)
 
 
 def read_config(run_dir: Path) -> dict:
@@ -194,17 +238,16 @@ def read_config(run_dir: Path) -> dict:
     return cfg
 
 
-def _setup(prep: Prepared, device: torch.device):
+def _setup(prep: Prepared, device: torch.device, seeds: list[int]):
     c = prep.config
     data = OfflineData.from_minari(prep.dataset, device, prep.card.env.frame_stack)
     validate(data, prep.observation_space, prep.action_space, prep.card.minari_id)
     info = EnvInfo(obs_shape=data.obs_shape, action_space=prep.action_space)
-    seed_everything(c.seed)
     config = resolve_config(prep.cls, c.preset, c.overrides)
-    algo = prep.cls(config, info, device, c.seed)
+    algo = prep.cls(config, info, device, seeds)
     gamma, n, normalize = algo.nstep()
     data.compute_nstep(gamma, n, normalize)
-    return algo, Sampler(data, c.batch_size, c.seed), data
+    return algo, Sampler(data, c.batch_size, seeds), data
 
 
 def make_run_id(config: RunConfig) -> str:
@@ -234,11 +277,13 @@ def _behavior_return(dataset, data: OfflineData) -> float:
     return float(data.episode_returns().mean())
 
 
-def _write_config(run_dir: Path, run_id: str, prep: Prepared, data: OfflineData) -> None:
+def _write_config(
+    run_dir: Path, run_id: str, prep: Prepared, config: RunConfig, data: OfflineData
+) -> None:
     behavior = _behavior_return(prep.dataset, data)
     atomic_write_json(
         run_dir / "config.json",
-        prep.config.to_json()
+        config.to_json()
         | {
             "run_id": run_id,
             "ref_min": prep.ref_min,
@@ -252,75 +297,109 @@ def _write_config(run_dir: Path, run_id: str, prep: Prepared, data: OfflineData)
     )
 
 
-def _train(
-    run_dir, run_id, prep: Prepared, algo, sampler, state, show_progress, on_eval
-) -> RunResult:
-    """The update loop from step 0, or from a checkpoint's step. Checkpoints at every eval."""
-    c, key = prep.config, prep.config.key()
-    eval_rows: list[dict] = []
-    train_rows: list[dict] = []
+def _update_fn(algo, compile_: bool):
+    """algo.update, or its torch.compile'd form (--compile; CUDA graphs on a GPU)."""
+    if not compile_:
+        return algo.update
+    mode = "reduce-overhead" if algo.device.type == "cuda" else None
+    try:
+        return torch.compile(algo.update, mode=mode)
+    except Exception as e:  # noqa: BLE001 - the compiler's own errors are many kinds
+        raise BenchError(f"--compile: torch.compile failed ({type(e).__name__}: {e})") from None
+
+
+def _train(dirs: list[Path], configs: list[RunConfig], prep: Prepared, algo, sampler, state,
+           show_progress, on_eval) -> list[RunResult]:  # fmt: skip
+    """The update loop of a job from step 0, or from a checkpoint's step. Checkpoints at every
+    eval, one per seed. Stats stay on the device; they are read once per log window."""
+    c, key, S = prep.config, prep.config.key(), len(configs)
+    run_ids = [d.name for d in dirs]
+    eval_rows: list[list[dict]] = [[] for _ in range(S)]
+    train_rows: list[list[dict]] = [[] for _ in range(S)]
     start, elapsed = 0, 0.0
     if state is not None:
         restore(state, algo, sampler)
         start, elapsed = int(state["step"]), float(state["elapsed_s"])
-        eval_rows, train_rows = list(state["eval_rows"]), list(state["train_rows"])
-        # the checkpoint's rows are the truth: tables lost or damaged since are written again
-        atomic_write_table(run_dir / "eval.parquet", eval_rows, EVAL_SCHEMA)
-        atomic_write_table(run_dir / "train.parquet", train_rows, TRAIN_SCHEMA)
-    sums: dict[str, float] = {}
+        eval_rows = [list(rows) for rows in state["eval_rows"]]
+        train_rows = [list(rows) for rows in state["train_rows"]]
+        for s, run_dir in enumerate(dirs):
+            # the checkpoint's rows are the truth: tables lost or damaged since are written again
+            atomic_write_table(run_dir / "eval.parquet", eval_rows[s], EVAL_SCHEMA)
+            atomic_write_table(run_dir / "train.parquet", train_rows[s], TRAIN_SCHEMA)
+    update = _update_fn(algo, c.compile)
+    names: list[str] | None = None
+    sums: torch.Tensor | None = None  # [stats, S] on the device
     window = min(LOG_WINDOW, c.eval_every)
+    last_logged = train_rows[0][-1]["step"] if train_rows[0] else 0
     t0 = time.perf_counter() - elapsed
     t_window = time.perf_counter()
-    title = f"{c.algo} on {c.dataset}"
+    title = f"{c.algo} on {c.dataset}" + (f" ({S} seeds)" if S > 1 else "")
     with progress_bar(title, c.steps, show_progress) as (advance, describe):
         advance(start)
         for step in range(start + 1, c.steps + 1):
-            stats = algo.update(sampler.sample())
-            for k, v in stats.items():
-                sums[k] = sums.get(k, 0.0) + v
+            t_update = time.perf_counter() if step == start + 1 else None
+            stats = update(sampler.sample())
+            if t_update is not None:
+                first_call_s = time.perf_counter() - t_update  # with --compile: compile time
+            stacked = torch.stack([stats[k] for k in (names or stats)])
+            names = names or list(stats)
+            sums = stacked if sums is None else sums + stacked
             evaluate = step % c.eval_every == 0 or step == c.steps
             # a window also closes at every evaluation, so a resumed run logs the same windows
             if step % window == 0 or evaluate:
-                count = step - (train_rows[-1]["step"] if train_rows else 0)
+                count = step - last_logged
                 now = time.perf_counter()
-                means = {k: v / count for k, v in sums.items()}
-                means["updates_per_s"] = count / max(now - t_window, 1e-9)
-                t_window = now
-                train_rows += [
-                    {"run_id": run_id, "step": step, "metric": k, "value": v}
-                    for k, v in means.items()
-                ]
-                sums = {}
+                means = (sums / count).T.tolist()  # the one read from the device per window
+                speed = count / max(now - t_window, 1e-9)
+                for s in range(S):
+                    row = dict(zip(names, means[s], strict=True)) | {"updates_per_s": speed}
+                    if c.compile and last_logged == start and start == 0:
+                        row["compile_first_call_s"] = first_call_s
+                    train_rows[s] += [
+                        {"run_id": run_ids[s], "step": step, "metric": k, "value": v}
+                        for k, v in row.items()
+                    ]
+                sums, last_logged, t_window = None, step, now
                 advance(count)
             if evaluate:
-                returns = algorithm_returns(
-                    algo, prep.card.env, c.eval_episodes, c.eval_seed_base + 1000 * c.seed
-                )
-                row = {
-                    "run_id": run_id,
-                    "key": key,
-                    "algo": c.algo,
-                    "dataset": c.dataset,
-                    "seed": c.seed,
-                    "step": step,
-                    "wall_time_s": time.perf_counter() - t0,
-                    "return_mean": float(returns.mean()),
-                    "return_std": float(returns.std()),
-                    "episodes": len(returns),
-                    "ref_min": prep.ref_min,
-                    "ref_max": prep.ref_max,
-                    "ref_source": prep.card.ref_source,
-                    "normalized_score": float(
-                        normalized_score(returns.mean(), prep.ref_min, prep.ref_max)
-                    ),
-                }
-                eval_rows.append(row)
-                atomic_write_table(run_dir / "eval.parquet", eval_rows, EVAL_SCHEMA)
-                atomic_write_table(run_dir / "train.parquet", train_rows, TRAIN_SCHEMA)
-                save_checkpoint(run_dir / "checkpoint.pt", run_id, c.fingerprint(), algo, sampler,
-                                step, time.perf_counter() - t0, eval_rows, train_rows)  # fmt: skip
-                describe(f"{title} [score {row['normalized_score']:.1f}]")
-                if on_eval is not None:
-                    on_eval(row)
+                algo.act_rng.reseed("eval", step)  # a seed's acting noise is its own
+                seeds = [c.eval_seed_base + 1000 * cfg.seed for cfg in configs]
+                returns = algorithm_returns(algo, prep.card.env, c.eval_episodes, seeds)
+                wall = time.perf_counter() - t0
+                rows = [_eval_row(run_ids[s], key, configs[s], step, wall, returns[s], prep)
+                        for s in range(S)]  # fmt: skip
+                job_state = algo.state_dict()
+                per_seed = split_seeds({"algo": job_state, "sampler": sampler.state_dict()}, S)
+                for s, run_dir in enumerate(dirs):
+                    eval_rows[s].append(rows[s])
+                    atomic_write_table(run_dir / "eval.parquet", eval_rows[s], EVAL_SCHEMA)
+                    atomic_write_table(run_dir / "train.parquet", train_rows[s], TRAIN_SCHEMA)
+                    save_checkpoint(run_dir / "checkpoint.pt", run_ids[s],
+                                    configs[s].fingerprint(), per_seed[s], step, wall,
+                                    eval_rows[s], train_rows[s])  # fmt: skip
+                    if on_eval is not None:
+                        on_eval(rows[s])
+                mean = sum(r["normalized_score"] for r in rows) / S
+                describe(f"{title} [score {mean:.1f}" + (" mean]" if S > 1 else "]"))
                 t_window = time.perf_counter()  # evaluation time is not update time
-    return RunResult(run_dir, c, eval_rows, time.perf_counter() - t0)
+    wall = time.perf_counter() - t0
+    return [RunResult(dirs[s], configs[s], eval_rows[s], wall) for s in range(S)]
+
+
+def _eval_row(run_id, key, config: RunConfig, step: int, wall: float, returns, prep) -> dict:
+    return {
+        "run_id": run_id,
+        "key": key,
+        "algo": config.algo,
+        "dataset": config.dataset,
+        "seed": config.seed,
+        "step": step,
+        "wall_time_s": wall,
+        "return_mean": float(returns.mean()),
+        "return_std": float(returns.std()),
+        "episodes": len(returns),
+        "ref_min": prep.ref_min,
+        "ref_max": prep.ref_max,
+        "ref_source": prep.card.ref_source,
+        "normalized_score": float(normalized_score(returns.mean(), prep.ref_min, prep.ref_max)),
+    }

@@ -1,7 +1,5 @@
 """The contract every registered algorithm keeps, on vector and (discrete) image observations."""
 
-import math
-
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -25,77 +23,86 @@ def cases():
             yield pytest.param(name, (5,), CONTINUOUS, id=f"{name}-vector-continuous")
 
 
-def make(name, obs_shape, space, seed=0):
+def make(name, obs_shape, space, seeds=(0,), **extra):
     cls = REGISTRY[name]
     overrides = {k: v for k, v in SMALL.items() if k in cls.Config.__dataclass_fields__}
     if "forward_sampled_times" in cls.Config.__dataclass_fields__:
         overrides["vae_hidden_sizes"] = "32,32"
-    config = resolve_config(cls, None, overrides)
-    return cls(config, EnvInfo(obs_shape=obs_shape, action_space=space), seed=seed)
+    config = resolve_config(cls, None, overrides | extra)
+    return cls(config, EnvInfo(obs_shape=obs_shape, action_space=space), seeds=seeds)
 
 
-def random_obs(obs_shape, B, g):
+def random_obs(obs_shape, S, B, g):
     if len(obs_shape) == 3:
-        return torch.randint(0, 256, (B, *obs_shape), generator=g, dtype=torch.uint8)
-    return torch.randn(B, *obs_shape, generator=g)
+        return torch.randint(0, 256, (S, B, *obs_shape), generator=g, dtype=torch.uint8)
+    return torch.randn(S, B, *obs_shape, generator=g)
 
 
-def random_batch(obs_shape, space, B=8, seed=0):
+def random_batch(obs_shape, space, S=1, B=8, seed=0):
+    """A batch [S, B, ...] of random transitions."""
     g = torch.Generator().manual_seed(seed)
     if isinstance(space, gym.spaces.Discrete):
-        act = torch.randint(space.n, (B,), generator=g)
+        act = torch.randint(space.n, (S, B), generator=g)
     else:
         low, high = torch.tensor(space.low), torch.tensor(space.high)
-        act = low + (high - low) * torch.rand(B, *space.shape, generator=g)
+        act = low + (high - low) * torch.rand(S, B, *space.shape, generator=g)
     return Batch(
-        obs=random_obs(obs_shape, B, g),
+        obs=random_obs(obs_shape, S, B, g),
         act=act,
-        ret=torch.randn(B, generator=g),
-        next_obs=random_obs(obs_shape, B, g),
-        discount=torch.full((B,), 0.99),
+        ret=torch.randn(S, B, generator=g),
+        next_obs=random_obs(obs_shape, S, B, g),
+        discount=torch.full((S, B), 0.99),
     )
 
 
-def valid_actions(actions, space, B):
+def valid_actions(actions, space, S, N):
     if isinstance(space, gym.spaces.Discrete):
         return (
-            actions.shape == (B,)
+            actions.shape == (S, N)
             and actions.dtype == torch.long
             and bool(((actions >= 0) & (actions < space.n)).all())
         )
     low, high = torch.tensor(space.low), torch.tensor(space.high)
-    return actions.shape == (B, *space.shape) and bool(((actions >= low) & (actions <= high)).all())
+    return actions.shape == (S, N, *space.shape) and bool(
+        ((actions >= low) & (actions <= high)).all()
+    )
 
 
+@pytest.mark.parametrize("S", [1, 3])
 @pytest.mark.parametrize("name, obs_shape, space", list(cases()))
-def test_update_gives_finite_float_stats(name, obs_shape, space):
-    algo = make(name, obs_shape, space)
+def test_update_gives_finite_stats_per_seed(name, obs_shape, space, S):
+    algo = make(name, obs_shape, space, seeds=range(S))
     for step in range(3):
-        stats = algo.update(random_batch(obs_shape, space, seed=step))
-        assert stats and all(isinstance(v, float) and math.isfinite(v) for v in stats.values())
+        stats = algo.update(random_batch(obs_shape, space, S=S, seed=step))
+        assert stats
+        for v in stats.values():
+            assert isinstance(v, torch.Tensor) and v.shape == (S,) and not v.requires_grad
+            assert bool(torch.isfinite(v).all())
 
 
+@pytest.mark.parametrize("S", [1, 3])
 @pytest.mark.parametrize("name, obs_shape, space", list(cases()))
-def test_act_gives_valid_actions_for_a_batch(name, obs_shape, space):
-    algo = make(name, obs_shape, space)
-    obs = random_obs(obs_shape, 5, torch.Generator().manual_seed(1))
-    assert valid_actions(algo.act(obs), space, 5)
-    assert valid_actions(algo.act(obs, deterministic=True), space, 5)
+def test_act_gives_valid_actions_for_every_seed(name, obs_shape, space, S):
+    algo = make(name, obs_shape, space, seeds=range(S))
+    obs = random_obs(obs_shape, S, 5, torch.Generator().manual_seed(1))
+    assert valid_actions(algo.act(obs), space, S, 5)
+    assert valid_actions(algo.act(obs, deterministic=True), space, S, 5)
 
 
 @pytest.mark.parametrize("name, obs_shape, space", list(cases()))
 def test_save_load_round_trip_gives_identical_actions(name, obs_shape, space):
-    a = make(name, obs_shape, space, seed=0)
+    a = make(name, obs_shape, space, seeds=[0, 1])
     for step in range(2):
-        a.update(random_batch(obs_shape, space, seed=step))
-    b = make(name, obs_shape, space, seed=123)
+        a.update(random_batch(obs_shape, space, S=2, seed=step))
+    b = make(name, obs_shape, space, seeds=[0, 1])
+    b.update(random_batch(obs_shape, space, S=2, seed=7))  # b's state differs, then is replaced
     b.load_state_dict(a.state_dict())
-    obs = random_obs(obs_shape, 6, torch.Generator().manual_seed(2))
+    obs = random_obs(obs_shape, 2, 6, torch.Generator().manual_seed(2))
     assert torch.equal(a.act(obs, deterministic=True), b.act(obs, deterministic=True))
-    assert torch.equal(a.act(obs), b.act(obs))  # RNG state included
-    sa = a.update(random_batch(obs_shape, space, seed=9))
-    sb = b.update(random_batch(obs_shape, space, seed=9))
-    assert sa == sb
+    assert torch.equal(a.act(obs), b.act(obs))  # random streams included
+    sa = a.update(random_batch(obs_shape, space, S=2, seed=9))
+    sb = b.update(random_batch(obs_shape, space, S=2, seed=9))
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))

@@ -76,15 +76,20 @@ def test_reward_normalization_standardizes_before_returns(data):
     assert ns.ret.numpy() == pytest.approx((r - r.mean()) / r.std(ddof=1), abs=1e-6)
 
 
-def test_sampler_is_seeded_and_batches_align(data):
+def test_sampler_is_seeded_per_seed_and_batches_align(data):
     data.compute_nstep(0.5, 1)
-    a = Sampler(data, 64, seed=3).sample()
-    b = Sampler(data, 64, seed=3).sample()
-    c = Sampler(data, 64, seed=4).sample()
+    a = Sampler(data, 64, [3]).sample()
+    b = Sampler(data, 64, [3]).sample()
+    c = Sampler(data, 64, [4]).sample()
     assert torch.equal(a.obs, b.obs) and not torch.equal(a.obs, c.obs)
     # next_obs is the observation right after obs for one-step targets
     assert torch.equal(a.next_obs, a.obs + 1)
-    assert a.obs.shape == (64, 1) and a.act.shape == (64,) and a.discount.shape == (64,)
+    assert a.obs.shape == (1, 64, 1) and a.act.shape == (1, 64) and a.discount.shape == (1, 64)
+    # seeds sampled together: [S, B], seed 3's rows as when it samples alone
+    job = Sampler(data, 64, [4, 3]).sample()
+    assert job.obs.shape == (2, 64, 1)
+    assert torch.equal(job.obs[1], a.obs[0]) and torch.equal(job.obs[0], c.obs[0])
+    assert torch.equal(job.next_obs, job.obs + 1)
 
 
 def test_bad_episodes_are_rejected():

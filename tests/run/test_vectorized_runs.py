@@ -1,0 +1,117 @@
+"""Jobs of several seeds: each seed writes the run directory a one-seed run writes, with the
+same rows; a killed job resumes to exactly the rows of an uninterrupted one, for every seed."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+
+from tests.helpers import BENCH, bench
+
+BASE = [
+    "--algo", "discrete_bcq", "--dataset", "cartpole-mixed", "--steps", "600",
+    "--eval-every", "50", "--eval-episodes", "2", "--batch-size", "16",
+    "--set", "hidden_sizes=32,32", "--quiet",
+]  # fmt: skip
+COLS = ["seed", "step", "return_mean", "return_std", "episodes", "normalized_score", "key"]
+
+
+def tables(results) -> dict[int, tuple[pd.DataFrame, pd.DataFrame]]:
+    """seed -> (eval table, train table without the speed column)."""
+    out = {}
+    for d in sorted((results / "runs").iterdir()):
+        cfg = json.loads((d / "config.json").read_text())
+        ev = pd.read_parquet(d / "eval.parquet")[COLS].reset_index(drop=True)
+        tr = pd.read_parquet(d / "train.parquet")
+        tr = tr[tr.metric != "updates_per_s"][["step", "metric", "value"]].reset_index(drop=True)
+        assert cfg["seed"] not in out
+        out[cfg["seed"]] = (ev, tr)
+    return out
+
+
+def test_a_job_of_three_seeds_writes_what_three_one_seed_runs_write(tiny_cartpole, tmp_path):
+    res = bench("run", *BASE, "--seeds", "0-2", "--results-dir", tmp_path / "job")
+    assert res.returncode == 0, res.stderr
+    job = tables(tmp_path / "job")
+    assert sorted(job) == [0, 1, 2]
+    assert len({t[0].key.iloc[0] for t in job.values()}) == 1  # one configuration
+    res = bench("run", *BASE, "--seeds", "0-2", "--no-vectorize", "--results-dir", tmp_path / "one")
+    assert res.returncode == 0, res.stderr
+    alone = tables(tmp_path / "one")
+    for seed in (0, 1, 2):
+        pd.testing.assert_frame_equal(job[seed][0], alone[seed][0])
+        pd.testing.assert_frame_equal(job[seed][1], alone[seed][1], rtol=1e-5)
+    # a one-seed checkpoint holds that seed's slice: the same layout as a one-seed job's
+    import torch
+
+    ckpts = {}
+    for name in ("job", "one"):
+        d = sorted((tmp_path / name / "runs").iterdir())[1]
+        ckpts[name] = torch.load(d / "checkpoint.pt", weights_only=False)["algo"]
+    a, b = ckpts["job"]["modules"]["net"], ckpts["one"]["modules"]["net"]
+    assert a.keys() == b.keys()
+    assert all(a[k].shape == b[k].shape and a[k].shape[0] == 1 for k in a)
+
+
+def test_kill_a_job_then_resume_gives_the_uninterrupted_rows_for_every_seed(tiny_cartpole,
+                                                                              tmp_path):  # fmt: skip
+    args = [*BASE, "--seeds", "4,7,9"]
+    ref = bench("run", *args, "--results-dir", tmp_path / "ref")
+    assert ref.returncode == 0, ref.stderr
+    expected = tables(tmp_path / "ref")
+
+    results = tmp_path / "killed"
+    cmd = [str(BENCH)] if BENCH.exists() else [sys.executable, "-m", "bench.cli"]
+    proc = subprocess.Popen(
+        cmd + ["run", *args, "--results-dir", str(results)],
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(results.glob("runs/*/checkpoint.pt"))) < 3:
+        time.sleep(0.05)
+    time.sleep(random.uniform(0.0, 0.5))  # somewhere after the first checkpoints
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    dirs = sorted((results / "runs").iterdir())
+    done = [len(pd.read_parquet(d / "eval.parquet")) for d in dirs]
+    assert 1 <= min(done) and max(done) < 12, done  # the kill did interrupt the job
+
+    # the seeds stopped at the same checkpoint unless the kill fell between their writes
+    steps = {torch_step(d) for d in dirs}
+    resume = [a for d in dirs for a in ("--resume", d)]
+    if len(steps) == 1:
+        res = bench("run", *resume, "--quiet")
+        assert res.returncode == 0, res.stderr
+    else:  # the seeds of each step resume as one job
+        for step in steps:
+            group = [a for d in dirs if torch_step(d) == step for a in ("--resume", d)]
+            res = bench("run", *group, "--quiet")
+            assert res.returncode == 0, res.stderr
+    got = tables(results)
+    for seed in (4, 7, 9):
+        pd.testing.assert_frame_equal(got[seed][0], expected[seed][0])
+        pd.testing.assert_frame_equal(got[seed][1], expected[seed][1])
+
+
+def torch_step(run_dir) -> int:
+    import torch
+
+    return int(torch.load(run_dir / "checkpoint.pt", weights_only=False)["step"])
+
+
+def test_runs_at_different_steps_cannot_resume_as_one_job(tiny_cartpole, tmp_path):
+    assert bench("run", *BASE, "--steps", "100", "--seeds", "0", "--results-dir",
+                 tmp_path).returncode == 0  # fmt: skip
+    assert bench("run", *BASE, "--steps", "100", "--eval-every", "25", "--seeds", "1",
+                 "--results-dir", tmp_path).returncode == 0  # fmt: skip
+    dirs = sorted((tmp_path / "runs").iterdir())
+    res = bench("run", "--resume", dirs[0], "--resume", dirs[1])
+    assert res.returncode == 2
+    assert res.stderr.startswith("bench: error:") and len(res.stderr.strip().splitlines()) == 1
+    assert "different configurations" in res.stderr
