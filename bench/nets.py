@@ -47,23 +47,40 @@ class Linear(nn.Module):
         _uniform_init(self.weight, self.in_dim, s, g)
         _uniform_init(self.bias, self.in_dim, s, g)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n = len(self.members)
-        if x.dim() < n + 2:  # [S, B, in] into an (S, E) ensemble: the same input per member
-            x = x.reshape(*x.shape[:-2], *(1,) * (n + 2 - x.dim()), *x.shape[-2:])
-        batch = x.shape[n:-1]
-        x = _members_input(x, self.members, x.dim() - n)
-        M = math.prod(self.members)
-        out = torch.baddbmm(
-            self.bias.view(M, 1, self.out_dim),
-            x.reshape(M, -1, self.in_dim),
-            self.weight.view(M, self.in_dim, self.out_dim),
+    def flat(self, x: torch.Tensor) -> torch.Tensor:
+        """[M, N, in] -> [M, N, out] for the M = prod(members) members, one batched matmul."""
+        if len(self.members) == 1:
+            return torch.baddbmm(self.bias, x, self.weight)
+        M = x.shape[0]
+        return torch.baddbmm(
+            self.bias.view(M, 1, self.out_dim), x, self.weight.view(M, self.in_dim, self.out_dim)
         )
-        return out.view(*self.members, *batch, self.out_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x3, batch = _flatten(x, self.members)
+        return _unflatten(self.flat(x3), self.members, batch)
 
     def member(self, x: torch.Tensor, j: int) -> torch.Tensor:
         """Ensemble member j of every seed alone, for members (S, E): [S, B, in] -> [S, B, out]."""
         return torch.baddbmm(self.bias[:, j], x, self.weight[:, j])
+
+
+def _flatten(x: torch.Tensor, members: tuple[int, ...]) -> tuple[torch.Tensor, tuple[int, ...]]:
+    """[*members, *batch, in] (or [S, *batch, in] into an (S, E) ensemble: the same input for
+    every member of a seed) -> ([M, N, in], batch)."""
+    n = len(members)
+    if x.dim() < n + 2:
+        x = x.reshape(*x.shape[:-2], *(1,) * (n + 2 - x.dim()), *x.shape[-2:])
+    batch = tuple(x.shape[n:-1])
+    x = _members_input(x, members, x.dim() - n)
+    if x.dim() == 3:
+        return x, batch
+    return x.reshape(math.prod(members), -1, x.shape[-1]), batch
+
+
+def _unflatten(x: torch.Tensor, members: tuple[int, ...], batch: tuple[int, ...]) -> torch.Tensor:
+    shape = (*members, *batch, x.shape[-1])
+    return x if tuple(x.shape) == shape else x.view(shape)
 
 
 def _uniform_init(p: torch.Tensor, fan_in: int, s: int | None, g: torch.Generator | None) -> None:
@@ -101,11 +118,13 @@ class MLP(nn.Module):
         self.out_dim = dims[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        members = self.layers[0].members
+        x, batch = _flatten(x, members)
         for i, layer in enumerate(self.layers):
-            x = layer(x)
+            x = layer.flat(x)
             if self.relu_last or i < len(self.layers) - 1:
-                x = torch.relu_(x)  # in place: baddbmm's backward needs no output
-        return x
+                x = torch.relu_(x)  # in place (not on a view): baddbmm's backward needs no output
+        return _unflatten(x, members, batch)
 
     def member(self, x: torch.Tensor, j: int) -> torch.Tensor:
         """Ensemble member j of every seed alone (members (S, E)): [S, B, in] -> [S, B, out]."""
@@ -171,8 +190,10 @@ class NatureCNN(nn.Module):
 class LeanAdam(torch.optim.Adam):
     """torch's fused Adam with a lean step(): the same kernel, math and state_dict layout.
 
-    torch.optim's step() spends ~0.5 ms per call in Python bookkeeping on this CPU (more than
-    the fused kernel itself for small networks); this one calls the kernel directly.
+    torch.optim's step() spends ~0.5 ms per call in Python bookkeeping and profiling hooks on
+    this CPU (more than the fused kernel itself for small networks); this one calls the kernel
+    directly, with the state lists built once, and one step counter shared by the parameters
+    while every one of them gets a gradient at every step (as in every algorithm here).
     """
 
     def __init__(self, params, lr: float, eps: float):
@@ -180,28 +201,74 @@ class LeanAdam(torch.optim.Adam):
         self._params = [p for g in self.param_groups for p in g["params"]]
         if len(self.param_groups) != 1:
             raise ValueError("LeanAdam takes one parameter group")
+        self._lists: tuple | None = None
+        # torch.optim wraps the class's step() in hooks; the instance's own attribute skips them
+        self.step = self._lean_step
+
+    def _state_lists(self) -> tuple:
+        """(exp_avgs, exp_avg_sqs, shared step) of every parameter, created as torch's Adam
+        creates them; a loaded state's equal per-parameter steps become one shared tensor."""
+        if self._lists is None:
+            p0 = self._params[0]
+            if not self.state[p0]:
+                shared = torch.zeros((), dtype=torch.float32, device=p0.device)
+            else:
+                shared = self.state[p0]["step"]
+            for p in self._params:
+                state = self.state[p]
+                if not state:  # same initial state as torch's Adam
+                    state.update(
+                        exp_avg=torch.zeros_like(p, memory_format=torch.preserve_format),
+                        exp_avg_sq=torch.zeros_like(p, memory_format=torch.preserve_format),
+                    )
+                state["step"] = shared
+            states = [self.state[p] for p in self._params]
+            self._lists = (
+                [st["exp_avg"] for st in states], [st["exp_avg_sq"] for st in states], shared,
+            )  # fmt: skip
+        return self._lists
 
     @torch.no_grad()
-    def step(self, closure=None):
-        group = self.param_groups[0]
+    def _lean_step(self, closure=None):
+        grads = [p.grad for p in self._params]
+        if any(g is None for g in grads):
+            return self._partial_step()
+        exp_avgs, exp_avg_sqs, step = self._state_lists()
+        step.add_(1)
+        self._kernel(self._params, grads, exp_avgs, exp_avg_sqs, [step] * len(grads))
+
+    def _partial_step(self) -> None:
+        """Some parameters have no gradient: steps per parameter, as torch's Adam counts them."""
+        self._lists = None
         params = [p for p in self._params if p.grad is not None]
         for p in params:
-            if not self.state[p]:  # same initial state as torch's Adam
-                self.state[p].update(
-                    step=torch.zeros((), dtype=torch.float32, device=p.device),
+            state = self.state[p]
+            if not state:
+                state.update(
                     exp_avg=torch.zeros_like(p, memory_format=torch.preserve_format),
                     exp_avg_sq=torch.zeros_like(p, memory_format=torch.preserve_format),
+                    step=torch.zeros((), dtype=torch.float32, device=p.device),
                 )
+            else:
+                state["step"] = state["step"].clone()  # no longer shared
         states = [self.state[p] for p in params]
-        steps = [s["step"] for s in states]
+        steps = [st["step"] for st in states]
         torch._foreach_add_(steps, 1)
+        self._kernel(params, [p.grad for p in params], [st["exp_avg"] for st in states],
+                     [st["exp_avg_sq"] for st in states], steps)  # fmt: skip
+
+    def _kernel(self, params, grads, exp_avgs, exp_avg_sqs, steps) -> None:
+        group = self.param_groups[0]
         beta1, beta2 = group["betas"]
         torch._fused_adam_(
-            params, [p.grad for p in params], [s["exp_avg"] for s in states],
-            [s["exp_avg_sq"] for s in states], [], steps, amsgrad=False, lr=group["lr"],
+            params, grads, exp_avgs, exp_avg_sqs, [], steps, amsgrad=False, lr=group["lr"],
             beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"], eps=group["eps"],
             maximize=False, grad_scale=None, found_inf=None,
         )  # fmt: skip
+
+    def load_state_dict(self, state_dict) -> None:
+        super().load_state_dict(state_dict)
+        self._lists = None
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         for p in self._params:
