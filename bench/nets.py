@@ -228,6 +228,7 @@ class LeanAdam(torch.optim.Adam):
             )  # fmt: skip
         return self._lists
 
+    @torch.compiler.disable  # --compile: the fused kernel runs as it is, outside the graph
     @torch.no_grad()
     def _lean_step(self, closure=None):
         grads = [p.grad for p in self._params]

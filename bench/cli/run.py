@@ -22,7 +22,7 @@ def _help(name: str) -> str:
 def run_cmd(
     algo: str | None = typer.Option(None, "--algo", help=_help("algo")),
     dataset: str | None = typer.Option(None, "--dataset", help=_help("dataset")),
-    seed: int = typer.Option(0, "--seed", help=_help("seed")),
+    seed: int | None = typer.Option(None, "--seed", help=_help("seed") + " [default: 0]"),
     seeds: str | None = typer.Option(
         None, "--seeds", help="Several seeds (0-9, 0,3,7), trained together in this process."
     ),
@@ -59,6 +59,10 @@ def run_cmd(
         raise BenchError(
             f"--seeds-per-job must be between 1 and {MAX_SEEDS_PER_JOB}, got {seeds_per_job}"
         )
+    if seed is not None and seeds is not None:
+        raise BenchError("give --seed or --seeds, not both")
+    if resume and (seed is not None or seeds is not None):
+        raise BenchError("--resume continues the runs' own seeds: drop --seed/--seeds")
     if resume:
         opts = RunOptions(device=given["device"], threads=given["threads"],
                           compile=given["compile"])  # fmt: skip
@@ -66,7 +70,7 @@ def run_cmd(
     else:
         if algo is None or dataset is None:
             raise BenchError("--algo and --dataset are required (or --resume RUN_DIR)")
-        seed_list = parse_seeds(seeds) if seeds is not None else [seed]
+        seed_list = parse_seeds(seeds) if seeds is not None else [seed or 0]
         opts = RunOptions(algo=algo, dataset=dataset, seed=seed_list[0], **given)
         size = seeds_per_job if vectorize else 1
         results = []

@@ -172,9 +172,9 @@ def run_job(opts: RunOptions | None, seeds: list[int], show_progress: bool = Tru
                 _write_config(run_dir, run_dir.name, prep, config, data)
             return _train(dirs, configs, prep, algo, sampler, None, show_progress, on_eval)
     except BaseException:
-        for run_dir in dirs:
-            if not (run_dir / "config.json").exists():
-                shutil.rmtree(run_dir, ignore_errors=True)  # no run directory without its config
+        for run_dir in dirs:  # a job stopped before its first checkpoint leaves nothing behind
+            if not (run_dir / "checkpoint.pt").exists():
+                shutil.rmtree(run_dir, ignore_errors=True)
         raise
 
 
@@ -308,6 +308,17 @@ def _update_fn(algo, compile_: bool):
         raise BenchError(f"--compile: torch.compile failed ({type(e).__name__}: {e})") from None
 
 
+def _first_update(update, batch, compiled: bool) -> dict:
+    if not compiled:
+        return update(batch)
+    try:
+        return update(batch)
+    except Exception as e:  # noqa: BLE001 - the compiler fails in many kinds
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+        raise BenchError(f"--compile: torch.compile failed ({type(e).__name__}: {first}); "
+                         "run without --compile") from None  # fmt: skip
+
+
 def _train(dirs: list[Path], configs: list[RunConfig], prep: Prepared, algo, sampler, state,
            show_progress, on_eval) -> list[RunResult]:  # fmt: skip
     """The update loop of a job from step 0, or from a checkpoint's step. Checkpoints at every
@@ -337,10 +348,12 @@ def _train(dirs: list[Path], configs: list[RunConfig], prep: Prepared, algo, sam
     with progress_bar(title, c.steps, show_progress) as (advance, describe):
         advance(start)
         for step in range(start + 1, c.steps + 1):
-            t_update = time.perf_counter() if step == start + 1 else None
-            stats = update(sampler.sample())
-            if t_update is not None:
-                first_call_s = time.perf_counter() - t_update  # with --compile: compile time
+            if step == start + 1:  # with --compile, the first call compiles
+                t_update = time.perf_counter()
+                stats = _first_update(update, sampler.sample(), c.compile)
+                first_call_s = time.perf_counter() - t_update
+            else:
+                stats = update(sampler.sample())
             stacked = torch.stack([stats[k] for k in (names or stats)])
             names = names or list(stats)
             sums = stacked if sums is None else sums + stacked
