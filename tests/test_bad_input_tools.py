@@ -274,6 +274,9 @@ CASES = [
     Case("perf min-time huge", [*PERF, "--min-time", "601"], "in (0, 600] (got 601.0)"),
     Case("perf threads 0", [*PERF, "--threads", "1,0"], "--threads: each count must be between"),
     Case("perf threads huge", [*PERF, "--threads", "1025"], "between 1 and 1024 (got 1025)"),
+    Case("perf seeds 0", [*PERF, "--seeds", "1,0"], "--seeds: each count must be between 1 and"),
+    Case("perf seeds text", [*PERF, "--seeds", "ten"], "bad --seeds 'ten'"),
+    Case("perf device", [*PERF, "--device", "cuda:7"], "device 'cuda:7' is not available"),
     Case("perf memory size small", ["perf", "--algos", "bc", "--memory-sizes", "10"],
          "--memory-sizes: each size must be between 1,000 and 10,000,000 transitions (got 10)"),
     Case("perf memory size huge", ["perf", "--algos", "bc", "--memory-sizes", "20000000"],
@@ -389,16 +392,18 @@ def test_perf_json_is_written_atomically(tmp_path, monkeypatch, capsys):
     import bench.perf
     import bench.results.schema as schema
 
-    row = {"algo": "bc", "shape": "vector", "batch_size": 32, "threads": 1,
-           "updates_per_s": 1.0, "mflop_per_update": 1.0, "achieved_gflops": 1.0,
-           "roofline_gflops": 1.0, "roofline_fraction": 1.0}  # fmt: skip
+    row = {"algo": "bc", "shape": "vector", "batch_size": 32, "seeds": 1, "threads": 1,
+           "device": "cpu", "updates_per_s": 1.0, "seed_updates_per_s": 1.0,
+           "mflop_per_update": 1.0, "achieved_gflops": 1.0, "roofline_gflops": 1.0,
+           "roofline_fraction": 1.0, "peak_mib_per_seed": 1.0}  # fmt: skip
     monkeypatch.setattr(bench.perf, "measure_case", lambda *a, **k: dict(row))
     writes = []
     real = schema.atomic_write_bytes
     monkeypatch.setattr(schema, "atomic_write_bytes", lambda p, b: (writes.append(p), real(p, b)))
     out = tmp_path / "r.json"
     monkeypatch.setattr(sys, "argv", ["bench", "perf", "--algos", "bc", "--threads", "1",
-                                      "--no-acting", "--memory-sizes", "", "--json", str(out)])  # fmt: skip
+                                      "--seeds", "1", "--no-acting", "--memory-sizes", "",
+                                      "--json", str(out)])  # fmt: skip
     with pytest.raises(SystemExit) as exit_info:
         main()
     assert exit_info.value.code == 0, capsys.readouterr().err

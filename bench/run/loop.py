@@ -148,8 +148,8 @@ def run_job(opts: RunOptions | None, seeds: list[int], show_progress: bool = Tru
     for all seeds' envs. Each seed writes its own run directory (config, tables, checkpoint),
     exactly as a one-seed run does. Validates everything before writing.
 
-    With resume (run directories of one configuration, all checkpointed at the same step),
-    continues them from their last checkpoint (taken at every evaluation): the tables keep
+    With resume (run directories of one configuration), continues them from their last
+    checkpoint (those checkpointed at one step together) (taken at every evaluation): the tables keep
     exactly one row per evaluation, and the scores equal those of an uninterrupted job. The
     options then come from their config.json (only device, threads and compile may differ)."""
     if resume:
@@ -217,13 +217,20 @@ def _resume(run_dirs: list[Path], opts: RunOptions | None, show_progress: bool,
             remove_stale_temp_files(run_dir)
         states = [load_checkpoint(d, c.fingerprint(), c.steps)
                   for d, c in zip(run_dirs, saved, strict=True)]  # fmt: skip
-        if len({None if st is None else st["step"] for st in states}) > 1:
-            raise BenchError(
-                f"--resume {where}: the runs stopped at different steps; resume them apart"
-            )
-        algo, sampler, _ = _setup(prep, dev, [c.seed for c in saved])
-        state = None if states[0] is None else stack_checkpoints(states)
-        return _train(run_dirs, configs, prep, algo, sampler, state, show_progress, on_eval)
+        # runs checkpointed at one step continue as one job (a kill can fall between seeds'
+        # checkpoint writes: then each step's runs are a job of their own, one after another)
+        groups: dict[int, list[int]] = {}
+        for i, st in enumerate(states):
+            groups.setdefault(0 if st is None else int(st["step"]), []).append(i)
+        results: dict[int, RunResult] = {}
+        for members in groups.values():
+            algo, sampler, _ = _setup(prep, dev, [saved[i].seed for i in members])
+            first_state = states[members[0]]
+            state = None if first_state is None else stack_checkpoints([states[i] for i in members])
+            done = _train([run_dirs[i] for i in members], [configs[i] for i in members], prep,
+                          algo, sampler, state, show_progress, on_eval)  # fmt: skip
+            results.update(zip(members, done, strict=True))
+        return [results[i] for i in range(len(run_dirs))]
 
 
 def read_config(run_dir: Path) -> dict:

@@ -82,30 +82,17 @@ def test_kill_a_job_then_resume_gives_the_uninterrupted_rows_for_every_seed(tiny
     done = [len(pd.read_parquet(d / "eval.parquet")) for d in dirs]
     assert 1 <= min(done) and max(done) < 12, done  # the kill did interrupt the job
 
-    # the seeds stopped at the same checkpoint unless the kill fell between their writes
-    steps = {torch_step(d) for d in dirs}
-    resume = [a for d in dirs for a in ("--resume", d)]
-    if len(steps) == 1:
-        res = bench("run", *resume, "--quiet")
-        assert res.returncode == 0, res.stderr
-    else:  # the seeds of each step resume as one job
-        for step in steps:
-            group = [a for d in dirs if torch_step(d) == step for a in ("--resume", d)]
-            res = bench("run", *group, "--quiet")
-            assert res.returncode == 0, res.stderr
+    # one resume for all: seeds checkpointed at one step continue together (a kill between the
+    # seeds' checkpoint writes leaves two steps: each continues as its own job)
+    res = bench("run", *[a for d in dirs for a in ("--resume", d)], "--quiet")
+    assert res.returncode == 0, res.stderr
     got = tables(results)
     for seed in (4, 7, 9):
         pd.testing.assert_frame_equal(got[seed][0], expected[seed][0])
         pd.testing.assert_frame_equal(got[seed][1], expected[seed][1])
 
 
-def torch_step(run_dir) -> int:
-    import torch
-
-    return int(torch.load(run_dir / "checkpoint.pt", weights_only=False)["step"])
-
-
-def test_runs_at_different_steps_cannot_resume_as_one_job(tiny_cartpole, tmp_path):
+def test_runs_of_different_configurations_cannot_resume_as_one_job(tiny_cartpole, tmp_path):
     assert bench("run", *BASE, "--steps", "100", "--seeds", "0", "--results-dir",
                  tmp_path).returncode == 0  # fmt: skip
     assert bench("run", *BASE, "--steps", "100", "--eval-every", "25", "--seeds", "1",
@@ -115,3 +102,37 @@ def test_runs_at_different_steps_cannot_resume_as_one_job(tiny_cartpole, tmp_pat
     assert res.returncode == 2
     assert res.stderr.startswith("bench: error:") and len(res.stderr.strip().splitlines()) == 1
     assert "different configurations" in res.stderr
+
+
+def test_runs_stopped_at_different_steps_resume_together_by_step(tiny_cartpole, tmp_path):
+    """A job stopped after its first evaluation; one seed continued alone to the end; resuming
+    both continues each from its own checkpoint and gives the uninterrupted rows."""
+    from bench.run.config import RunOptions
+    from bench.run.loop import run_job
+
+    opts = RunOptions(algo="discrete_bcq", dataset="cartpole-mixed", steps=200, eval_every=50,
+                      eval_episodes=2, batch_size=16, overrides={"hidden_sizes": "32,32"})  # fmt: skip
+    run_job(opts, [0, 1], show_progress=False, results_dir=tmp_path / "ref")
+    expected = tables(tmp_path / "ref")
+
+    class Stop(Exception):
+        pass
+
+    def stop(row):
+        if row["step"] == 50 and row["seed"] == 1:
+            raise Stop
+
+    try:
+        run_job(opts, [0, 1], show_progress=False, on_eval=stop, results_dir=tmp_path / "cut")
+    except Stop:
+        pass
+    dirs = sorted((tmp_path / "cut" / "runs").iterdir())
+    seed0 = [d for d in dirs if json.loads((d / "config.json").read_text())["seed"] == 0]
+    run_job(None, [], show_progress=False, resume=seed0)  # seed 0 alone, to the end
+    results = run_job(None, [], show_progress=False, resume=dirs)  # steps 200 and 50
+    assert [r.config.seed for r in results] == [json.loads((d / "config.json").read_text())["seed"]
+                                                for d in dirs]  # fmt: skip
+    got = tables(tmp_path / "cut")
+    for seed in (0, 1):
+        pd.testing.assert_frame_equal(got[seed][0], expected[seed][0])
+        pd.testing.assert_frame_equal(got[seed][1], expected[seed][1])
