@@ -149,8 +149,9 @@ def run_job(opts: RunOptions | None, seeds: list[int], show_progress: bool = Tru
     exactly as a one-seed run does. Validates everything before writing.
 
     With resume (run directories of one configuration), continues them from their last
-    checkpoint (those checkpointed at one step together) (taken at every evaluation): the tables keep
-    exactly one row per evaluation, and the scores equal those of an uninterrupted job. The
+    checkpoint (taken at every evaluation; runs checkpointed at one step continue together):
+    the tables keep exactly one row per evaluation, and the scores equal those of an
+    uninterrupted job. The
     options then come from their config.json (only device, threads and compile may differ)."""
     if resume:
         return _resume(resume, opts, show_progress, on_eval)
@@ -223,8 +224,9 @@ def _resume(run_dirs: list[Path], opts: RunOptions | None, show_progress: bool,
         for i, st in enumerate(states):
             groups.setdefault(0 if st is None else int(st["step"]), []).append(i)
         results: dict[int, RunResult] = {}
+        data = None  # loaded once, shared by the groups
         for members in groups.values():
-            algo, sampler, _ = _setup(prep, dev, [saved[i].seed for i in members])
+            algo, sampler, data = _setup(prep, dev, [saved[i].seed for i in members], data)
             first_state = states[members[0]]
             state = None if first_state is None else stack_checkpoints([states[i] for i in members])
             done = _train([run_dirs[i] for i in members], [configs[i] for i in members], prep,
@@ -245,15 +247,21 @@ def read_config(run_dir: Path) -> dict:
     return cfg
 
 
-def _setup(prep: Prepared, device: torch.device, seeds: list[int]):
+def _setup(prep: Prepared, device: torch.device, seeds: list[int],
+           data: OfflineData | None = None):  # fmt: skip
+    """The algorithm for these seeds, its sampler, and the dataset (loaded, validated and its
+    n-step targets computed, unless a job of the same configuration already did)."""
     c = prep.config
-    data = OfflineData.from_minari(prep.dataset, device, prep.card.env.frame_stack)
-    validate(data, prep.observation_space, prep.action_space, prep.card.minari_id)
+    fresh = data is None
+    if fresh:
+        data = OfflineData.from_minari(prep.dataset, device, prep.card.env.frame_stack)
+        validate(data, prep.observation_space, prep.action_space, prep.card.minari_id)
     info = EnvInfo(obs_shape=data.obs_shape, action_space=prep.action_space)
     config = resolve_config(prep.cls, c.preset, c.overrides)
     algo = prep.cls(config, info, device, seeds)
-    gamma, n, normalize = algo.nstep()
-    data.compute_nstep(gamma, n, normalize)
+    if fresh:
+        gamma, n, normalize = algo.nstep()
+        data.compute_nstep(gamma, n, normalize)
     return algo, Sampler(data, c.batch_size, seeds), data
 
 
