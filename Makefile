@@ -41,8 +41,8 @@ perf: install
 	$(BENCH) perf --json perf.json
 
 lint: install
-	$(PY) -m ruff check bench tests
-	$(PY) -m ruff format --check bench tests
+	$(PY) -m ruff check bench tests scripts
+	$(PY) -m ruff format --check bench tests scripts
 
 clean:
 	rm -rf $(VENV) .pytest_cache

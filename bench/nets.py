@@ -302,10 +302,19 @@ class TanhGaussianActor(nn.Module):
 
     LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 
-    def __init__(self, members, obs_dim: int, act_dim: int, hidden_sizes: Sequence[int]):
+    def __init__(
+        self,
+        members,
+        obs_dim: int,
+        act_dim: int,
+        hidden_sizes: Sequence[int],
+        log_std_offset: float = 0.0,
+    ):
         super().__init__()
         self.trunk = MLP(members, obs_dim, hidden_sizes, None)
         self.head = Linear(members, self.trunk.out_dim, 2 * act_dim)  # [mu | log sigma]
+        #: added to the head's log sigma (a smaller initial spread when negative)
+        self.log_std_offset = log_std_offset
 
     def forward(
         self, obs: torch.Tensor, rng=None, deterministic: bool = False
@@ -315,7 +324,7 @@ class TanhGaussianActor(nn.Module):
         mu, log_std = self.head(self.trunk(obs)).chunk(2, -1)
         if deterministic:
             return torch.tanh(mu), torch.zeros(mu.shape[:-1], device=mu.device)
-        log_std = log_std.clamp(self.LOG_STD_MIN, self.LOG_STD_MAX)
+        log_std = (log_std + self.log_std_offset).clamp(self.LOG_STD_MIN, self.LOG_STD_MAX)
         noise = rng.normal(*mu.shape[1:])
         u = mu + log_std.exp() * noise
         # log N(u; mu, std) - sum log(1 - tanh(u)^2), the latter in a stable form

@@ -123,7 +123,9 @@ def default_cases(seeds: list[int] = (1,)) -> list[Case]:
     for name in sorted(REGISTRY):
         for b in (32, 256):
             cases += [Case(name, "vector", b, s) for s in seeds]
-    cases += [Case("discrete_bcq", "atari", 32, s) for s in seeds]
+    cases += [
+        Case(name, "atari", 32, s) for name in ("discrete_bcq", "discrete_cql") for s in seeds
+    ]
     return cases
 
 

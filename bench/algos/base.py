@@ -42,6 +42,8 @@ class Algorithm(ABC):
     #: other names accepted by --set for a config field (e.g. gamma for discount_factor), so
     #: one spelling works for every algorithm while the reference's own name stays
     aliases: ClassVar[dict[str, str]] = {}
+    #: the paper, and where the defaults come from (shown by `bench algos`)
+    source: ClassVar[str] = ""
 
     def __init__(
         self,
@@ -80,6 +82,12 @@ class Algorithm(ABC):
     ) -> torch.Tensor:
         """The evaluation policy: obs [S, N, *obs_shape] -> actions [S, N] or [S, N, act_dim];
         deterministic=True removes any randomness."""
+
+    def fit_dataset(self, data) -> None:
+        """Statistics of the training data the algorithm keeps (observation mean and std, a
+        reward scale), before the first update; they are saved with the checkpoint
+        (tensors()). Default: none."""
+        return None
 
     def explore(self, obs: torch.Tensor) -> torch.Tensor:
         """Actions for online data collection (exploration). Only online-capable algorithms."""
@@ -134,6 +142,36 @@ class Algorithm(ABC):
         self.num_updates = int(state["num_updates"])
         self.rng.load_state_dict(state["rng"])
         self.act_rng.load_state_dict(state["act_rng"])
+
+
+class ObsNormalizer:
+    """Observation normalization by the dataset's statistics, (s - mean) / (std + eps), the
+    same when training and acting. Held per seed ([S, 1, obs_dim], equal rows) so that a job's
+    state splits into seeds like every other tensor; identity when disabled or not fitted."""
+
+    def __init__(self, num_seeds: int, obs_dim: int, device: torch.device, enabled: bool):
+        self.enabled = enabled
+        self.mean = torch.zeros(num_seeds, 1, obs_dim, device=device)
+        self.std = torch.ones(num_seeds, 1, obs_dim, device=device)
+
+    def fit(self, data, eps: float = 1e-3) -> None:
+        """Mean and std over the dataset's observations s_t (one row per transition)."""
+        if not self.enabled:
+            return
+        obs = data.observations(data.obs_index).to(self.mean.device, torch.float64)
+        self.mean.copy_(obs.mean(0).float().expand_as(self.mean))
+        self.std.copy_((obs.std(0, unbiased=False) + eps).float().expand_as(self.std))
+
+    def __call__(self, obs: torch.Tensor) -> torch.Tensor:
+        """obs [S, *batch, obs_dim] -> normalized, same shape."""
+        if not self.enabled:
+            return obs
+        extra = obs.dim() - 3  # broadcast over any batch dimensions beyond one
+        shape = (self.mean.shape[0], *(1,) * (extra + 1), self.mean.shape[-1])
+        return (obs - self.mean.view(shape)) / self.std.view(shape)
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {"obs_mean": self.mean, "obs_std": self.std}
 
 
 REGISTRY: dict[str, type[Algorithm]] = {}
@@ -220,7 +258,9 @@ def resolve_config(
 #: Network widths and counts above this are refused as typos (a 10^5-wide layer is 40 GB).
 MAX_WIDTH = 4096
 #: Count fields whose value sizes a tensor: bounded by MAX_WIDTH.
-SIZE_FIELDS = ("latent_dim", "ensemble_size", "num_sampled_action", "forward_sampled_times")
+SIZE_FIELDS = (
+    "latent_dim", "ensemble_size", "num_sampled_action", "forward_sampled_times", "cql_n_actions",
+)  # fmt: skip
 
 
 def _check_ranges(cls: type[Algorithm], config) -> None:

@@ -40,6 +40,7 @@ def bc_continuous_loss(pred_unit: torch.Tensor, act_unit: torch.Tensor) -> torch
 @register
 class BC(Algorithm):
     name = "bc"
+    source = "behavior cloning (the baseline of Fujimoto et al. 2019, arXiv:1812.02900)"
     Config = BCConfig
 
     def __init__(self, config: BCConfig, info: EnvInfo, device="cpu", seeds=(0,)):

@@ -130,6 +130,7 @@ def bcq_continuous_target(ret, discount, q1, q2, lmbda: float) -> torch.Tensor:
 @register
 class BCQ(Algorithm):
     name = "bcq"
+    source = "Fujimoto, Meger & Precup 2019, arXiv:1812.02900; defaults: Tianshou BCQPolicy"
     Config = BCQConfig
     action_kinds = ("continuous",)
 

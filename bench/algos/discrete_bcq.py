@@ -162,6 +162,7 @@ def bcq_losses(
 @register
 class DiscreteBCQ(Algorithm):
     name = "discrete_bcq"
+    source = "Fujimoto et al. 2019, arXiv:1910.01708; defaults: Tianshou DiscreteBCQPolicy"
     Config = DiscreteBCQConfig
     aliases = {"gamma": "discount_factor"}  # the one spelling every algorithm takes
     presets = PRESETS

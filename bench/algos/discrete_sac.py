@@ -98,6 +98,7 @@ class CriticPair(nn.Module):
 @register
 class DiscreteSAC(Algorithm):
     name = "discrete_sac"
+    source = "Christodoulou 2019, arXiv:1910.07207; defaults: Tianshou DiscreteSACPolicy"
     Config = DiscreteSACConfig
     action_kinds = ("discrete",)
 

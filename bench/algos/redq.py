@@ -99,6 +99,7 @@ def redq_target(
 @register
 class REDQ(Algorithm):
     name = "redq"
+    source = "Chen et al. 2021, arXiv:2101.05982; defaults: Tianshou REDQPolicy"
     Config = REDQConfig
     action_kinds = ("continuous",)
 

@@ -125,7 +125,10 @@ def algos_cmd():
 
     for name, cls in sorted(REGISTRY.items()):
         table = Table(
-            title=f"{name}  ({', '.join(cls.action_kinds)} actions)", title_justify="left"
+            title=f"{name}  ({', '.join(cls.action_kinds)} actions)",
+            title_justify="left",
+            caption=cls.source or None,
+            caption_justify="left",
         )
         table.add_column("key", no_wrap=True)
         table.add_column("default", justify="right", no_wrap=True)

@@ -259,6 +259,7 @@ def _setup(prep: Prepared, device: torch.device, seeds: list[int],
     info = EnvInfo(obs_shape=data.obs_shape, action_space=prep.action_space)
     config = resolve_config(prep.cls, c.preset, c.overrides)
     algo = prep.cls(config, info, device, seeds)
+    algo.fit_dataset(data)
     if fresh:
         gamma, n, normalize = algo.nstep()
         data.compute_nstep(gamma, n, normalize)

@@ -1,0 +1,214 @@
+#!/usr/bin/env python
+"""bench's TD3+BC, IQL and CQL beside d3rlpy 2.8.1's, on the same data, updates and evaluation.
+
+Two steps, each in its own environment (d3rlpy pins its own torch and gym):
+
+1. Export a bench dataset and train d3rlpy on it, in a venv with d3rlpy 2.8.1, gymnasium and
+   mujoco (`python -m venv v && v/bin/pip install d3rlpy==2.8.1 gymnasium mujoco`):
+
+       bench datasets export hopper-medium-replay /tmp/hmr.hdf5 --format d4rl
+       v/bin/python scripts/compare_d3rlpy.py train --data /tmp/hmr.hdf5 --env Hopper-v5 \\
+           --algos td3_bc,iql --seeds 0,1,2 --steps 20000 --eval-every 5000 \\
+           --out results/compare/d3rlpy-hopper-medium-replay.csv
+
+   Every eval_every updates, the policy acts deterministically for --episodes episodes (env
+   seeds 1000 * seed + i), as bench's evaluation does. The configs are CORL's defaults, the
+   ones bench's algorithms take (observation standardization, IQL's reward scale 1000 / return
+   range, CQL's three 256-wide hidden layers and fixed weight 10); rows are appended as each
+   evaluation ends, so an interrupted run keeps what it measured.
+
+2. Train bench on the same dataset (`bench sweep --algo td3_bc,iql --dataset hopper-medium-replay
+   --seeds 0-2 --results-dir R`), then compare, with bench's Python:
+
+       python scripts/compare_d3rlpy.py report --d3rlpy results/compare/d3rlpy-...csv \\
+           --results R --dataset hopper-medium-replay
+
+   Scores are normalized with the reference returns bench's runs record; each side's final
+   score per seed is the mean of its last 3 evaluations; the table gives the IQM and its 95%
+   bootstrap CI per algorithm, and says whether bench's IQM lies at or above d3rlpy's CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+import time
+
+#: bench's algorithm names -> d3rlpy's config class names
+NAMES = {"td3_bc": "TD3PlusBCConfig", "iql": "IQLConfig", "cql": "CQLConfig"}
+FIELDS = ["algo", "seed", "step", "return_mean", "episodes", "train_s", "wall_s"]
+
+
+def d3rlpy_config(algo: str, batch_size: int):
+    """CORL's defaults in d3rlpy's names (the same values bench's configs hold)."""
+    import d3rlpy
+    from d3rlpy.models import VectorEncoderFactory
+    from d3rlpy.preprocessing import ReturnBasedRewardScaler, StandardObservationScaler
+
+    obs = StandardObservationScaler()
+    if algo == "td3_bc":
+        return d3rlpy.algos.TD3PlusBCConfig(
+            actor_learning_rate=3e-4, critic_learning_rate=3e-4, batch_size=batch_size,
+            gamma=0.99, tau=0.005, target_smoothing_sigma=0.2, target_smoothing_clip=0.5,
+            alpha=2.5, update_actor_interval=2, observation_scaler=obs,
+        )  # fmt: skip
+    if algo == "iql":
+        return d3rlpy.algos.IQLConfig(
+            actor_learning_rate=3e-4, critic_learning_rate=3e-4, batch_size=batch_size,
+            gamma=0.99, tau=0.005, expectile=0.7, weight_temp=3.0, max_weight=100.0,
+            observation_scaler=obs, reward_scaler=ReturnBasedRewardScaler(multiplier=1000.0),
+        )  # fmt: skip
+    if algo == "cql":
+        wide = VectorEncoderFactory([256, 256, 256])
+        return d3rlpy.algos.CQLConfig(
+            actor_learning_rate=3e-5, critic_learning_rate=3e-4, temp_learning_rate=3e-5,
+            alpha_learning_rate=0.0, initial_alpha=1.0, conservative_weight=10.0,
+            n_action_samples=10, batch_size=batch_size, gamma=0.99, tau=0.005,
+            actor_encoder_factory=wide, critic_encoder_factory=wide, observation_scaler=obs,
+        )  # fmt: skip
+    raise SystemExit(
+        f"compare_d3rlpy: error: unknown algorithm '{algo}' (choose {', '.join(NAMES)})"
+    )
+
+
+def load_dataset(path: str):
+    import d3rlpy
+    import h5py
+    import numpy as np
+
+    with h5py.File(path, "r") as f:
+        arrays = {k: np.asarray(f[k]) for k in ("observations", "actions", "rewards",
+                                                "terminals", "timeouts")}  # fmt: skip
+    return d3rlpy.dataset.MDPDataset(
+        observations=arrays["observations"].astype(np.float32),
+        actions=arrays["actions"].astype(np.float32),
+        rewards=arrays["rewards"].astype(np.float32),
+        terminals=arrays["terminals"].astype(np.float32),
+        timeouts=arrays["timeouts"].astype(np.float32),
+    )
+
+
+def evaluate(algo, env_id: str, seed: int, episodes: int) -> float:
+    """Mean return of the deterministic policy over `episodes` episodes."""
+    import gymnasium as gym
+    import numpy as np
+
+    env = gym.make(env_id)
+    returns = []
+    for i in range(episodes):
+        obs, _ = env.reset(seed=1000 * seed + i)
+        done, total = False, 0.0
+        while not done:
+            action = algo.predict(np.asarray(obs, dtype=np.float32)[None])[0]
+            obs, reward, terminated, truncated, _ = env.step(action)
+            total += float(reward)
+            done = terminated or truncated
+        returns.append(total)
+    env.close()
+    return float(np.mean(returns))
+
+
+def train(args) -> None:
+    import d3rlpy
+    import torch
+    from d3rlpy.logging import NoopAdapterFactory
+
+    torch.set_num_threads(args.threads)
+    dataset = load_dataset(args.data)
+    new = not os.path.exists(args.out)
+    with open(args.out, "a", newline="") as f:
+        out = csv.DictWriter(f, FIELDS)
+        if new:
+            out.writeheader()
+        for algo_name in args.algos.split(","):
+            for seed in [int(s) for s in args.seeds.split(",")]:
+                d3rlpy.seed(seed)
+                algo = d3rlpy_config(algo_name, args.batch_size).create(device="cpu:0")
+                start, train_s, step = time.perf_counter(), 0.0, 0
+                while step < args.steps:
+                    k = min(args.eval_every, args.steps - step)
+                    t0 = time.perf_counter()
+                    algo.fit(dataset, n_steps=k, n_steps_per_epoch=k, show_progress=False,
+                             logger_adapter=NoopAdapterFactory(), save_interval=10**9)  # fmt: skip
+                    train_s += time.perf_counter() - t0
+                    step += k
+                    ret = evaluate(algo, args.env, seed, args.episodes)
+                    row = {"algo": algo_name, "seed": seed, "step": step, "return_mean": ret,
+                           "episodes": args.episodes, "train_s": round(train_s, 2),
+                           "wall_s": round(time.perf_counter() - start, 2)}  # fmt: skip
+                    out.writerow(row)
+                    f.flush()
+                    print(row, flush=True)
+
+
+def report(args) -> None:
+    import numpy as np
+    import pandas as pd
+
+    from bench.analysis.bootstrap import interval_estimate
+    from bench.analysis.metrics import aggregate_iqm
+    from bench.analysis.scores import ScoreSpec, load_results
+
+    peer = pd.read_csv(args.d3rlpy)
+    results = load_results(args.results, ScoreSpec("final", args.last_k))
+    runs = results.counted[results.counted.dataset == args.dataset]
+    if runs.empty:
+        raise SystemExit(
+            f"compare_d3rlpy: error: no complete runs of {args.dataset} in {args.results}"
+        )
+    meta = results.meta[runs.run_id.iloc[0]]
+    lo_ref, hi_ref = float(meta["ref_min"]), float(meta["ref_max"])
+    print(f"{args.dataset}: final = mean of the last {args.last_k} evaluations, normalized "
+          f"(ref {lo_ref:g} .. {hi_ref:g}); IQM [95% CI]")  # fmt: skip
+    print(f"{'algo':8} {'bench (n)':>28} {'d3rlpy (n)':>28}  bench >= d3rlpy CI low")
+    for algo in sorted(set(peer.algo)):
+        p = peer[peer.algo == algo].sort_values("step")
+        finals = p.groupby("seed").return_mean.apply(lambda r: r.tail(args.last_k).mean())
+        p_scores = 100 * (finals.to_numpy() - lo_ref) / (hi_ref - lo_ref)
+        b_scores = runs[runs.algo == algo].score.to_numpy()
+        bi = interval_estimate([b_scores], aggregate_iqm) if len(b_scores) else (np.nan,) * 3
+        pi = interval_estimate([p_scores], aggregate_iqm)
+        ok = "yes" if bi[0] >= pi[1] else "NO"
+        if not len(b_scores):
+            ok = "(no bench runs)"
+        cell = lambda e, n: f"{e[0]:6.1f} [{e[1]:6.1f}, {e[2]:6.1f}] ({n})"  # noqa: E731
+        print(f"{algo:8} {cell(bi, len(b_scores)):>28} {cell(pi, len(p_scores)):>28}  {ok}")
+        peer_time = p.groupby("seed").train_s.max().mean()
+        print(f"{'':8} d3rlpy training time per seed: {peer_time:.0f} s for {p.step.max()} updates")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train", help="train d3rlpy on an exported dataset (d3rlpy's venv)")
+    t.add_argument("--data", required=True, help="D4RL-layout HDF5 (bench datasets export)")
+    t.add_argument("--env", required=True, help="gymnasium env id, e.g. Hopper-v5")
+    t.add_argument("--algos", default="td3_bc,iql,cql")
+    t.add_argument("--seeds", default="0,1,2")
+    t.add_argument("--steps", type=int, default=20_000)
+    t.add_argument("--eval-every", type=int, default=5_000)
+    t.add_argument("--episodes", type=int, default=10)
+    t.add_argument("--batch-size", type=int, default=256)
+    t.add_argument("--threads", type=int, default=2)
+    t.add_argument("--out", required=True, help="CSV, appended to")
+    r = sub.add_parser("report", help="bench's results beside d3rlpy's CSV (bench's Python)")
+    r.add_argument("--d3rlpy", required=True)
+    r.add_argument("--results", required=True, help="bench results folder")
+    r.add_argument("--dataset", required=True)
+    r.add_argument("--last-k", type=int, default=3)
+    args = parser.parse_args(argv)
+    if args.cmd == "train":
+        for name in args.algos.split(","):
+            if name not in NAMES:
+                parser.error(f"unknown algorithm '{name}' (choose {', '.join(NAMES)})")
+        if min(args.steps, args.eval_every, args.episodes, args.batch_size) < 1:
+            parser.error("--steps, --eval-every, --episodes and --batch-size must be >= 1")
+        train(args)
+    else:
+        report(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
