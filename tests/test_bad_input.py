@@ -64,6 +64,7 @@ def _corrupt(fn):
 
 
 FUZZ = ["--dataset", "fuzz", "--steps", "2"]
+PEND = ["--dataset", "fuzz-pendulum", "--steps", "2"]
 CASES = [
     Case("unknown algo", ["--algo", "nope", "--dataset", "fuzz"], "unknown algorithm 'nope'"),
     Case("unknown dataset", ["--algo", "bc", "--dataset", "nope"], "unknown dataset 'nope'"),
@@ -131,6 +132,24 @@ CASES = [
          "discrete_sac.gamma must be in [0, 1]"),
     Case("n-step 0", ["--algo", "discrete_sac", *FUZZ, "--set", "estimation_step=0"],
          "estimation_step must be >= 1"),
+    # the offline baselines' own ranges (continuous ones on a Pendulum card: checked before data)
+    Case("expectile 1", ["--algo", "iql", *PEND, "--set", "expectile=1"],
+         "expectile must be in (0, 1)"),
+    Case("beta nan (d3rlpy's name)", ["--algo", "iql", *PEND, "--set", "weight_temp=nan"],
+         "bad value 'nan' for iql.beta"),
+    Case("cql_n_actions 0", ["--algo", "cql", *PEND, "--set", "cql_n_actions=0"],
+         "cql.cql_n_actions must be in 1..4096"),
+    Case("cql_n_actions huge", ["--algo", "cql", *PEND, "--set", "cql_n_actions=100000"],
+         "cql.cql_n_actions must be in 1..4096"),
+    Case("cql_temp 0", ["--algo", "cql", *PEND, "--set", "cql_temp=0"], "cql_temp > 0"),
+    Case("cql clip inverted", ["--algo", "cql", *PEND, "--set", "cql_clip_diff_min=2",
+                               "--set", "cql_clip_diff_max=1"], "must not exceed"),
+    Case("policy_freq 0", ["--algo", "td3_bc", *PEND, "--set", "policy_freq=0"],
+         "td3_bc.policy_freq must be >= 1"),
+    Case("discrete_cql alpha negative", ["--algo", "discrete_cql", *FUZZ, "--set", "alpha=-1"],
+         "alpha must be >= 0"),
+    Case("td3_bc on discrete data", ["--algo", "td3_bc", *FUZZ],
+         "'td3_bc' does not handle discrete actions"),
     # devices other than cpu and cuda
     Case("device tpu", ["--algo", "bc", *FUZZ, "--device", "tpu"], "device 'tpu' is not available"),
     Case("device meta", ["--algo", "bc", *FUZZ, "--device", "meta"],
