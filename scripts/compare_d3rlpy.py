@@ -143,6 +143,65 @@ def train(args) -> None:
                     print(row, flush=True)
 
 
+def speed(args) -> None:
+    """d3rlpy's updates per second on `bench perf`'s shapes: Hopper-shaped vectors (obs 11,
+    3 actions) for the continuous algorithms, Breakout-shaped stacked frames (4x84x84,
+    4 actions, Nature CNN) for Discrete CQL; random data (values do not matter for speed).
+    The timed step is d3rlpy's own training step: sample a batch, update."""
+    import d3rlpy
+    import numpy as np
+    import torch
+    from d3rlpy.constants import ActionSpace
+
+    torch.set_num_threads(args.threads)
+    rng = np.random.default_rng(0)
+    for name in args.algos.split(","):
+        if name == "discrete_cql":
+            n, shape = 10_000, (4, 84, 84)
+            obs = rng.integers(0, 256, (n, *shape), dtype=np.uint8)
+            act = rng.integers(0, 4, n)
+            kind = {"action_space": ActionSpace.DISCRETE, "action_size": 4}
+            config = d3rlpy.algos.DiscreteCQLConfig(
+                batch_size=args.batch_size, learning_rate=6.25e-5, target_update_interval=8000,
+                alpha=1.0, observation_scaler=d3rlpy.preprocessing.PixelObservationScaler(),
+            )  # fmt: skip
+        else:
+            n = 100_000
+            obs = rng.normal(size=(n, 11)).astype(np.float32)
+            act = rng.uniform(-1, 1, (n, 3)).astype(np.float32)
+            kind = {"action_space": ActionSpace.CONTINUOUS}
+            config = d3rlpy_config(name, args.batch_size)
+        terminals = np.zeros(n, np.float32)
+        terminals[199::200] = 1.0
+        dataset = d3rlpy.dataset.MDPDataset(
+            observations=obs, actions=act, rewards=rng.normal(size=n).astype(np.float32),
+            terminals=terminals, **kind,
+        )  # fmt: skip
+        algo = config.create(device="cpu:0")
+        algo.build_with_dataset(dataset)
+        if name != "discrete_cql":
+            algo.fit(dataset, n_steps=1, n_steps_per_epoch=1, show_progress=False,
+                     logger_adapter=d3rlpy.logging.NoopAdapterFactory(), save_interval=10**9)  # fmt: skip
+
+        def step(algo=algo, dataset=dataset):
+            algo.update(dataset.sample_transition_batch(args.batch_size))
+
+        for _ in range(10):
+            step()
+        t0 = time.perf_counter()
+        step()
+        n_calls = max(1, int(args.min_time / max(time.perf_counter() - t0, 1e-6)))
+        samples = []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            for _ in range(n_calls):
+                step()
+            samples.append(n_calls / (time.perf_counter() - t0))
+        print(f"d3rlpy {d3rlpy.__version__} {name} batch {args.batch_size} threads "
+              f"{args.threads}: {sorted(samples)[len(samples) // 2]:.1f} upd/s "
+              f"(median of {args.repeats})", flush=True)  # fmt: skip
+
+
 def report(args) -> None:
     import numpy as np
     import pandas as pd
@@ -193,6 +252,12 @@ def main(argv=None) -> None:
     t.add_argument("--batch-size", type=int, default=256)
     t.add_argument("--threads", type=int, default=2)
     t.add_argument("--out", required=True, help="CSV, appended to")
+    p = sub.add_parser("speed", help="d3rlpy's updates/s on bench perf's shapes (d3rlpy's venv)")
+    p.add_argument("--algos", default="td3_bc,iql,cql,discrete_cql")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--min-time", type=float, default=2.0)
     r = sub.add_parser("report", help="bench's results beside d3rlpy's CSV (bench's Python)")
     r.add_argument("--d3rlpy", required=True)
     r.add_argument("--results", required=True, help="bench results folder")
@@ -206,6 +271,8 @@ def main(argv=None) -> None:
         if min(args.steps, args.eval_every, args.episodes, args.batch_size) < 1:
             parser.error("--steps, --eval-every, --episodes and --batch-size must be >= 1")
         train(args)
+    elif args.cmd == "speed":
+        speed(args)
     else:
         report(args)
 
