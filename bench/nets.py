@@ -333,6 +333,12 @@ class TanhGaussianActor(nn.Module):
         return torch.tanh(u), log_prob
 
 
+def critic_values(critics: nn.Module, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+    """Q(s, a) of every member of a critic ensemble MLP (S, E) over [s | a]: obs [S, *batch, obs],
+    act [S, *batch, act] -> [S, E, *batch]."""
+    return critics(torch.cat([obs, act], -1)).squeeze(-1)
+
+
 def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
     """Polyak averaging, target <- (1 - tau) target + tau source, over all parameters at once."""
     with torch.no_grad():

@@ -26,7 +26,7 @@ from torch import nn
 
 from bench.algos.base import Algorithm, register
 from bench.errors import BenchError
-from bench.nets import MLP, adam, init_members, soft_update
+from bench.nets import MLP, adam, critic_values, init_members, soft_update
 from bench.seeding import SeedStreams
 from bench.types import Batch, EnvInfo
 
@@ -169,10 +169,6 @@ class BCQ(Algorithm):
     def _unit(self, act: torch.Tensor) -> torch.Tensor:
         return self.action_scale.to_unit(act) if self.config.action_scaling else act
 
-    def q(self, critics, obs, act) -> torch.Tensor:
-        """[S, 2, B] values of both critics."""
-        return critics(torch.cat([obs, act], -1)).squeeze(-1)
-
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         c = self.config
         self.num_updates += 1
@@ -191,11 +187,11 @@ class BCQ(Algorithm):
             S, B, K = obs.shape[0], obs.shape[1], c.num_sampled_action
             next_rep = batch.next_obs.repeat_interleave(K, 1)  # [S, B*K, obs]
             a_next = self.actor_target(next_rep, self.vae.decode(next_rep, self.rng))
-            q_next = self.q(self.critics_target, next_rep, a_next).view(S, 2, B, K)
+            q_next = critic_values(self.critics_target, next_rep, a_next).view(S, 2, B, K)
             target = bcq_continuous_target(
                 batch.ret, batch.discount, q_next[:, 0], q_next[:, 1], c.lmbda
             )
-        q = self.q(self.critics, obs, act)
+        q = critic_values(self.critics, obs, act)
         critic1_loss = (q[:, 0] - target).pow(2).mean(-1)
         critic2_loss = (q[:, 1] - target).pow(2).mean(-1)
         self.critic_optim.zero_grad(set_to_none=True)

@@ -28,7 +28,7 @@ import torch
 
 from bench.algos.base import Algorithm, ObsNormalizer, register
 from bench.errors import BenchError
-from bench.nets import MLP, TanhGaussianActor, adam, init_members, soft_update
+from bench.nets import MLP, TanhGaussianActor, adam, critic_values, init_members, soft_update
 from bench.types import Batch, EnvInfo
 
 
@@ -186,10 +186,6 @@ class CQL(Algorithm):
             "log_alpha_cql": self.log_alpha_cql,
         }
 
-    def q(self, critics, obs, act) -> torch.Tensor:
-        """[S, 2, *batch] values of both critics."""
-        return critics(torch.cat([obs, act], -1)).squeeze(-1)
-
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         c = self.config
         self.num_updates += 1
@@ -201,12 +197,12 @@ class CQL(Algorithm):
         # SAC policy and temperature, on the critics before this step's update
         alpha = (c.alpha_multiplier * self.log_alpha.exp()).detach()[:, None]  # [S, 1]
         a_new, logp = self.actor(obs, self.rng)
-        actor_loss = (alpha * logp - self.q(self.critics, obs, a_new).min(1).values).mean(-1)
+        actor_loss = (alpha * logp - critic_values(self.critics, obs, a_new).min(1).values).mean(-1)
         alpha_loss = -(self.log_alpha[:, None] * (logp.detach() + self.target_entropy)).mean(-1)
 
         with torch.no_grad():
             a_next, logp_next = self.actor(next_obs, self.rng)
-            q_next = self.q(self.critics_target, next_obs, a_next).min(1).values
+            q_next = critic_values(self.critics_target, next_obs, a_next).min(1).values
             if c.backup_entropy:
                 q_next = q_next - alpha * logp_next
             target = batch.ret + batch.discount * q_next

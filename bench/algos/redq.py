@@ -28,7 +28,7 @@ import torch
 
 from bench.algos.base import Algorithm, register
 from bench.errors import BenchError
-from bench.nets import MLP, TanhGaussianActor, adam, init_members, soft_update
+from bench.nets import MLP, TanhGaussianActor, adam, critic_values, init_members, soft_update
 from bench.types import Batch, EnvInfo
 
 
@@ -134,10 +134,6 @@ class REDQ(Algorithm):
     def tensors(self):
         return {"log_alpha": self.log_alpha, "last_actor": self.last_actor}
 
-    def q_values(self, critics, obs: torch.Tensor, act_unit: torch.Tensor) -> torch.Tensor:
-        """All members at once: [S, N, B]."""
-        return critics(torch.cat([obs, act_unit], dim=-1)).squeeze(-1)
-
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         c = self.config
         self.num_updates += 1
@@ -145,13 +141,13 @@ class REDQ(Algorithm):
         act = self.action_scale.to_unit(batch.act)
         with torch.no_grad():
             a_next, logp_next = self.actor(batch.next_obs, self.rng)
-            q_next = self.q_values(self.critics_target, batch.next_obs, a_next)
+            q_next = critic_values(self.critics_target, batch.next_obs, a_next)
             # a random subset of M members per seed (Alg. 1, line 6)
             subset = self.rng.uniform(c.ensemble_size).argsort(-1)[:, : c.subset_size]
             target = redq_target(
                 batch.ret, batch.discount, q_next, subset, logp_next, alpha, c.target_mode
             )
-        q = self.q_values(self.critics, batch.obs, act)
+        q = critic_values(self.critics, batch.obs, act)
         # each member's MSE, summed over members (independent regressions, Alg. 1 line 8)
         critic_loss = (q - target[:, None]).pow(2).mean(-1).sum(-1)
         self.critic_optim.zero_grad(set_to_none=True)
@@ -171,7 +167,7 @@ class REDQ(Algorithm):
     def _update_actor(self, obs: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
         """The policy (and alpha) step; [S, 2]: (actor_loss, alpha_loss) per seed."""
         a, logp = self.actor(obs, self.rng)
-        q_mean = self.q_values(self.critics, obs, a).mean(1)  # (1/N) sum_i Q_i(s, a~)
+        q_mean = critic_values(self.critics, obs, a).mean(1)  # (1/N) sum_i Q_i(s, a~)
         actor_loss = (alpha * logp - q_mean).mean(-1)
         self.actor_optim.zero_grad(set_to_none=True)
         actor_loss.sum().backward()

@@ -22,7 +22,7 @@ import torch
 
 from bench.algos.base import Algorithm, ObsNormalizer, register
 from bench.errors import BenchError
-from bench.nets import MLP, adam, init_members, soft_update
+from bench.nets import MLP, adam, critic_values, init_members, soft_update
 from bench.types import Batch, EnvInfo
 
 
@@ -130,10 +130,6 @@ class TD3BC(Algorithm):
         """Deterministic policy in the unit box: tanh(f(s))."""
         return torch.tanh(actor(obs))
 
-    def q(self, critics, obs, act) -> torch.Tensor:
-        """[S, 2, B] values of both critics."""
-        return critics(torch.cat([obs, act], -1)).squeeze(-1)
-
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         c = self.config
         self.num_updates += 1
@@ -144,9 +140,9 @@ class TD3BC(Algorithm):
             a_next = smoothed_action(
                 self.pi(self.actor_target, next_obs), noise, c.policy_noise, c.noise_clip
             )
-            q_next = self.q(self.critics_target, next_obs, a_next)
+            q_next = critic_values(self.critics_target, next_obs, a_next)
             target = td3_target(batch.ret, batch.discount, q_next[:, 0], q_next[:, 1])
-        q = self.q(self.critics, obs, act)
+        q = critic_values(self.critics, obs, act)
         critic_loss = (q - target[:, None]).pow(2).mean(-1).sum(-1)  # MSE of Q_1 plus of Q_2
         self.critic_optim.zero_grad(set_to_none=True)
         critic_loss.sum().backward()  # the sum over seeds keeps each seed's gradient its own
