@@ -125,8 +125,9 @@ def resolve_keys(spec: SweepSpec, show_progress: bool = False) -> dict[tuple[str
 def plan(spec: SweepSpec, configs: dict[tuple[str, str], RunConfig] | None = None) -> list[Planned]:
     """Each grid cell with what to do about it, from the run directories already there."""
     configs = configs or resolve_keys(spec)
-    raw, evals = read_runs(spec.results_dir)
+    raw, evals, finals = read_runs(spec.results_dir)
     last_step = evals.groupby("run_id").step.max().to_dict()
+    with_final = set(finals.run_id)
     by_cell: dict[tuple[str, int], list[str]] = {}
     for run_id, cfg in raw.items():
         try:
@@ -140,7 +141,8 @@ def plan(spec: SweepSpec, configs: dict[tuple[str, str], RunConfig] | None = Non
         for seed in spec.seeds:
             cell = Cell(algo, dataset, seed)
             mine = sorted(by_cell.get((key, seed), []))
-            done = [r for r in mine if is_complete(raw[r], int(last_step.get(r, 0)))]
+            done = [r for r in mine
+                    if is_complete(raw[r], int(last_step.get(r, 0)), r in with_final)]  # fmt: skip
             live = [r for r in mine if is_locked(runs_dir(spec.results_dir) / r)]
             if done:
                 out.append(Planned(cell, "skip", key, runs_dir(spec.results_dir) / done[0]))

@@ -57,6 +57,9 @@ def test_kill_at_a_random_moment_then_resume_matches_an_uninterrupted_run(tiny_c
     got = pd.read_parquet(run_dir / "eval.parquet")
     assert got.step.tolist() == list(range(50, 1501, 50)), (killed_at, got.step.tolist())
     pd.testing.assert_frame_equal(got[COLS], expected[COLS])
+    final = pd.read_parquet(run_dir_of(tmp_path / "ref") / "final.parquet")  # the card's 100
+    assert final.episodes.tolist() == [100] and final.step.tolist() == [1500]
+    pd.testing.assert_frame_equal(pd.read_parquet(run_dir / "final.parquet")[COLS], final[COLS])
     # training stats too, apart from the speed column
     a = pd.read_parquet(run_dir_of(tmp_path / "ref") / "train.parquet")
     pd.testing.assert_frame_equal(

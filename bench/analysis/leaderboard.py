@@ -25,7 +25,7 @@ from bench.analysis.bootstrap import (
     pair_interval_estimate,
 )
 from bench.analysis.metrics import AGGREGATES, iqm_r, mean_r, median_r, probability_of_improvement
-from bench.analysis.scores import Results, ScoreSpec, load_results, per_task
+from bench.analysis.scores import SCORED_CURVE, Results, ScoreSpec, load_results, per_task
 from bench.errors import BenchError
 from bench.results.schema import runs_dir
 
@@ -75,6 +75,7 @@ def leaderboard(
             "step": int(g.step.max()),
             "behavior_score": float(g.behavior_score.mean()),
             "episodes": int(g.episodes.iloc[0]),
+            "scored": " + ".join(sorted(set(g.scored))),
             "eval_eps": g.eval_eps.iloc[0],
             "command": res.command(g.key.iloc[0], g.seed.tolist()),
         }
@@ -149,8 +150,13 @@ def protocol_line(board: Board, spec: ScoreSpec, reps: int = BOOTSTRAP_REPS) -> 
     parts = [
         f"score = {spec.describe()}",
         "normalized 0-100 (0 = ref_min, 100 = ref_max)",
-        f"evaluation: {'/'.join(map(str, episodes))} episodes per evaluation",
+        f"{'/'.join(map(str, episodes))} episodes per scored evaluation",
     ]
+    if spec.kind == "final" and len(table):
+        curve = table[table.scored.str.contains(SCORED_CURVE)]
+        if len(curve):
+            parts.append(f"{len(curve)} of {len(table)} rows without a final evaluation, "
+                         "scored by their learning curve")  # fmt: skip
     if eps:
         parts.append(f"eval_eps {'/'.join(map(str, eps))} (Discrete BCQ)")
     parts.append(

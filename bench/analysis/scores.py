@@ -19,28 +19,40 @@ from bench.results.store import is_complete, read_runs
 from bench.run.checkpoint import is_locked
 from bench.run.config import RunConfig
 
+#: The scores a run can be ranked by (ScoreSpec.kind).
+SCORE_KINDS = ("final", "last", "best")
+
 
 @dataclass(frozen=True)
 class ScoreSpec:
-    """Which evaluations make a run's score: the mean of the last k (final) or the max (best)."""
+    """Which evaluation makes a run's score: its final evaluation (final; runs without one: the
+    mean of their last k evaluations), the mean of the learning curve's last k (last), or the
+    max over it (best, optimistic)."""
 
     kind: str = "final"
     last_k: int = 3
 
     def __post_init__(self):
-        if self.kind not in ("final", "best"):
-            raise BenchError(f"unknown score '{self.kind}'; choose final or best")
+        if self.kind not in SCORE_KINDS:
+            raise BenchError(f"unknown score '{self.kind}'; choose {', '.join(SCORE_KINDS)}")
         if isinstance(self.last_k, bool) or not isinstance(self.last_k, int) or self.last_k < 1:
             raise BenchError(f"--last-k must be an integer >= 1, got {self.last_k}")
 
     def describe(self) -> str:
         if self.kind == "best":
             return "best: the max over all evaluations of a run (optimistic: selects on the test)"
-        return f"final: the mean of each run's last {self.last_k} evaluation(s)"
+        last = f"the mean of each run's last {self.last_k} periodic evaluation(s)"
+        if self.kind == "last":
+            return f"last: {last}"
+        return (f"final: each run's final evaluation of its last policy (env seeds apart from "
+                f"the learning curve's; runs without one: {last})")  # fmt: skip
 
 
 RUN_COLUMNS = ["run_id", "key", "label", "algo", "dataset", "seed", "score", "return_mean", "step",
-               "complete", "running", "duplicate_of", "episodes", "eval_eps", "behavior_score"]  # fmt: skip
+               "complete", "running", "duplicate_of", "episodes", "eval_eps", "behavior_score",
+               "scored"]  # fmt: skip
+#: RUN_COLUMNS' `scored`: what a run's score was taken from
+SCORED_FINAL, SCORED_CURVE = "final evaluation", "learning curve"
 
 
 @dataclass
@@ -52,6 +64,7 @@ class Results:
     meta: dict[str, dict]  # run_id -> config.json as written (behavior score, provenance, ...)
     evals: pd.DataFrame
     runs: pd.DataFrame  # RUN_COLUMNS
+    finals: pd.DataFrame  # the final evaluations (EVAL_SCHEMA), one row per run that has one
 
     @property
     def counted(self) -> pd.DataFrame:
@@ -77,7 +90,7 @@ class Results:
 
 
 def load_results(results_dir: Path, spec: ScoreSpec = ScoreSpec()) -> Results:
-    raw, evals = read_runs(results_dir)
+    raw, evals, finals = read_runs(results_dir)
     configs = {
         run_id: RunConfig.from_json(cfg, str(runs_dir(results_dir) / run_id / "config.json"))
         for run_id, cfg in raw.items()
@@ -85,29 +98,38 @@ def load_results(results_dir: Path, spec: ScoreSpec = ScoreSpec()) -> Results:
     keys = {run_id: c.key() for run_id, c in configs.items()}
     evals = evals[evals.run_id.isin(configs)].copy()
     evals["key"] = evals.run_id.map(keys)
+    finals = finals[finals.run_id.isin(configs)].drop_duplicates("run_id").copy()
+    finals["key"] = finals.run_id.map(keys)
+    final_of = finals.set_index("run_id")
     rows = []
     by_run = dict(tuple(evals.groupby("run_id", sort=False)))
     for run_id, c in configs.items():
         ev = by_run.get(run_id)
         score = ret = float("nan")
-        step, episodes = 0, c.eval_episodes
+        step, episodes, scored = 0, c.eval_episodes, SCORED_CURVE
+        has_final = run_id in final_of.index
         if ev is not None and len(ev):
             ev = ev.sort_values("step")
+            step, episodes = int(ev.step.iloc[-1]), int(ev.episodes.iloc[-1])
             if spec.kind == "best":
                 best = ev.loc[ev.normalized_score.idxmax()]
                 score, ret = float(best.normalized_score), float(best.return_mean)
+            elif spec.kind == "final" and has_final:
+                fin = final_of.loc[run_id]
+                score, ret = float(fin.normalized_score), float(fin.return_mean)
+                episodes, scored = int(fin.episodes), SCORED_FINAL
             else:
                 tail = ev.tail(spec.last_k)
                 score, ret = float(tail.normalized_score.mean()), float(tail.return_mean.mean())
-            step, episodes = int(ev.step.iloc[-1]), int(ev.episodes.iloc[-1])
-        complete = is_complete({"steps": c.steps}, step)
+        complete = is_complete({"steps": c.steps, "final_episodes": c.final_episodes}, step,
+                               has_final)  # fmt: skip
         rows.append({
             "run_id": run_id, "key": keys[run_id], "label": c.algo, "algo": c.algo,
             "dataset": c.dataset, "seed": c.seed, "score": score, "return_mean": ret,
             "step": step, "complete": complete,
             "running": not complete and is_locked(runs_dir(results_dir) / run_id),
             "duplicate_of": None, "episodes": episodes, "eval_eps": c.algo_config.get("eval_eps"),
-            "behavior_score": raw[run_id].get("behavior_score"),
+            "behavior_score": raw[run_id].get("behavior_score"), "scored": scored,
         })  # fmt: skip
     runs = pd.DataFrame(rows, columns=RUN_COLUMNS)
     runs["behavior_score"] = pd.to_numeric(runs.behavior_score, errors="coerce")
@@ -117,7 +139,7 @@ def load_results(results_dir: Path, spec: ScoreSpec = ScoreSpec()) -> Results:
         counted = runs[runs.complete & runs.duplicate_of.isna()]
         runs["label"] = _labels(counted, configs).reindex(runs.index)
         runs["label"] = runs.label.fillna(_labels(runs, configs))
-    return Results(Path(results_dir), configs, raw, evals, runs)
+    return Results(Path(results_dir), configs, raw, evals, runs, finals)
 
 
 def _labels(runs: pd.DataFrame, configs: dict[str, RunConfig]) -> pd.Series:

@@ -20,9 +20,17 @@ def _score_spec(score: str, last_k: int):
 
 RESULTS_OPT = typer.Option(Path("results"), "--results", help="Results folder (holds runs/).")
 SCORE_OPT = typer.Option(
-    "final", "--score", help="final: mean of each run's last k evaluations; best: max (optimistic)."
+    "final",
+    "--score",
+    help="final: each run's final evaluation of its last policy (runs without one: the mean of "
+    "their last k evaluations); last: the mean of the learning curve's last k evaluations; "
+    "best: the max over the learning curve (optimistic: selected on the test episodes).",
 )
-LAST_K_OPT = typer.Option(3, "--last-k", help="Evaluations averaged by the final score.")
+LAST_K_OPT = typer.Option(
+    3,
+    "--last-k",
+    help="Evaluations averaged by the last score (and by final, for runs without one).",
+)
 
 
 def _md_table(title: str, frame) -> Table:

@@ -196,7 +196,8 @@ def datasets_info(dataset: str = typer.Argument(..., help="Dataset card id.")):
     table.add_row(
         "run defaults",
         f"steps {t.steps:,}, eval every {t.eval_every:,}, {t.eval_episodes} eval episodes, "
-        f"batch {t.batch_size}, preset {t.preset or 'none'}",
+        f"{t.final_episodes or 'no'} final episodes, batch {t.batch_size}, "
+        f"preset {t.preset or 'none'}",
     )
     console = _console()
     if not dataset_exists(card.minari_id):

@@ -88,9 +88,10 @@ def _print_run(result) -> None:
     table = Table(title=f"{c.algo} on {c.dataset}, seed {c.seed} (normalized score: 0-100 scale)")
     for col in ("step", "return mean", "return std", "episodes", "normalized score"):
         table.add_column(col, justify="right")
-    for r in result.eval_rows:
+    final = [] if result.final_row is None else [result.final_row]
+    for r in result.eval_rows + final:
         table.add_row(
-            str(r["step"]),
+            str(r["step"]) + (" (final)" if r is result.final_row else ""),
             f"{r['return_mean']:.1f}",
             f"{r['return_std']:.1f}",
             str(r["episodes"]),
@@ -104,12 +105,15 @@ def _print_run(result) -> None:
 def _print_seeds(results) -> None:
     c = results[0].config
     table = Table(title=f"{c.algo} on {c.dataset}, {len(results)} seeds (normalized score)")
-    for col in ("seed", "step", "final score", "best score", "run"):
+    final = c.final_episodes
+    cols = ["seed", "step", "last eval", "best eval"] + [f"final ({final} ep)"] * bool(final)
+    for col in cols + ["run"]:
         table.add_column(col, justify="right" if col != "run" else "left")
     for r in results:
         scores = [row["normalized_score"] for row in r.eval_rows]
+        cells = [f"{r.final_row['normalized_score']:.1f}"] if r.final_row else []
         table.add_row(str(r.config.seed), str(r.eval_rows[-1]["step"]), f"{scores[-1]:.1f}",
-                      f"{max(scores):.1f}", r.run_dir.name)  # fmt: skip
+                      f"{max(scores):.1f}", *cells, r.run_dir.name)  # fmt: skip
     stdout.print(table)
     stdout.print(f"key {c.key()}; wall time {max(r.wall_time_s for r in results):.1f} s",
                  markup=False)  # fmt: skip

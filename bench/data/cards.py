@@ -70,6 +70,9 @@ class TrainDefaults:
     eval_episodes: int = 10
     batch_size: int = 256
     preset: str | None = None
+    #: Episodes of the final evaluation of the last policy, recorded apart from the learning
+    #: curve (final.parquet): what the leaderboard scores. 0: no final evaluation.
+    final_episodes: int = 0
 
 
 @dataclass(frozen=True)
@@ -295,7 +298,8 @@ def imported_card_text(
     command: str,
 ) -> str:
     """The TOML of a user card for an imported dataset (behavior "external": not buildable)."""
-    t = TrainDefaults(preset=preset)
+    # vector observations: cheap episodes, a final evaluation of 100 of them
+    t = TrainDefaults(preset=preset, final_episodes=100 if preset is not None else 0)
     lines = [
         f"# Written by `{command}`.",
         "# The data is external: rebuild it by importing the file again (--force).",
@@ -320,6 +324,7 @@ def imported_card_text(
         f"eval_every = {t.eval_every}",
         f"eval_episodes = {t.eval_episodes}",
         f"batch_size = {t.batch_size}",
+        f"final_episodes = {t.final_episodes}  # episodes of the final evaluation (0: none)",
     ]
     if preset is not None:
         lines.append(f"preset = {_toml_str(preset)}  # vector observations: small-task settings")

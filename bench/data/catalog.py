@@ -150,7 +150,8 @@ def hdf5_card(path: str, env_id: str | None) -> Card:
         import_d4rl(file, env_id, minari_id)
     card = minari_card(MINARI_PREFIX + minari_id)
     preset = vector_preset(tuple(open_dataset(minari_id).observation_space.shape))
-    return dataclasses.replace(card, train=TrainDefaults(preset=preset))
+    final = 100 if preset is not None else 0  # vector observations: cheap final episodes
+    return dataclasses.replace(card, train=TrainDefaults(preset=preset, final_episodes=final))
 
 
 def import_file(

@@ -2,7 +2,9 @@
 
 results/runs/<run_id>/
     config.json      resolved config, dataset id + metadata hash, package versions, git sha
-    eval.parquet     one row per evaluation (EVAL_SCHEMA)
+    eval.parquet     one row per evaluation (EVAL_SCHEMA): the learning curve
+    final.parquet    the final evaluation of the last policy (EVAL_SCHEMA, one row), when the run
+                     has one (final_episodes > 0): more episodes, env seeds of its own
     train.parquet    one row per (logged step, metric) (TRAIN_SCHEMA)
     checkpoint.pt    the final algorithm state
 Every file is written to a temporary name in the same folder, fsynced, then renamed: a reader
@@ -41,6 +43,9 @@ EVAL_SCHEMA = pa.schema(
         ("normalized_score", pa.float64()),  # 100 * (return_mean - ref_min) / (ref_max - ref_min)
     ]
 )
+
+#: The final evaluation's table in a run directory (EVAL_SCHEMA).
+FINAL_TABLE = "final.parquet"
 
 TRAIN_SCHEMA = pa.schema(
     [

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from bench.errors import BenchError
-from bench.results.schema import EVAL_SCHEMA, runs_dir
+from bench.results.schema import EVAL_SCHEMA, FINAL_TABLE, runs_dir
 
 
 def _foreign(path: Path, what: str) -> BenchError:
@@ -50,13 +50,14 @@ def read_config(path: Path) -> dict:
     return cfg
 
 
-def read_runs(results_dir: Path) -> tuple[dict[str, dict], pd.DataFrame]:
-    """(run_id -> config.json, all eval rows of those runs), each file read once."""
+def read_runs(results_dir: Path) -> tuple[dict[str, dict], pd.DataFrame, pd.DataFrame]:
+    """(run_id -> config.json, all eval rows of those runs, their final evaluations' rows), each
+    file read once."""
     root = runs_dir(results_dir)
     if root.exists() and not root.is_dir():
         raise BenchError(f"{root} is not a folder")
     configs: dict[str, dict] = {}
-    frames = []
+    frames, finals = [], []
     for run_dir in sorted(root.glob("*/")) if root.is_dir() else []:
         if not (run_dir / "config.json").is_file():
             continue
@@ -64,10 +65,15 @@ def read_runs(results_dir: Path) -> tuple[dict[str, dict], pd.DataFrame]:
         if (run_dir / "eval.parquet").is_file():
             frame = read_eval_table(run_dir / "eval.parquet")
             frames.append(frame.assign(run_id=run_dir.name))  # the folder names the run
-    evals = (
-        pd.concat(frames, ignore_index=True) if frames else EVAL_SCHEMA.empty_table().to_pandas()
-    )
-    return configs, evals
+        if (run_dir / FINAL_TABLE).is_file():
+            finals.append(read_eval_table(run_dir / FINAL_TABLE).assign(run_id=run_dir.name))
+    return configs, _concat(frames), _concat(finals)
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    if not frames:
+        return EVAL_SCHEMA.empty_table().to_pandas()
+    return pd.concat(frames, ignore_index=True)
 
 
 def read_eval(results_dir: Path) -> pd.DataFrame:
@@ -75,7 +81,9 @@ def read_eval(results_dir: Path) -> pd.DataFrame:
     return read_runs(results_dir)[1]
 
 
-def is_complete(cfg: dict, last_step: int) -> bool:
-    """A run is complete when its last evaluation is at its configured number of steps."""
+def is_complete(cfg: dict, last_step: int, has_final: bool = False) -> bool:
+    """A run is complete when its last evaluation is at its configured number of steps and,
+    where it has one (final_episodes > 0), its final evaluation is written."""
     steps = cfg.get("steps") if isinstance(cfg, dict) else None
-    return isinstance(steps, int) and last_step >= steps
+    final = cfg.get("final_episodes") if isinstance(cfg, dict) else None
+    return isinstance(steps, int) and last_step >= steps and (not final or has_final)

@@ -32,6 +32,9 @@ SCHEMA_VERSION = 3
 RANDOM_STREAMS = 2
 #: Evaluation env seeds: EVAL_SEED_BASE + 1000 * run seed + env index (disjoint from build seeds).
 EVAL_SEED_BASE = 1_000_000
+#: The final evaluation's env seeds start FINAL_SEED_OFFSET above the periodic ones' (its
+#: episodes are not the learning curve's).
+FINAL_SEED_OFFSET = 500
 #: Seeds are non-negative and fit the 32-bit seeds of numpy and the environments.
 MAX_SEED = 2**31 - 1
 #: Budgets above this are refused as typos (10^9 updates is years on any machine).
@@ -67,6 +70,11 @@ class RunOptions:
         None, "Evaluate every N updates, and after the last (default: the card's)."
     )
     eval_episodes: int | None = _opt(None, "Episodes per evaluation (default: the card's).")
+    final_episodes: int | None = _opt(
+        None,
+        "Episodes of the final evaluation of the last policy, recorded apart from the learning "
+        "curve (final.parquet) and scored by the leaderboard; 0: none (default: the card's).",
+    )
     batch_size: int | None = _opt(None, "Transitions per update (default: the card's).")
     preset: str | None = _opt(
         None,
@@ -90,10 +98,10 @@ class RunOptions:
             value = getattr(self, name)
             if value is not None:
                 _positive(name, value)
-        if self.eval_episodes is not None and self.eval_episodes > MAX_EVAL_EPISODES:
-            raise BenchError(
-                f"--eval-episodes must be at most {MAX_EVAL_EPISODES:,}, got {self.eval_episodes:,}"
-            )
+        if self.eval_episodes is not None:
+            _episodes("eval_episodes", self.eval_episodes)
+        if self.final_episodes is not None:
+            _episodes("final_episodes", self.final_episodes, allow_zero=True)
         if self.threads is not None and self.threads > MAX_THREADS:
             raise BenchError(f"--threads must be at most {MAX_THREADS}, got {self.threads}")
         if not 0 <= self.seed <= MAX_SEED:
@@ -119,6 +127,17 @@ def _positive(name: str, value: Any) -> int:
         raise BenchError(f"{flag} must be positive, got {value}")
     if value > MAX_BUDGET:
         raise BenchError(f"{flag} must be at most {MAX_BUDGET:,}, got {value:,}")
+    return value
+
+
+def _episodes(name: str, value: Any, allow_zero: bool = False) -> int:
+    flag = "--" + name.replace("_", "-")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BenchError(f"{flag} must be an integer, got {value!r}")
+    if value < 0 or (value == 0 and not allow_zero):
+        raise BenchError(f"{flag} must be {'>= 0' if allow_zero else 'positive'}, got {value}")
+    if value > MAX_EVAL_EPISODES:
+        raise BenchError(f"{flag} must be at most {MAX_EVAL_EPISODES:,}, got {value:,}")
     return value
 
 
@@ -150,14 +169,20 @@ class RunConfig:
     compile: bool = False  # how it ran: not in the key
     random_streams: int = RANDOM_STREAMS
     schema_version: int = SCHEMA_VERSION
+    final_episodes: int = 0  # the final evaluation's episodes (0: none, as in older runs)
 
     #: the fields the key hashes: all that decides a run's numbers, except the seed
     IDENTITY = ("algo", "minari_id", "dataset_hash", "steps", "eval_every", "eval_episodes",
                 "batch_size", "algo_config", "eval_env", "eval_seed_base",
                 "random_streams")  # fmt: skip
+    #: hashed only when set, so that a run without a final evaluation keeps the key it had
+    #: before final evaluations existed
+    IDENTITY_IF_SET = ("final_episodes",)
 
     def key(self) -> str:
-        ident = _canonical({k: getattr(self, k) for k in self.IDENTITY})
+        ident = {k: getattr(self, k) for k in self.IDENTITY}
+        ident |= {k: getattr(self, k) for k in self.IDENTITY_IF_SET if getattr(self, k)}
+        ident = _canonical(ident)
         return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]
 
     def fingerprint(self) -> str:
@@ -202,12 +227,14 @@ class RunConfig:
 
     def _check_types(self) -> None:
         for name in ("seed", "steps", "eval_every", "eval_episodes", "batch_size", "eval_seed_base",
-                     "random_streams", "schema_version"):  # fmt: skip
+                     "random_streams", "schema_version", "final_episodes"):  # fmt: skip
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError(f"{name} must be an integer, got {value!r}")
         for name in ("steps", "eval_every", "eval_episodes", "batch_size"):
             _positive(name, getattr(self, name))
+        if not 0 <= self.final_episodes <= MAX_EVAL_EPISODES:
+            raise ValueError(f"final_episodes must be in 0..{MAX_EVAL_EPISODES}")
         for name in ("algo", "dataset", "minari_id", "dataset_hash", "device"):
             if not isinstance(getattr(self, name), str):
                 raise TypeError(f"{name} must be a string")
@@ -221,7 +248,8 @@ class RunConfig:
         return RunOptions(
             algo=self.algo, dataset=self.dataset, seed=self.seed if seed is None else seed,
             steps=self.steps, eval_every=self.eval_every, eval_episodes=self.eval_episodes,
-            batch_size=self.batch_size, preset=self.preset or "none",
+            final_episodes=self.final_episodes, batch_size=self.batch_size,
+            preset=self.preset or "none",
             overrides=dict(self.overrides), env=self.env, device=self.device, compile=self.compile,
         )  # fmt: skip
 
@@ -242,8 +270,9 @@ class RunConfig:
             parts += ["--env", self.env]
         parts += ["--seeds", seeds] if sweep else ["--seed", str(self.seed)]
         parts += ["--steps", str(self.steps), "--eval-every", str(self.eval_every),
-                  "--eval-episodes", str(self.eval_episodes), "--batch-size", str(self.batch_size),
-                  "--preset", self.preset or "none"]  # fmt: skip
+                  "--eval-episodes", str(self.eval_episodes),
+                  "--final-episodes", str(self.final_episodes),
+                  "--batch-size", str(self.batch_size), "--preset", self.preset or "none"]  # fmt: skip
         for k, v in sorted(self.overrides.items()):
             parts += ["--set", f"{k}={v}"]
         return shlex.join(parts)
@@ -252,7 +281,8 @@ class RunConfig:
         """What sets this configuration apart from others of the same algorithm and dataset
         (for labels such as `bc (steps=1000)`): budgets, preset, then algorithm config fields."""
         out: dict[str, Any] = {}
-        for name in ("steps", "eval_every", "eval_episodes", "batch_size", "preset"):
+        for name in ("steps", "eval_every", "eval_episodes", "final_episodes", "batch_size",
+                     "preset"):  # fmt: skip
             if any(getattr(o, name) != getattr(self, name) for o in others):
                 out[name] = (
                     getattr(self, name) or "none" if name == "preset" else getattr(self, name)
@@ -300,6 +330,11 @@ def resolve(opts: RunOptions, card: Card, dataset_hash: str) -> RunConfig:
         eval_every=_positive("eval_every", t.eval_every if opts.eval_every is None else opts.eval_every),
         eval_episodes=_positive(
             "eval_episodes", t.eval_episodes if opts.eval_episodes is None else opts.eval_episodes
+        ),
+        final_episodes=_episodes(
+            "final_episodes",
+            t.final_episodes if opts.final_episodes is None else opts.final_episodes,
+            allow_zero=True,
         ),
         batch_size=_positive("batch_size", t.batch_size if opts.batch_size is None else opts.batch_size),
         preset=preset, overrides=dict(opts.overrides),

@@ -34,6 +34,7 @@ from bench.progress import progress_bar
 from bench.results import store
 from bench.results.schema import (
     EVAL_SCHEMA,
+    FINAL_TABLE,
     TRAIN_SCHEMA,
     atomic_write_json,
     atomic_write_table,
@@ -47,7 +48,7 @@ from bench.run.checkpoint import (
     save_checkpoint,
     stack_checkpoints,
 )
-from bench.run.config import RunConfig, RunOptions, check_algorithm, resolve
+from bench.run.config import FINAL_SEED_OFFSET, RunConfig, RunOptions, check_algorithm, resolve
 from bench.run.provenance import provenance
 from bench.seeding import split_seeds
 from bench.types import EnvInfo
@@ -62,6 +63,7 @@ class RunResult:
     config: RunConfig
     eval_rows: list[dict]
     wall_time_s: float
+    final_row: dict | None = None  # the final evaluation (final.parquet), when it has one
 
 
 @dataclass
@@ -411,8 +413,30 @@ def _train(dirs: list[Path], configs: list[RunConfig], prep: Prepared, algo, sam
                 mean = sum(r["normalized_score"] for r in rows) / S
                 describe(f"{title} [score {mean:.1f}" + (" mean]" if S > 1 else "]"))
                 t_window = time.perf_counter()  # evaluation time is not update time
+        finals: list[dict | None] = [None] * S
+        if c.final_episodes:
+            describe(f"{title} [final evaluation: {c.final_episodes} episodes]")
+            finals = _final_evaluation(dirs, configs, prep, algo, t0)
     wall = time.perf_counter() - t0
-    return [RunResult(dirs[s], configs[s], eval_rows[s], wall) for s in range(S)]
+    return [RunResult(dirs[s], configs[s], eval_rows[s], wall, finals[s]) for s in range(S)]
+
+
+def _final_evaluation(dirs: list[Path], configs: list[RunConfig], prep: Prepared, algo,
+                      t0: float) -> list[dict | None]:  # fmt: skip
+    """The last policy of every seed, over final_episodes episodes on env seeds of its own
+    (FINAL_SEED_OFFSET above the periodic ones), written to final.parquet apart from the
+    learning curve. A run is complete once this file exists; a job killed before it resumes from
+    its last checkpoint (the last step's) and only evaluates."""
+    c = prep.config
+    algo.act_rng.reseed("final", c.steps)
+    seeds = [c.eval_seed_base + 1000 * cfg.seed + FINAL_SEED_OFFSET for cfg in configs]
+    returns = algorithm_returns(algo, prep.card.env, c.final_episodes, seeds)
+    wall = time.perf_counter() - t0
+    rows: list[dict | None] = []
+    for s, run_dir in enumerate(dirs):
+        rows.append(_eval_row(run_dir.name, c.key(), configs[s], c.steps, wall, returns[s], prep))
+        atomic_write_table(run_dir / FINAL_TABLE, [rows[-1]], EVAL_SCHEMA)
+    return rows
 
 
 def _eval_row(run_id, key, config: RunConfig, step: int, wall: float, returns, prep) -> dict:

@@ -2,7 +2,13 @@
 
 from pathlib import Path
 
-from bench.results.schema import EVAL_SCHEMA, atomic_write_json, atomic_write_table, runs_dir
+from bench.results.schema import (
+    EVAL_SCHEMA,
+    FINAL_TABLE,
+    atomic_write_json,
+    atomic_write_table,
+    runs_dir,
+)
 from bench.run.config import RunConfig
 
 
@@ -28,6 +34,7 @@ def make_run(
     steps: int | None = None,
     behavior: float = 40.0,
     suffix: str = "fake",
+    final: float | None = None,
     **changes,
 ) -> str:
     """A run whose evaluations at eval_every, 2 * eval_every, ... have these normalized
@@ -49,4 +56,8 @@ def make_run(
         for i, s in enumerate(scores)
     ]  # fmt: skip
     atomic_write_table(d / "eval.parquet", rows, EVAL_SCHEMA)
+    if final is not None:
+        row = rows[-1] | {"return_mean": final, "normalized_score": final,
+                          "episodes": cfg.final_episodes}  # fmt: skip
+        atomic_write_table(d / FINAL_TABLE, [row], EVAL_SCHEMA)
     return run_id

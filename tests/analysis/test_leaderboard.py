@@ -35,7 +35,7 @@ def test_leaderboard_rows_aggregates_and_in_progress(results):
     assert row.iqm_lo <= row.iqm <= row.iqm_hi and row.step == 400
     assert row.command == (
         "bench sweep --algo bc --dataset ds-a --seeds 0-2 --steps 400 --eval-every 100 "
-        "--eval-episodes 10 --batch-size 64 --preset none"
+        "--eval-episodes 10 --final-episodes 0 --batch-size 64 --preset none"
     )
     assert list(board.results.in_progress.run_id) == ["bc__ds-a__s7__fake"]  # left out, said so
     both = board.blocks[0]  # bc alone over the two datasets it has; discrete_bcq has only ds-a
@@ -51,7 +51,7 @@ def test_leaderboard_cli_formats(results, tmp_path):
     md = bench("leaderboard", "--results", results)
     assert md.returncode == 0, md.stderr
     assert "| bc " in md.stdout and "IQM" in md.stdout
-    assert "final: the mean of each run's last 3 evaluation(s)" in md.stdout
+    assert "runs without one: the mean of each run's last 3 periodic evaluation(s)" in md.stdout
     assert "1 run(s) in progress, not counted: bc__ds-a__s7__fake" in md.stdout
     assert "bench sweep --algo discrete_bcq --dataset ds-a --seeds 0-2" in md.stdout
     best = bench("leaderboard", "--results", results, "--score", "best")
