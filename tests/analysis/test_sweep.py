@@ -96,7 +96,8 @@ def test_committed_baseline_passes_with_other_seeds_and_catches_a_regression(
     assert ok.returncode == 0, ok.stdout
     # plant a regression: the same runs with every score cut by 60 points
     shutil.copytree(tmp_path / "now", tmp_path / "worse")
-    for f in (tmp_path / "worse" / "runs").glob("*/eval.parquet"):
+    worse = (tmp_path / "worse" / "runs").glob("*/*.parquet")  # the curve and the final score
+    for f in (f for f in worse if f.name in ("eval.parquet", "final.parquet")):
         rows = pd.read_parquet(f)
         rows["normalized_score"] -= 60
         rows.to_parquet(f, index=False)
