@@ -70,6 +70,7 @@ class SweepSpec:
     threads: int = 1  # torch threads per job
     seeds_per_job: int = 32  # seeds trained together in one process, at most
     vectorize: bool = True  # False: one seed per job (and per process)
+    tags: dict = field(default_factory=dict)  # written into each new run's config.json (suite)
 
     def cell_options(self, cell: Cell) -> RunOptions:
         return dataclasses.replace(self.options, algo=cell.algo, dataset=cell.dataset,
@@ -204,7 +205,8 @@ def run_cells(job: list[Planned], spec: SweepSpec) -> list[dict]:
             results = run_job(opts, [], show_progress=False, resume=[p.run_dir for p in job])
         else:
             results = run_job(opts, [p.cell.seed for p in job], show_progress=False,
-                              results_dir=Path(spec.results_dir).resolve())  # fmt: skip
+                              results_dir=Path(spec.results_dir).resolve(),
+                              tags=spec.tags)  # fmt: skip
     except BenchError as e:
         return [{"cell": c, "ok": False, "error": str(e)} for c in cells]
     except Exception as e:  # noqa: BLE001 - one failed job must not stop the grid
@@ -212,7 +214,7 @@ def run_cells(job: list[Planned], spec: SweepSpec) -> list[dict]:
     wall = time.perf_counter() - t0
     return [
         {"cell": c, "ok": True, "run_dir": str(r.run_dir),
-         "score": float(r.eval_rows[-1]["normalized_score"]), "wall_s": wall}
+         "score": float((r.final_row or r.eval_rows[-1])["normalized_score"]), "wall_s": wall}
         for c, r in zip(cells, results, strict=True)
     ]  # fmt: skip
 
@@ -235,11 +237,24 @@ def execute(
 ) -> list[dict]:
     """Run the non-skipped cells, grouped into jobs; on_update(cell, state, result) sees
     'running' and the end of each cell."""
-    todo = group_jobs(jobs, spec)
+    return execute_grids([(jobs, spec)], executor, address, on_update)
+
+
+def execute_grids(
+    grids: list[tuple[list[Planned], SweepSpec]],
+    executor: str = "local",
+    address: str | None = None,
+    on_update: Callable[[Cell, str, dict | None], None] | None = None,
+) -> list[dict]:
+    """Several grids (each with its own options) dispatched to one pool: execute for each."""
+    todo = [(job, spec) for jobs, spec in grids for job in group_jobs(jobs, spec)]
+    if not grids:
+        return []
+    first = grids[0][1]
     if executor == "local":
-        return _execute_local(todo, spec, on_update)
+        return _execute_local(todo, first.workers, on_update)
     if executor == "ray":
-        return _execute_ray(todo, spec, address, on_update)
+        return _execute_ray(todo, first.workers * first.threads, address, on_update)
     raise BenchError(f"unknown executor '{executor}'; choose local or ray")
 
 
@@ -248,7 +263,7 @@ def _notify(on_update, cell, state, result=None):
         on_update(cell, state, result)
 
 
-def _execute_local(todo, spec, on_update) -> list[dict]:
+def _execute_local(todo, workers: int, on_update) -> list[dict]:
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
@@ -257,9 +272,9 @@ def _execute_local(todo, spec, on_update) -> list[dict]:
         return results
     # spawn: each worker starts clean (no torch thread pools inherited from this process)
     ctx = mp.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=spec.workers, mp_context=ctx,
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
                              initializer=_watch_parent) as pool:  # fmt: skip
-        futures = {pool.submit(run_cells, job, spec): job for job in todo}
+        futures = {pool.submit(run_cells, job, spec): job for job, spec in todo}
         running: set = set()
         pending = set(futures)
         while pending:
@@ -276,7 +291,7 @@ def _execute_local(todo, spec, on_update) -> list[dict]:
     return results
 
 
-def _execute_ray(todo, spec, address, on_update) -> list[dict]:
+def _execute_ray(todo, cpus: int, address, on_update) -> list[dict]:
     try:
         import ray
     except ImportError:
@@ -288,15 +303,15 @@ def _execute_ray(todo, spec, address, on_update) -> list[dict]:
         return results
     started_here = not ray.is_initialized()
     if started_here:
-        kwargs = {"address": address} if address else {"num_cpus": spec.workers * spec.threads}
+        kwargs = {"address": address} if address else {"num_cpus": cpus}
         try:
             ray.init(**kwargs, include_dashboard=False, log_to_driver=False)
         except Exception as e:  # noqa: BLE001 - connection failures come in several kinds
             raise BenchError(f"cannot start or reach Ray ({address or 'local'}): {e}") from None
     try:
-        remote = ray.remote(num_cpus=spec.threads)(run_cells)
-        refs = {remote.remote(job, spec): job for job in todo}
-        for job in todo:  # Ray schedules them; we only learn when each ends
+        refs = {ray.remote(num_cpus=spec.threads)(run_cells).remote(job, spec): job
+                for job, spec in todo}  # fmt: skip
+        for job in refs.values():  # Ray schedules them; we only learn when each ends
             for p in job:
                 _notify(on_update, p.cell, "queued")
         pending = list(refs)

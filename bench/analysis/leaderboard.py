@@ -11,6 +11,7 @@ datasets already compares is dropped.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,6 +166,46 @@ def protocol_line(board: Board, spec: ScoreSpec, reps: int = BOOTSTRAP_REPS) -> 
     )
     parts.append("one row per configuration (run key); one run per configuration and seed")
     return "; ".join(parts)
+
+
+def protocol_frame(board: Board) -> pd.DataFrame:
+    """Per dataset, the protocol behind its rows: budgets, episodes, references and their source
+    (from the counted runs' configs; a dataset whose configurations differ lists each value)."""
+    res, done = board.results, board.results.counted
+    rows = []
+    for dataset, g in done.groupby("dataset", sort=True):
+        cfgs = [res.configs[r] for r in g.run_id]
+        metas = [res.meta[r] for r in g.run_id]
+        values = functools.partial(_distinct, cfgs)
+        meta = functools.partial(_distinct, metas, lambda m, k: m.get(k, "-"))
+        rows.append({
+            "dataset": dataset, "steps": values(getattr, "steps", "{:,}".format),
+            "eval every": values(getattr, "eval_every", "{:,}".format),
+            "eval episodes": values(getattr, "eval_episodes"),
+            "final episodes": values(getattr, "final_episodes"),
+            "batch": values(getattr, "batch_size"), "ref min": meta("ref_min"),
+            "ref max": meta("ref_max"), "ref source": meta("ref_source"),
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _distinct(items, get, name, fmt=str) -> str:
+    """The distinct values of one field over items, formatted and joined with '/'."""
+    return "/".join(fmt(v) for v in sorted({get(item, name) for item in items}, key=str))
+
+
+def suites_line(board: Board) -> str | None:
+    """The suite(s) that started the counted runs, as they recorded it; None when none did."""
+    res = board.results
+    tags = {}
+    for run_id in res.counted.run_id:
+        tag = res.meta[run_id].get("suite")
+        name = (f"suite {tag.get('name')} v{tag.get('version')} (sha256 "
+                f"{str(tag.get('sha256'))[:12]})") if isinstance(tag, dict) else "no suite"  # fmt: skip
+        tags[name] = tags.get(name, 0) + 1
+    if set(tags) <= {"no suite"}:
+        return None
+    return "runs from " + ", ".join(f"{k}: {v}" for k, v in sorted(tags.items()))
 
 
 def display_frame(table: pd.DataFrame) -> pd.DataFrame:

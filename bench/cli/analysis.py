@@ -68,7 +68,9 @@ def leaderboard_cmd(
         display_frame,
         display_improvement,
         leaderboard,
+        protocol_frame,
         protocol_line,
+        suites_line,
         to_html,
     )
 
@@ -96,6 +98,10 @@ def leaderboard_cmd(
                 stdout.print("left out of this comparison: " + ", ".join(b.left_out),
                              soft_wrap=True, markup=False)  # fmt: skip
         stdout.print(protocol, soft_wrap=True, markup=False)
+        wide.print(_md_table("protocol per dataset", protocol_frame(board)))
+        suites = suites_line(board)
+        if suites:
+            stdout.print(suites, soft_wrap=True, markup=False)
         stdout.print("reproduce:")
         for row in per_dataset.itertuples(index=False):
             stdout.print(

@@ -86,30 +86,39 @@ def sweep_cmd(
     """Run a grid of algos x datasets x seeds (local process pool or Ray).
 
     The seeds of one configuration train together in one job (networks with a seed dimension;
-    --seeds-per-job bounds how many), and the pool dispatches jobs. Every cell is resolved to its run configuration first (a bad option fails before anything
-    runs). Runs already in the results folder with the same configuration key and seed are kept
-    when complete, left alone while another process writes them, and resumed from their last
-    checkpoint when incomplete, so re-running a stopped sweep finishes it. Threads per run are
-    set so that workers x threads <= cores."""
-    import os
-
-    from rich.live import Live
+    --seeds-per-job bounds how many), and the pool dispatches jobs. Every cell is resolved to
+    its run configuration first (a bad option fails before anything runs). Runs already in
+    the results folder with the same configuration key and seed are kept when complete, left
+    alone while another process writes them, and resumed from their last checkpoint when
+    incomplete, so re-running a stopped sweep finishes it. Threads per run are set so that
+    workers x threads <= cores."""
 
     from bench.algos.base import parse_overrides
     from bench.run.config import RunOptions, check_algorithm
     from bench.run.loop import check_device
-    from bench.sweep import (  # fmt: skip
-        MAX_SEEDS_PER_JOB,
-        SweepSpec,
-        check_writable,
-        execute,
-        group_jobs,
-        parse_list,
-        parse_seeds,
-        plan,
-        prepare_datasets,
-        resolve_keys,
-    )
+    from bench.sweep import SweepSpec, parse_list, parse_seeds
+
+    n_workers, threads = check_pool(executor, workers, seeds_per_job)
+    given = dict(run_options or {})
+    given["overrides"] = parse_overrides(given["overrides"])
+    options = RunOptions(**given)  # budgets checked here
+    check_device(options.device)
+    algos = parse_list(algo, "algo")
+    for a in algos:  # unknown names, presets, --set keys and values: before anything is built
+        check_algorithm(dataclasses.replace(options, algo=a))
+    spec = SweepSpec(
+        algos=algos, datasets=parse_list(dataset, "dataset"), seeds=parse_seeds(seeds),
+        options=options, results_dir=results_dir, workers=n_workers,
+        threads=threads, seeds_per_job=seeds_per_job, vectorize=vectorize,
+    )  # fmt: skip
+    run_grids([spec], executor, address, quiet)
+
+
+def check_pool(executor: str, workers: int, seeds_per_job: int) -> tuple[int, int]:
+    """(workers, torch threads per job) from the options: workers x threads <= cores."""
+    import os
+
+    from bench.sweep import MAX_SEEDS_PER_JOB
 
     if executor not in ("local", "ray"):
         raise BenchError(f"unknown executor '{executor}'; choose local or ray")
@@ -121,38 +130,48 @@ def sweep_cmd(
             f"--seeds-per-job must be between 1 and {MAX_SEEDS_PER_JOB}, got {seeds_per_job}"
         )
     n_workers = workers or max(1, cores // 2)
-    given = dict(run_options or {})
-    given["overrides"] = parse_overrides(given["overrides"])
-    options = RunOptions(**given)  # budgets checked here
-    check_device(options.device)
-    algos = parse_list(algo, "algo")
-    for a in algos:  # unknown names, presets, --set keys and values: before anything is built
-        check_algorithm(dataclasses.replace(options, algo=a))
-    spec = SweepSpec(
-        algos=algos, datasets=parse_list(dataset, "dataset"), seeds=parse_seeds(seeds),
-        options=options, results_dir=results_dir, workers=n_workers,
-        threads=max(1, cores // n_workers), seeds_per_job=seeds_per_job, vectorize=vectorize,
-    )  # fmt: skip
-    prepare_datasets(spec.datasets, options.env, show_progress=not quiet)
-    jobs = plan(spec, resolve_keys(spec))
+    return n_workers, max(1, cores // n_workers)
+
+
+def run_grids(specs: list, executor: str, address: str | None, quiet: bool) -> None:
+    """Build the grids' datasets, resolve and plan every cell, then dispatch all the grids' jobs
+    to one pool with a live table; exit 1 when a cell failed."""
+    from rich.live import Live
+
+    from bench.sweep import (
+        check_writable,
+        execute_grids,
+        group_jobs,
+        plan,
+        prepare_datasets,
+        resolve_keys,
+    )
+
+    datasets = list(dict.fromkeys(d for spec in specs for d in spec.datasets))
+    prepare_datasets(datasets, specs[0].options.env, show_progress=not quiet)
+    planned = [(plan(spec, resolve_keys(spec)), spec) for spec in specs]
+    jobs = [j for js, _ in planned for j in js]
+    results_dir = specs[0].results_dir
     if any(j.action in ("new", "resume") for j in jobs):
         check_writable(results_dir)
     counts = {a: sum(j.action == a for j in jobs) for a in ("new", "resume", "skip", "running")}
     running = f", {counts['running']} running elsewhere" if counts["running"] else ""
-    n_jobs = len(group_jobs(jobs, spec))
+    n_jobs = sum(len(group_jobs(js, spec)) for js, spec in planned)
+    spec = specs[0]
     stdout.print(
         f"sweep: {len(jobs)} runs ({counts['new']} new, {counts['resume']} to resume, "
         f"{counts['skip']} complete{running}) in {n_jobs} job(s); {spec.workers} worker(s) x "
         f"{spec.threads} thread(s), executor {executor}",
         soft_wrap=True,
     )
-    view = _GridView(jobs, spec.seeds)
+    seeds = sorted({s for spec in specs for s in spec.seeds})
+    view = _GridView(jobs, seeds)
     if quiet:
-        results = execute(jobs, spec, executor, address)
+        results = execute_grids(planned, executor, address)
     else:
         console = stdout if stdout.is_terminal else wide_console()
         with Live(view, console=console, refresh_per_second=2):
-            results = execute(jobs, spec, executor, address, view.update)
+            results = execute_grids(planned, executor, address, view.update)
         stdout.print()
     failed = [r for r in results if not r["ok"]]
     for r in failed:

@@ -143,8 +143,8 @@ def run(opts: RunOptions | None = None, show_progress: bool = True, on_eval=None
 
 
 def run_job(opts: RunOptions | None, seeds: list[int], show_progress: bool = True, on_eval=None,
-            resume: list[Path] | None = None,
-            results_dir: Path = Path("results")) -> list[RunResult]:  # fmt: skip
+            resume: list[Path] | None = None, results_dir: Path = Path("results"),
+            tags: dict | None = None) -> list[RunResult]:  # fmt: skip
     """Train and evaluate S seeds of one configuration together, in this process: networks
     with a leading seed dimension, one batch [S, B] per update, one act() per evaluation step
     for all seeds' envs. Each seed writes its own run directory (config, tables, checkpoint),
@@ -154,7 +154,8 @@ def run_job(opts: RunOptions | None, seeds: list[int], show_progress: bool = Tru
     checkpoint (taken at every evaluation; runs checkpointed at one step continue together):
     the tables keep exactly one row per evaluation, and the scores equal those of an
     uninterrupted job. The
-    options then come from their config.json (only device, threads and compile may differ)."""
+    options then come from their config.json (only device, threads and compile may differ).
+    tags (e.g. the suite that started the runs) are written into each new run's config.json."""
     if resume:
         return _resume(resume, opts, show_progress, on_eval)
     assert opts is not None and seeds
@@ -172,7 +173,7 @@ def run_job(opts: RunOptions | None, seeds: list[int], show_progress: bool = Tru
             for run_dir in dirs:
                 locks.enter_context(run_lock(run_dir))
             for run_dir, config in zip(dirs, configs, strict=True):
-                _write_config(run_dir, run_dir.name, prep, config, data)
+                _write_config(run_dir, run_dir.name, prep, config, data, tags or {})
             return _train(dirs, configs, prep, algo, sampler, None, show_progress, on_eval)
     except BaseException:
         for run_dir in dirs:  # a job stopped before its first checkpoint leaves nothing behind
@@ -296,7 +297,7 @@ def _behavior_return(dataset, data: OfflineData) -> float:
 
 
 def _write_config(
-    run_dir: Path, run_id: str, prep: Prepared, config: RunConfig, data: OfflineData
+    run_dir: Path, run_id: str, prep: Prepared, config: RunConfig, data: OfflineData, tags: dict
 ) -> None:
     behavior = _behavior_return(prep.dataset, data)
     atomic_write_json(
@@ -311,7 +312,8 @@ def _write_config(
             "behavior_return_mean": behavior,
             "behavior_score": float(normalized_score(behavior, prep.ref_min, prep.ref_max)),
             "provenance": provenance(torch.get_num_threads()),
-        },
+        }
+        | tags,
     )
 
 

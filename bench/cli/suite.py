@@ -1,0 +1,101 @@
+"""`bench suite`: named, versioned grids (bench/suites/*.toml) run as one sweep."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from bench.cli.app import app, stdout
+
+suite_app = typer.Typer(help="Named benchmark suites: list, show and run them.",
+                        no_args_is_help=True)  # fmt: skip
+app.add_typer(suite_app, name="suite")
+
+
+@suite_app.command("list")
+def list_cmd():
+    """The shipped suites, with their size."""
+    from bench.suite import load_suite, suite_names
+
+    table = Table(title="suites (bench/suites/*.toml)", title_justify="left")
+    for col in ("name", "version", "runs", "seeds", "description"):
+        table.add_column(col, overflow="fold")
+    for name in suite_names():
+        s = load_suite(name)
+        table.add_row(s.name, str(s.version), str(s.cells()), str(len(s.seeds)), s.description)
+    stdout.print(table)
+
+
+@suite_app.command("show")
+def show_cmd(name: str = typer.Argument(..., help="A suite name or a suite file (.toml).")):
+    """A suite's grid: datasets x algorithms, budgets and protocol."""
+    from bench.suite import load_suite
+
+    s = load_suite(name)
+    table = Table(title=f"suite {s.name} v{s.version}: {s.description}", title_justify="left")
+    for col in ("datasets", "algos", "steps", "eval every", "eval episodes", "final episodes",
+                "batch", "preset", "set"):  # fmt: skip
+        table.add_column(col, overflow="fold")
+    for g in s.grids:
+        o = g.options
+        table.add_row(", ".join(g.datasets), ", ".join(g.algos), f"{o.steps:,}",
+                      f"{o.eval_every:,}", str(o.eval_episodes), str(o.final_episodes),
+                      str(o.batch_size), o.preset or "card's",
+                      " ".join(f"{k}={v}" for k, v in o.overrides.items()) or "-")  # fmt: skip
+    stdout.print(table)
+    stdout.print(f"seeds {', '.join(map(str, s.seeds))}; {s.cells()} runs; file {s.path} "
+                 f"(sha256 {s.sha256[:12]})", markup=False, soft_wrap=True)  # fmt: skip
+
+
+@suite_app.command("run")
+def run_cmd(
+    name: str = typer.Argument(..., help="A suite name (`bench suite list`) or a suite file."),
+    results_dir: Path | None = typer.Option(
+        None, help="Results folder (default: results/suites/<name>)."
+    ),
+    workers: int = typer.Option(0, help="Jobs at once (default: one per 2 cores, at least 1)."),
+    seeds_per_job: int = typer.Option(
+        32, "--seeds-per-job", help="Seeds of one configuration trained together, at most."
+    ),
+    device: str = typer.Option("auto", help="torch device: auto, cpu, cuda[:N]."),
+    executor: str = typer.Option("local", help="local (a process pool) or ray."),
+    address: str | None = typer.Option(None, help="Ray cluster address; default: local Ray."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No live grid display."),
+):
+    """Run a suite: its grids as one sweep (seeds of a configuration trained together).
+
+    The suite file fixes datasets, algorithms, seeds and every budget; each run records the
+    suite's name, version and file hash in its config.json, and the file is copied into the
+    results folder. Like `bench sweep`, complete runs are kept and stopped ones resumed, so
+    running a suite again finishes it. Then: `bench leaderboard --results DIR`."""
+    import dataclasses
+
+    from bench.cli.sweep import check_pool, run_grids
+    from bench.run.config import check_algorithm
+    from bench.run.loop import check_device
+    from bench.suite import load_suite, store_suite_file
+    from bench.sweep import SweepSpec
+
+    suite = load_suite(name)
+    n_workers, threads = check_pool(executor, workers, seeds_per_job)
+    check_device(device)
+    results_dir = results_dir or Path("results") / "suites" / suite.name
+    specs = []
+    for g in suite.grids:
+        options = dataclasses.replace(g.options, device=device)
+        for a in g.algos:
+            check_algorithm(dataclasses.replace(options, algo=a))
+        specs.append(SweepSpec(
+            algos=g.algos, datasets=g.datasets, seeds=suite.seeds, options=options,
+            results_dir=results_dir, workers=n_workers, threads=threads,
+            seeds_per_job=seeds_per_job, tags={"suite": suite.tag()},
+        ))  # fmt: skip
+    stdout.print(f"suite {suite.name} v{suite.version}: {suite.cells()} runs into {results_dir}",
+                 markup=False, soft_wrap=True)  # fmt: skip
+    try:
+        run_grids(specs, executor, address, quiet)
+    finally:
+        if (Path(results_dir) / "runs").is_dir():
+            store_suite_file(suite, results_dir)
