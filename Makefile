@@ -27,13 +27,10 @@ test: install
 test-slow: install
 	$(PY) -m pytest -q -m slow
 
-# a small sweep (2 seeds), then the leaderboard and the plots of it, in results/demo
+# the smoke suite (bench/suites/smoke.toml, 5 seeds), then its leaderboard and plots, in results/demo
 DEMO_DIR   ?= results/demo
 demo: install
-	$(BENCH) sweep --algo discrete_bcq,discrete_sac,bc --dataset cartpole-mixed --seeds 0-1 \
-		--results-dir $(DEMO_DIR) --workers 2
-	$(BENCH) sweep --algo bcq,redq,bc --dataset pendulum-medium --seeds 0-1 --steps 1000 \
-		--eval-every 250 --results-dir $(DEMO_DIR) --workers 2
+	$(BENCH) suite run smoke --results-dir $(DEMO_DIR)
 	$(BENCH) leaderboard --results $(DEMO_DIR)
 	$(BENCH) plot --results $(DEMO_DIR) --out $(DEMO_DIR)/plots
 

@@ -97,3 +97,37 @@ def test_suite_run_records_the_suite_in_every_run_and_keeps_the_file(tiny_cartpo
     assert again.returncode == 0 and "0 new, 0 to resume, 4 complete" in again.stdout
     board = bench("leaderboard", "--results", out)
     assert board.returncode == 0 and "suite mini v2" in board.stdout
+
+
+def test_report_table_compares_with_bc_on_each_dataset_and_fills_the_readme(tmp_path):
+    from bench.analysis.report import markers, report_markdown, write_into
+    from tests.analysis.fake_runs import make_run
+
+    for seed in range(3):
+        make_run(tmp_path, "bc", "ds", seed, [10, 20], final=10.0 + seed, final_episodes=50)
+        make_run(tmp_path, "iql", "ds", seed, [10, 20], final=60.0 + seed, final_episodes=50)
+    text = report_markdown(tmp_path, reps=200)
+    lines = text.splitlines()
+    assert lines[0].startswith("| dataset | algo | seeds | IQM [95% CI] | P(> bc) [95% CI]")
+    assert lines[2].startswith("| ds | bc | 3 | 11.0 [10.0, 12.0] | - |")
+    assert lines[3].startswith("| ds | iql | 3 | 61.0 [60.0, 62.0] | 1.00 [1.00, 1.00] |")
+    assert "50 episodes per scored evaluation" in text
+    readme = tmp_path / "README.md"
+    start, end = markers("mini")
+    readme.write_text(f"# t\n{start}\nold\n{end}\nafter\n")
+    write_into(readme, "mini", text)
+    doc = readme.read_text()
+    assert "old" not in doc and text in doc and doc.endswith(f"{end}\nafter\n")
+    readme.write_text("no markers\n")
+    with pytest.raises(BenchError, match="needs the lines"):
+        write_into(readme, "mini", text)
+    assert readme.read_text() == "no markers\n"  # nothing written
+
+
+def test_runs_record_the_hardware(tiny_cartpole, tmp_path):
+    from tests.helpers import train
+
+    r = train(tmp_path, algo="bc", dataset="cartpole-mixed", steps=10, eval_every=10,
+              eval_episodes=1, final_episodes=0, batch_size=16)  # fmt: skip
+    hw = json.loads((r.run_dir / "config.json").read_text())["provenance"]["hardware"]
+    assert hw["cores"] >= 1 and isinstance(hw["cpu"], str) and hw["cpu"] and "gpu" not in hw

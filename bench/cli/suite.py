@@ -99,3 +99,32 @@ def run_cmd(
     finally:
         if (Path(results_dir) / "runs").is_dir():
             store_suite_file(suite, results_dir)
+
+
+@suite_app.command("report")
+def report_cmd(
+    name: str = typer.Argument(..., help="A suite name or a suite file."),
+    results_dir: Path | None = typer.Option(
+        None, help="Results folder (default: results/suites/<name>)."
+    ),
+    readme: Path | None = typer.Option(
+        None,
+        "--readme",
+        help="Write the table into this file, between the lines "
+        "'<!-- bench suite report NAME: start -->' and '<!-- bench suite report NAME: end -->'.",
+    ),
+):
+    """The suite's table from its parquet files: IQM [95% CI] per dataset and configuration,
+    P(> bc) on the same dataset, the behavior's score, wall time and hardware, and the protocol
+    (score: the final evaluation)."""
+    from bench.analysis.report import report_markdown, write_into
+    from bench.suite import load_suite
+
+    suite = load_suite(name)
+    results_dir = results_dir or Path("results") / "suites" / suite.name
+    text = report_markdown(results_dir)
+    if readme is None:
+        print(text, end="")
+        return
+    write_into(readme, suite.name, text)
+    stdout.print(f"wrote the {suite.name} table into {readme}", markup=False)

@@ -311,7 +311,7 @@ def _write_config(
             # the dataset's own quality, for plots (a dashed line) and leaderboards
             "behavior_return_mean": behavior,
             "behavior_score": float(normalized_score(behavior, prep.ref_min, prep.ref_max)),
-            "provenance": provenance(torch.get_num_threads()),
+            "provenance": provenance(torch.get_num_threads(), config.device),
         }
         | tags,
     )

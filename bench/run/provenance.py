@@ -46,10 +46,34 @@ def git_sha() -> str | None:
     return res.stdout.strip() if res.returncode == 0 else None
 
 
-def provenance(threads: int) -> dict:
+def cpu_model() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo; else what platform says)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def hardware(device: str = "cpu") -> dict:
+    """What the run ran on: the CPU model and cores, and the GPU's name on a CUDA device."""
+    import os
+
+    out = {"cpu": cpu_model(), "cores": os.cpu_count()}
+    if device.startswith("cuda"):
+        import torch
+
+        out["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    return out
+
+
+def provenance(threads: int, device: str = "cpu") -> dict:
     return {
         "versions": versions(),
         "git_sha": git_sha(),
         "threads": threads,
+        "hardware": hardware(device),
         "started_utc": dt.datetime.now(dt.UTC).isoformat(),
     }
