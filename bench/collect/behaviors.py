@@ -14,7 +14,7 @@ import gymnasium as gym
 import numpy as np
 
 from bench.data.cards import PolicySpec
-from bench.errors import UnknownNameError
+from bench.errors import DatasetError, UnknownNameError
 
 #: name -> factory(action_space, seed, **params) -> act(obs batch, envs) -> action batch
 SCRIPTED: dict[str, Callable[..., Callable[[np.ndarray], np.ndarray]]] = {}
@@ -54,6 +54,21 @@ def _cartpole_pd(
 
     def act(obs: np.ndarray, envs=None) -> np.ndarray:
         return (obs @ gains > 0).astype(np.int64)
+
+    return act
+
+
+@scripted("mountaincar_energy")
+def _mountaincar_energy(action_space: gym.Space, seed: int, sign: int = 1):
+    """Pump energy: push in the direction of the car's velocity (sign 1), reaching the flag in
+    about 120 steps from any start. sign -1 pushes against it, a deliberately wrong controller
+    that damps every swing and never leaves the valley."""
+    if sign not in (1, -1):
+        raise ValueError(f"mountaincar_energy: sign must be 1 or -1, got {sign}")
+
+    def act(obs: np.ndarray, envs=None) -> np.ndarray:
+        right = sign * obs[:, 1] >= 0  # obs = [position, velocity]; actions 0 left, 2 right
+        return np.where(right, 2, 0).astype(np.int64)
 
     return act
 
@@ -173,11 +188,35 @@ def _pong_ram(action_space: gym.Space, seed: int, deadband: float = 8.0):
     return act
 
 
+#: A behavior that draws, for every episode, one of several policies (policy = "mixture",
+#: params = {components = [{policy, epsilon, params}, ...], weights = [...]}).
+MIXTURE = "mixture"
+
+
+def mixture_components(spec: PolicySpec) -> tuple[list[PolicySpec], np.ndarray]:
+    """The component policies of a mixture spec and their probabilities (weights normalized)."""
+    from bench.data.cards import _policy
+
+    comps = spec.params.get("components")
+    if not isinstance(comps, list) or not comps or not all(isinstance(c, dict) for c in comps):
+        raise DatasetError("behavior 'mixture' needs params.components, a list of policies")
+    specs = [_policy(c, "behavior mixture") for c in comps]
+    if any(c.policy == MIXTURE for c in specs):
+        raise DatasetError("behavior 'mixture': a component cannot be a mixture")
+    weights = np.asarray(spec.params.get("weights", [1.0] * len(specs)), dtype=np.float64)
+    if weights.shape != (len(specs),) or not np.all(np.isfinite(weights)) or np.any(weights < 0) \
+            or weights.sum() <= 0:  # fmt: skip
+        raise DatasetError("behavior 'mixture': weights must be one non-negative number per "
+                           "component, not all 0")  # fmt: skip
+    return specs, weights / weights.sum()
+
+
 class Behavior:
     """A scripted policy mixed with epsilon-uniform-random actions, over a batch of envs.
 
     With an epsilon range, each env draws a fresh epsilon for every episode (call
-    new_episode(i) at its reset), so one dataset holds poor and good play.
+    new_episode(i) at its reset), so one dataset holds poor and good play. A mixture draws,
+    for every episode, one of its component policies (each with its own epsilon) by weight.
     """
 
     def __init__(
@@ -188,19 +227,28 @@ class Behavior:
         seed: int,
         envs: list[gym.Env] | None = None,
     ):
-        if spec.policy not in SCRIPTED:
-            raise UnknownNameError("behavior policy", spec.policy, list(SCRIPTED))
+        if spec.policy == MIXTURE:
+            self.components, self.weights = mixture_components(spec)
+        else:
+            self.components, self.weights = [spec], np.ones(1)
+        for c in self.components:
+            if c.policy not in SCRIPTED:
+                raise UnknownNameError("behavior policy", c.policy, [*SCRIPTED, MIXTURE])
         self.spec = spec
         self.action_space = action_space
-        self.policy = SCRIPTED[spec.policy](action_space, seed, **spec.params)
+        self.policies = [SCRIPTED[c.policy](action_space, seed, **c.params)
+                         for c in self.components]  # fmt: skip
         self.rng = np.random.default_rng(seed)
         self.envs = envs  # the envs acted on, one per observation row (RAM-reading policies)
         self.eps = np.zeros(n_envs)
+        self.component = np.zeros(n_envs, dtype=np.int64)  # each env's policy this episode
         for i in range(n_envs):
             self.new_episode(i)
 
     def new_episode(self, i: int) -> None:
-        e = self.spec.epsilon
+        if len(self.components) > 1:  # a single policy draws nothing here (older builds)
+            self.component[i] = self.rng.choice(len(self.components), p=self.weights)
+        e = self.components[self.component[i]].epsilon
         self.eps[i] = self.rng.uniform(min(e), max(e)) if isinstance(e, tuple) else e
 
     def _random_actions(self, n: int) -> np.ndarray:
@@ -216,7 +264,12 @@ class Behavior:
         random = self._random_actions(n)
         if np.all(eps >= 1.0):
             return random
-        greedy = np.asarray(self.policy(obs, self.envs))
+        if len(self.policies) == 1:
+            greedy = np.asarray(self.policies[0](obs, self.envs))
+        else:  # every component acts on every row; each row keeps its episode's
+            acts = np.stack([random if c.policy == "random" else np.asarray(pol(obs, self.envs))
+                             for c, pol in zip(self.components, self.policies, strict=True)])  # fmt: skip
+            greedy = acts[self.component[:n], np.arange(n)]
         pick = self.rng.random(n) < eps
         return np.where(pick.reshape((n,) + (1,) * (greedy.ndim - 1)), random, greedy).astype(
             greedy.dtype
