@@ -30,7 +30,7 @@ test-slow: install
 # the smoke suite (bench/suites/smoke.toml, 5 seeds), then its leaderboard and plots, in results/demo
 DEMO_DIR   ?= results/demo
 demo: install
-	$(BENCH) suite run smoke --results-dir $(DEMO_DIR)
+	$(BENCH) suite run smoke --results-dir $(DEMO_DIR) --workers 2
 	$(BENCH) leaderboard --results $(DEMO_DIR)
 	$(BENCH) plot --results $(DEMO_DIR) --out $(DEMO_DIR)/plots
 
