@@ -159,6 +159,10 @@ def test_kill_9_of_a_sweep_ends_its_workers_and_a_rerun_runs_each_seed_once(
     assert resumed.returncode == 0, resumed.stderr
     assert "0 new, 2 to resume" in resumed.stdout
     board = bench("leaderboard", "--results", tmp_path)
-    lines = [line for line in board.stdout.splitlines() if "cartpole-mixed" in line and "|" in line]
+    lines = [
+        line
+        for line in board.stdout.splitlines()
+        if line.startswith("| bc ") and "cartpole-mixed" in line
+    ]  # the per-dataset rows
     assert len(lines) == 1 and "| 2 " in lines[0], board.stdout  # one row, 2 seeds
     assert len(list(tmp_path.glob("runs/*"))) == 2  # one run per seed, resumed in place
