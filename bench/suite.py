@@ -54,6 +54,7 @@ class Suite:
     grids: list[Grid]
     path: Path
     sha256: str
+    text: bytes  # the file as loaded: what the runs record the hash of, and what is copied
 
     def tag(self) -> dict[str, Any]:
         """What every run of the suite records in its config.json."""
@@ -131,6 +132,7 @@ def load_suite(name: str) -> Suite:
         grids=grids,
         path=path,
         sha256=hashlib.sha256(data).hexdigest(),
+        text=data,
     )
 
 
@@ -157,7 +159,8 @@ def _names(table: dict, key: str, where: str) -> list[str]:
 
 
 def store_suite_file(suite: Suite, results_dir: Path) -> Path:
-    """Copy the suite file into the results folder: what was run stays beside its results."""
+    """Copy the suite file, as it was loaded, into the results folder: what was run stays beside
+    its results even if the file is edited while the suite runs."""
     from bench.results.schema import atomic_write_bytes
 
     folder = Path(results_dir) / "suites"
@@ -166,5 +169,5 @@ def store_suite_file(suite: Suite, results_dir: Path) -> Path:
     except OSError as e:
         raise BenchError(f"cannot write {folder}: {e.strerror or e}") from None
     out = folder / f"{suite.name}-v{suite.version}.toml"
-    atomic_write_bytes(out, suite.path.read_bytes())
+    atomic_write_bytes(out, suite.text)
     return out
