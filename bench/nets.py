@@ -228,7 +228,14 @@ class LeanAdam(torch.optim.Adam):
             )  # fmt: skip
         return self._lists
 
-    @torch.compiler.disable  # --compile: the fused kernel runs as it is, outside the graph
+    @classmethod
+    def keep_out_of_compiled_graphs(cls) -> None:
+        """--compile: the fused kernel runs as it is, outside the graph. Applied before such a
+        run builds its optimizers, not at import: importing the compiler costs ~2.5 s, which
+        every `bench` command would pay."""
+        if not getattr(cls._lean_step, "_torchdynamo_disable", False):
+            cls._lean_step = torch.compiler.disable(cls._lean_step)
+
     @torch.no_grad()
     def _lean_step(self, closure=None):
         grads = [p.grad for p in self._params]

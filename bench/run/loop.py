@@ -30,6 +30,7 @@ from bench.data.validate import validate
 from bench.envs import make_env
 from bench.errors import BenchError, DatasetError
 from bench.evaluate import algorithm_returns, normalized_score
+from bench.nets import LeanAdam
 from bench.progress import progress_bar
 from bench.results import store
 from bench.results.schema import (
@@ -261,6 +262,8 @@ def _setup(prep: Prepared, device: torch.device, seeds: list[int],
         validate(data, prep.observation_space, prep.action_space, prep.card.minari_id)
     info = EnvInfo(obs_shape=data.obs_shape, action_space=prep.action_space)
     config = resolve_config(prep.cls, c.preset, c.overrides)
+    if c.compile:
+        LeanAdam.keep_out_of_compiled_graphs()
     algo = prep.cls(config, info, device, seeds)
     algo.fit_dataset(data)
     if fresh:
