@@ -8,18 +8,27 @@ from pathlib import Path
 BENCH = Path(sys.executable).parent / "bench"
 
 
+#: Test runs skip the final evaluation (100 CartPole episodes of up to 500 steps would
+#: dominate the suite's time) unless a test asks for one; tests of it pass --final-episodes.
+NO_FINAL = ("--final-episodes", "0")
+
+
 def bench(*args, env_extra=None, timeout=300) -> subprocess.CompletedProcess:
+    """`bench ARGS` in a subprocess; `run` and `sweep` get NO_FINAL unless ARGS set it (or
+    resume a run, which keeps its own)."""
     cmd = [str(BENCH)] if BENCH.exists() else [sys.executable, "-m", "bench.cli"]
+    args = [str(a) for a in args]
+    if args[:1] in (["run"], ["sweep"]) and not {"--final-episodes", "--resume"} & set(args):
+        args = args[:1] + list(NO_FINAL) + args[1:]
     env = {**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})}
-    return subprocess.run(
-        cmd + [str(a) for a in args], capture_output=True, text=True, env=env, timeout=timeout
-    )
+    return subprocess.run(cmd + args, capture_output=True, text=True, env=env, timeout=timeout)
 
 
 def train(results_dir, *, show_progress=False, on_eval=None, **options):
-    """One run in this process: RunOptions(**options) into results_dir."""
+    """One run in this process: RunOptions(**options) into results_dir (final_episodes 0 unless
+    given, as NO_FINAL does for the CLI)."""
     from bench.run.config import RunOptions
     from bench.run.loop import run
 
-    opts = RunOptions(**options)
+    opts = RunOptions(**{"final_episodes": 0, **options})
     return run(opts, show_progress=show_progress, on_eval=on_eval, results_dir=Path(results_dir))

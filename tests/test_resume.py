@@ -10,10 +10,10 @@ import time
 
 import pandas as pd
 
-from tests.helpers import BENCH, bench
+from tests.helpers import BENCH, NO_FINAL, bench
 
 ARGS = [
-    "run", "--algo", "discrete_bcq", "--dataset", "cartpole-mixed", "--seed", "5",
+    "run", *NO_FINAL, "--algo", "discrete_bcq", "--dataset", "cartpole-mixed", "--seed", "5",
     "--steps", "1500", "--eval-every", "50", "--eval-episodes", "2", "--batch-size", "16",
     "--set", "hidden_sizes=32,32", "--quiet",
 ]  # fmt: skip

@@ -18,7 +18,7 @@ BASELINE = REPO / "results" / "baselines" / "ci.parquet"
 #: build (conftest.tiny_cartpole). The baseline holds seeds 0-2; it is rewritten with
 #: BENCH_UPDATE_BASELINE=1 pytest tests/analysis/test_sweep.py -k baseline
 SUITE = ["--algo", "bc,discrete_bcq", "--dataset", "cartpole-mixed", "--steps", "1000",
-         "--eval-every", "500", "--eval-episodes", "5"]  # fmt: skip
+         "--eval-every", "500", "--eval-episodes", "5", "--final-episodes", "100"]  # fmt: skip
 TOLERANCE = "5"
 
 
@@ -44,7 +44,8 @@ def test_local_sweep_resumes_a_stopped_run_then_skips_complete_ones(tiny_cartpol
         train(tmp_path, algo="bc", dataset="cartpole-mixed", seed=0, steps=40, eval_every=20,
               eval_episodes=2, on_eval=stop)  # fmt: skip
     spec = SweepSpec(["bc"], ["cartpole-mixed"], [0, 1],
-                     RunOptions(steps=40, eval_every=20, eval_episodes=2), tmp_path)  # fmt: skip
+                     RunOptions(steps=40, eval_every=20, eval_episodes=2, final_episodes=0),
+                     tmp_path)  # fmt: skip
     assert [p.action for p in plan(spec)] == ["resume", "new"]
     args = ["sweep", "--algo", "bc", "--dataset", "cartpole-mixed", "--seeds", "0-1",
             "--steps", "40", "--eval-every", "20", "--eval-episodes", "2",
@@ -135,9 +136,9 @@ def test_kill_9_of_a_sweep_ends_its_workers_and_a_rerun_runs_each_seed_once(
     import sys
     import time
 
-    from tests.helpers import BENCH
+    from tests.helpers import BENCH, NO_FINAL
 
-    args = ["sweep", "--algo", "bc", "--dataset", "cartpole-mixed", "--seeds", "0-1",
+    args = ["sweep", *NO_FINAL, "--algo", "bc", "--dataset", "cartpole-mixed", "--seeds", "0-1",
             "--steps", "3000", "--eval-every", "100", "--eval-episodes", "1",
             "--results-dir", str(tmp_path), "--workers", "2", "-q"]  # fmt: skip
     cmd = [str(BENCH)] if BENCH.exists() else [sys.executable, "-m", "bench.cli"]

@@ -23,7 +23,7 @@ def pendulum_replay(minari_root):
 
 def options(algo, steps=40):
     return dict(algo=algo, dataset="pendulum-replay", steps=steps, eval_every=20,
-                eval_episodes=2, batch_size=32, overrides=SMALL)  # fmt: skip
+                eval_episodes=2, batch_size=32, final_episodes=0, overrides=SMALL)  # fmt: skip
 
 
 @pytest.mark.parametrize("algo", ["td3_bc", "iql", "cql"])

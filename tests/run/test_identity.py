@@ -14,7 +14,7 @@ from bench.sweep import SweepSpec, parse_seeds, plan
 from tests.analysis.fake_runs import fake_config
 from tests.helpers import bench, train
 
-SMALL = dict(steps=20, eval_every=20, eval_episodes=1, batch_size=16)
+SMALL = dict(steps=20, eval_every=20, eval_episodes=1, batch_size=16, final_episodes=0)
 
 
 def test_the_key_covers_what_decides_the_numbers_and_not_the_seed():

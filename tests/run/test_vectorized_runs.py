@@ -11,10 +11,10 @@ import time
 
 import pandas as pd
 
-from tests.helpers import BENCH, bench
+from tests.helpers import BENCH, NO_FINAL, bench
 
 BASE = [
-    "--algo", "discrete_bcq", "--dataset", "cartpole-mixed", "--steps", "600",
+    *NO_FINAL, "--algo", "discrete_bcq", "--dataset", "cartpole-mixed", "--steps", "600",
     "--eval-every", "50", "--eval-episodes", "2", "--batch-size", "16",
     "--set", "hidden_sizes=32,32", "--quiet",
 ]  # fmt: skip
@@ -111,7 +111,8 @@ def test_runs_stopped_at_different_steps_resume_together_by_step(tiny_cartpole, 
     from bench.run.loop import run_job
 
     opts = RunOptions(algo="discrete_bcq", dataset="cartpole-mixed", steps=200, eval_every=50,
-                      eval_episodes=2, batch_size=16, overrides={"hidden_sizes": "32,32"})  # fmt: skip
+                      eval_episodes=2, batch_size=16, final_episodes=0,
+                      overrides={"hidden_sizes": "32,32"})  # fmt: skip
     run_job(opts, [0, 1], show_progress=False, results_dir=tmp_path / "ref")
     expected = tables(tmp_path / "ref")
 
