@@ -191,7 +191,7 @@ def datasets_info(dataset: str = typer.Argument(..., help="Dataset card id.")):
     if external:
         table.add_row("behavior", "external (imported data)")
     else:
-        table.add_row("behavior", f"{card.behavior.policy}, epsilon {card.behavior.epsilon}")
+        table.add_row("behavior", _behavior_text(card.behavior))
     t = card.train
     table.add_row(
         "run defaults",
@@ -239,3 +239,18 @@ def datasets_info(dataset: str = typer.Argument(..., help="Dataset card id.")):
         f"{mem / 2**20:.1f} MiB (observations {data.obs.dtype}, actions, rewards, indices)",
     )
     console.print(table)
+
+
+def _behavior_text(spec) -> str:
+    """A card's behavior in one line; a mixture lists its components and their shares."""
+    from bench.collect.behaviors import MIXTURE, mixture_components
+
+    def one(c) -> str:
+        params = ", ".join(f"{k}={v}" for k, v in c.params.items())
+        return f"{c.policy}{f' ({params})' if params else ''}, epsilon {c.epsilon}"
+
+    if spec.policy != MIXTURE:
+        return one(spec)
+    comps, weights = mixture_components(spec)
+    parts = [f"{w:.0%} {one(c)}" for c, w in zip(comps, weights, strict=True)]
+    return "one policy per episode: " + "; ".join(parts)

@@ -58,3 +58,13 @@ def test_a_random_component_acts_uniformly_at_random():
 def test_a_bad_mixture_is_one_line(params, message):
     with pytest.raises(DatasetError, match=message):
         mixture_components(PolicySpec(policy="mixture", params=params))
+
+
+def test_datasets_info_names_each_component_of_a_mixture_and_its_share():
+    from bench.cli.datasets import _behavior_text
+
+    assert _behavior_text(mixture(GOOD, WRONG, weights=[1, 3])) == (
+        "one policy per episode: 25% mountaincar_energy (sign=1), epsilon 0.0; "
+        "75% mountaincar_energy (sign=-1), epsilon 0.0"
+    )
+    assert _behavior_text(PolicySpec("cartpole_pd", epsilon=0.5)) == "cartpole_pd, epsilon 0.5"
