@@ -94,7 +94,7 @@ class RunOptions:
     )
 
     def __post_init__(self):
-        for name in ("steps", "eval_every", "eval_episodes", "batch_size", "threads"):
+        for name in ("steps", "eval_every", "batch_size", "threads"):
             value = getattr(self, name)
             if value is not None:
                 _positive(name, value)
@@ -119,26 +119,24 @@ def flag_of(f: dataclasses.Field) -> str:
     return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
 
 
-def _positive(name: str, value: Any) -> int:
-    flag = "--" + name.replace("_", "-")
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise BenchError(f"{flag} must be an integer, got {value!r}")
-    if value <= 0:
-        raise BenchError(f"{flag} must be positive, got {value}")
-    if value > MAX_BUDGET:
-        raise BenchError(f"{flag} must be at most {MAX_BUDGET:,}, got {value:,}")
-    return value
-
-
-def _episodes(name: str, value: Any, allow_zero: bool = False) -> int:
+def _count(name: str, value: Any, *, most: int = MAX_BUDGET, allow_zero: bool = False) -> int:
+    """A count option checked as the CLI reports it: an integer, positive (or >= 0), bounded."""
     flag = "--" + name.replace("_", "-")
     if isinstance(value, bool) or not isinstance(value, int):
         raise BenchError(f"{flag} must be an integer, got {value!r}")
     if value < 0 or (value == 0 and not allow_zero):
         raise BenchError(f"{flag} must be {'>= 0' if allow_zero else 'positive'}, got {value}")
-    if value > MAX_EVAL_EPISODES:
-        raise BenchError(f"{flag} must be at most {MAX_EVAL_EPISODES:,}, got {value:,}")
+    if value > most:
+        raise BenchError(f"{flag} must be at most {most:,}, got {value:,}")
     return value
+
+
+def _positive(name: str, value: Any) -> int:
+    return _count(name, value)
+
+
+def _episodes(name: str, value: Any, allow_zero: bool = False) -> int:
+    return _count(name, value, most=MAX_EVAL_EPISODES, allow_zero=allow_zero)
 
 
 def _canonical(obj: Any) -> Any:
@@ -328,7 +326,7 @@ def resolve(opts: RunOptions, card: Card, dataset_hash: str) -> RunConfig:
         dataset_hash=dataset_hash, seed=opts.seed,
         steps=_positive("steps", t.steps if opts.steps is None else opts.steps),
         eval_every=_positive("eval_every", t.eval_every if opts.eval_every is None else opts.eval_every),
-        eval_episodes=_positive(
+        eval_episodes=_episodes(
             "eval_episodes", t.eval_episodes if opts.eval_episodes is None else opts.eval_episodes
         ),
         final_episodes=_episodes(
