@@ -12,6 +12,7 @@ datasets already compares is dropped.
 from __future__ import annotations
 
 import functools
+import html
 import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -257,7 +258,7 @@ def to_html(board: Board, protocol: str) -> str:
     note = f"<p>{n_prog} run(s) still in progress are not counted.</p>" if n_prog else ""
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>bench leaderboard</title>",
-        f"<style>{style}</style></head><body><h1>bench leaderboard</h1><p>{protocol}</p>{note}",
+        f"<style>{style}</style></head><body><h1>bench leaderboard</h1><p>{html.escape(protocol)}</p>{note}",
         f"<h2>Per dataset</h2>{display_frame(board.rows).to_html(index=False, escape=True)}",
     ]
     for b in board.blocks:
@@ -266,5 +267,9 @@ def to_html(board: Board, protocol: str) -> str:
             parts.append(display_improvement(b).to_html(index=False))
         if b.left_out:
             parts.append(f"<p>left out: {', '.join(b.left_out)}</p>")
+    parts.append(f"<h2>Protocol per dataset</h2>{protocol_frame(board).to_html(index=False)}")
+    suites = suites_line(board)
+    if suites:
+        parts.append(f"<p>{html.escape(suites)}</p>")
     parts.append("</body></html>\n")
     return "".join(parts)

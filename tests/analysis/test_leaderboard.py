@@ -62,6 +62,7 @@ def test_leaderboard_cli_formats(results, tmp_path):
     assert {"iqm", "iqm_lo", "iqm_hi", "command", "score"} <= set(frame.columns)
     html = bench("leaderboard", "--results", results, "--format", "html")
     assert html.stdout.startswith("<!DOCTYPE html>") and "</html>" in html.stdout
+    assert "<h2>Protocol per dataset</h2>" in html.stdout  # the table the terminal prints too
 
 
 @pytest.mark.parametrize(
