@@ -1,4 +1,4 @@
-# bench: make install | test | test-slow | demo | perf | lint
+# bench: make install | test | test-slow | demo | benchmark | perf | lint
 VENV       ?= .venv
 PYTHON     ?= python3
 PY         := $(VENV)/bin/python
@@ -11,7 +11,7 @@ STAMP      := $(VENV)/.installed
 # one torch thread per process while tests run side by side
 TEST_ENV   := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
-.PHONY: install test test-slow demo perf lint clean
+.PHONY: install test smoke-check test-slow demo benchmark perf lint clean
 
 install: $(STAMP)
 
@@ -23,6 +23,15 @@ $(STAMP): pyproject.toml
 
 test: install
 	$(TEST_ENV) $(PY) -m pytest -q -n 2 --dist loadgroup
+	$(MAKE) smoke-check
+
+# the smoke suite against its committed baseline (exit 1 on a regression); its datasets are
+# built in a private Minari root beside the runs, so a user's own builds play no part
+SMOKE_DIR  ?= results/smoke-check
+smoke-check: install
+	MINARI_DATASETS_PATH=$(abspath $(SMOKE_DIR))/minari \
+	  $(BENCH) suite run smoke --results-dir $(SMOKE_DIR) --workers 2 --quiet
+	$(BENCH) check --results $(SMOKE_DIR) --baseline results/baselines/smoke.parquet
 
 test-slow: install
 	$(PY) -m pytest -q -m slow
@@ -33,6 +42,15 @@ demo: install
 	$(BENCH) suite run smoke --results-dir $(DEMO_DIR) --workers 2
 	$(BENCH) leaderboard --results $(DEMO_DIR)
 	$(BENCH) plot --results $(DEMO_DIR) --out $(DEMO_DIR)/plots
+
+# the core suite (bench/suites/core.toml: about an hour on 2 cores), then README's results
+# table and the committed `bench check` baseline, both from its parquet files
+BENCHMARK_DIR ?= results/core
+benchmark: install
+	$(BENCH) suite run core --results-dir $(BENCHMARK_DIR) --workers 2
+	$(BENCH) suite report core --results-dir $(BENCHMARK_DIR) --readme README.md
+	$(BENCH) check --results $(BENCHMARK_DIR) --baseline results/baselines/core.parquet --update
+	$(BENCH) leaderboard --results $(BENCHMARK_DIR)
 
 perf: install
 	$(BENCH) perf --json perf.json
