@@ -10,10 +10,10 @@ import time
 
 import pandas as pd
 
-from tests.helpers import BENCH, NO_FINAL, bench
+from tests.helpers import BENCH, bench
 
 ARGS = [
-    "run", *NO_FINAL, "--algo", "discrete_bcq", "--dataset", "cartpole-mixed", "--seed", "5",
+    "run", "--algo", "discrete_bcq", "--dataset", "cartpole-mixed", "--seed", "5",
     "--steps", "1500", "--eval-every", "50", "--eval-episodes", "2", "--batch-size", "16",
     "--set", "hidden_sizes=32,32", "--quiet",
 ]  # fmt: skip
@@ -30,7 +30,8 @@ def run_dir_of(results):
 
 
 def test_kill_at_a_random_moment_then_resume_matches_an_uninterrupted_run(tiny_cartpole, tmp_path):
-    ref = bench(*ARGS, "--results-dir", tmp_path / "ref")
+    args = [*ARGS, "--final-episodes", "10"]  # the final evaluation is resumed too
+    ref = bench(*args, "--results-dir", tmp_path / "ref")
     assert ref.returncode == 0, ref.stderr
     expected = pd.read_parquet(run_dir_of(tmp_path / "ref") / "eval.parquet")
     assert expected.step.tolist() == list(range(50, 1501, 50))
@@ -39,7 +40,7 @@ def test_kill_at_a_random_moment_then_resume_matches_an_uninterrupted_run(tiny_c
     cmd = [str(BENCH)] if BENCH.exists() else [sys.executable, "-m", "bench.cli"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(
-        cmd + ARGS + ["--results-dir", str(results)],
+        cmd + args + ["--results-dir", str(results)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     deadline = time.time() + 120
@@ -57,8 +58,8 @@ def test_kill_at_a_random_moment_then_resume_matches_an_uninterrupted_run(tiny_c
     got = pd.read_parquet(run_dir / "eval.parquet")
     assert got.step.tolist() == list(range(50, 1501, 50)), (killed_at, got.step.tolist())
     pd.testing.assert_frame_equal(got[COLS], expected[COLS])
-    final = pd.read_parquet(run_dir_of(tmp_path / "ref") / "final.parquet")  # the card's 100
-    assert final.episodes.tolist() == [100] and final.step.tolist() == [1500]
+    final = pd.read_parquet(run_dir_of(tmp_path / "ref") / "final.parquet")
+    assert final.episodes.tolist() == [10] and final.step.tolist() == [1500]
     pd.testing.assert_frame_equal(pd.read_parquet(run_dir / "final.parquet")[COLS], final[COLS])
     # training stats too, apart from the speed column
     a = pd.read_parquet(run_dir_of(tmp_path / "ref") / "train.parquet")
