@@ -203,7 +203,13 @@ def mixture_components(spec: PolicySpec) -> tuple[list[PolicySpec], np.ndarray]:
     specs = [_policy(c, "behavior mixture") for c in comps]
     if any(c.policy == MIXTURE for c in specs):
         raise DatasetError("behavior 'mixture': a component cannot be a mixture")
-    weights = np.asarray(spec.params.get("weights", [1.0] * len(specs)), dtype=np.float64)
+    raw = spec.params.get("weights", [1.0] * len(specs))
+    if not isinstance(raw, list) or not all(
+        isinstance(w, int | float) and not isinstance(w, bool) for w in raw
+    ):
+        raise DatasetError("behavior 'mixture': weights must be one non-negative number per "
+                           f"component, got {raw!r}")  # fmt: skip
+    weights = np.asarray(raw, dtype=np.float64)
     if weights.shape != (len(specs),) or not np.all(np.isfinite(weights)) or np.any(weights < 0) \
             or weights.sum() <= 0:  # fmt: skip
         raise DatasetError("behavior 'mixture': weights must be one non-negative number per "

@@ -52,6 +52,9 @@ def test_a_random_component_acts_uniformly_at_random():
     ({"components": [GOOD, WRONG], "weights": [0, 0]}, "not all 0"),
     ({"components": [GOOD, WRONG], "weights": [1, float("nan")]}, "non-negative"),
     ({"components": [GOOD, WRONG], "weights": [-1, 2]}, "non-negative"),
+    ({"components": [GOOD, WRONG], "weights": [1, "x"]}, "one non-negative number"),
+    ({"components": [GOOD, WRONG], "weights": "1,1"}, "one non-negative number"),
+    ({"components": [GOOD, WRONG], "weights": [True, 1]}, "one non-negative number"),
     ({"components": [{"policy": "mixture", "params": {"components": [GOOD]}}]},
      "cannot be a mixture"),
 ])  # fmt: skip
