@@ -7,6 +7,7 @@ that read the emulator's RAM (the Atari ones) are also given the envs themselves
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -204,16 +205,13 @@ def mixture_components(spec: PolicySpec) -> tuple[list[PolicySpec], np.ndarray]:
     if any(c.policy == MIXTURE for c in specs):
         raise DatasetError("behavior 'mixture': a component cannot be a mixture")
     raw = spec.params.get("weights", [1.0] * len(specs))
-    if not isinstance(raw, list) or not all(
-        isinstance(w, int | float) and not isinstance(w, bool) for w in raw
-    ):
+    numbers = isinstance(raw, list) and len(raw) == len(specs) and all(
+        isinstance(w, int | float) and not isinstance(w, bool) and 0 <= w < math.inf for w in raw
+    )  # fmt: skip
+    if not numbers or sum(raw) <= 0:
         raise DatasetError("behavior 'mixture': weights must be one non-negative number per "
-                           f"component, got {raw!r}")  # fmt: skip
+                           f"component, not all 0; got {raw!r}")  # fmt: skip
     weights = np.asarray(raw, dtype=np.float64)
-    if weights.shape != (len(specs),) or not np.all(np.isfinite(weights)) or np.any(weights < 0) \
-            or weights.sum() <= 0:  # fmt: skip
-        raise DatasetError("behavior 'mixture': weights must be one non-negative number per "
-                           "component, not all 0")  # fmt: skip
     return specs, weights / weights.sum()
 
 
