@@ -12,6 +12,9 @@ from bench.types import EnvSpec
 
 #: Upper bound on parallel evaluation envs (SyncVectorEnv: they step one after another).
 MAX_EVAL_ENVS = 10
+#: gamma of the discounted returns evaluations also record: the true values that offline
+#: estimates (FQE at this gamma) are compared with
+EVAL_DISCOUNT = 0.99
 
 
 def normalized_score(returns: np.ndarray | float, ref_min: float, ref_max: float):
@@ -37,7 +40,8 @@ def rollout_returns(
     on_episode_end: Callable[[int], None] | None = None,
     n_envs: int = MAX_EVAL_ENVS,
     attach: Callable[[list], None] | None = None,
-) -> np.ndarray:
+    discount: float | None = None,
+):
     """Run exactly `episodes` episodes of `act` (obs batch -> action batch) on a vector env.
 
     Each env runs a fixed quota of episodes in sequence, so short episodes are not
@@ -52,7 +56,8 @@ def rollout_returns(
 
     on_episode_end(i) is called when env i finishes an episode (a behavior uses it to draw a new
     epsilon). attach(envs), when given, receives the list of single envs first (policies that
-    read emulator state need them).
+    read emulator state need them). With a discount gamma, the result is a pair: the returns
+    and the discounted returns sum_t gamma^t r_t of the same episodes, shaped alike.
     """
     seeds = [seed] if isinstance(seed, int) else list(seed)
     n_envs = min(n_envs, episodes)
@@ -63,25 +68,39 @@ def rollout_returns(
     try:
         obs, _ = envs.reset(seed=[base + i for base in seeds for i in range(n_envs)])
         running = np.zeros(len(quota))
+        discounted, weight = np.zeros(len(quota)), np.ones(len(quota))
         returns: list[list[float]] = [[] for _ in quota]
+        disc_returns: list[list[float]] = [[] for _ in quota]
         while any(len(r) < q for r, q in zip(returns, quota, strict=True)):
             obs, rew, term, trunc, _ = envs.step(act(obs))
             running += rew
+            discounted += weight * rew
+            weight *= 1.0 if discount is None else discount
             for i in np.flatnonzero(term | trunc):
                 if len(returns[i]) < quota[i]:
                     returns[i].append(float(running[i]))
-                running[i] = 0.0
+                    disc_returns[i].append(float(discounted[i]))
+                running[i] = discounted[i] = 0.0
+                weight[i] = 1.0
                 if on_episode_end is not None:
                     on_episode_end(int(i))
     finally:
         envs.close()
-    flat = np.array([r for env_returns in returns for r in env_returns])
-    return flat if isinstance(seed, int) else flat.reshape(len(seeds), episodes)
+
+    def shaped(per_env: list[list[float]]) -> np.ndarray:
+        flat = np.array([r for env_returns in per_env for r in env_returns])
+        return flat if isinstance(seed, int) else flat.reshape(len(seeds), episodes)
+
+    if discount is None:
+        return shaped(returns)
+    return shaped(returns), shaped(disc_returns)
 
 
-def algorithm_returns(algo, env: EnvSpec, episodes: int, seeds: Sequence[int]) -> np.ndarray:
+def algorithm_returns(algo, env: EnvSpec, episodes: int, seeds: Sequence[int],
+                      discount: float | None = None):  # fmt: skip
     """Episode returns [S, episodes] of an algorithm's S seeds: env group s is seeded from
-    seeds[s] and acted on by seed s's policy; one batched act() per step for all of them."""
+    seeds[s] and acted on by seed s's policy; one batched act() per step for all of them.
+    With a discount, also the discounted returns (see rollout_returns)."""
     S = algo.num_seeds
 
     def act(obs: np.ndarray) -> np.ndarray:
@@ -91,4 +110,4 @@ def algorithm_returns(algo, env: EnvSpec, episodes: int, seeds: Sequence[int]) -
         actions = algo.act(obs_t.view(S, -1, *obs_t.shape[1:]))
         return actions.reshape(-1, *actions.shape[2:]).cpu().numpy()
 
-    return rollout_returns(env, act, episodes, list(seeds))
+    return rollout_returns(env, act, episodes, list(seeds), discount=discount)

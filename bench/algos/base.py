@@ -4,6 +4,7 @@ Every algorithm is one file with a config dataclass (reference defaults), option
 presets (small deltas for small tasks), and a class implementing:
     update(batch) -> dict[str, Tensor [S]]      one gradient step of every seed on its batch
     act(obs, mask=None, deterministic=False)    actions for observations [S, N, *obs_shape]
+    q_value(obs, act)                           its own Q estimate, where it has one (selection)
     state_dict() / load_state_dict()            networks, optimizers, counters, random streams
 
 An algorithm object trains S seeds at once (S = len(seeds), often 1). Its networks hold a
@@ -112,6 +113,16 @@ class Algorithm(ABC):
         """The networks act() needs: what a shipped behavior-policy file holds."""
         return self.modules()
 
+    def q_modules(self) -> dict[str, torch.nn.Module]:
+        """The networks q_value() needs beyond policy_modules(): kept with every evaluated
+        policy, for offline policy selection. Default: none (no Q function)."""
+        return {}
+
+    def q_value(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor | None:
+        """The algorithm's own estimate Q(s, a), in return units: obs [S, N, *obs_shape], act
+        [S, N] or [S, N, act_dim] (env units) -> [S, N]. None: the algorithm has no Q function."""
+        return None
+
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {}
 
@@ -142,6 +153,11 @@ class Algorithm(ABC):
         self.num_updates = int(state["num_updates"])
         self.rng.load_state_dict(state["rng"])
         self.act_rng.load_state_dict(state["act_rng"])
+
+
+def action_values(q: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+    """Q(s, a) from all actions' values: q [S, N, A], act [S, N] -> [S, N]."""
+    return q.gather(-1, act.long().unsqueeze(-1)).squeeze(-1)
 
 
 class ObsNormalizer:

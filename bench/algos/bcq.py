@@ -163,6 +163,11 @@ class BCQ(Algorithm):
     def policy_modules(self):
         return {"vae": self.vae, "actor": self.actor, "critics": self.critics}
 
+    @torch.no_grad()
+    def q_value(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """Q_1(s, a), the critic that picks among the perturbed samples."""
+        return critic_values(self.critics, obs, self._unit(act))[:, 0]
+
     def optimizers(self):
         return {"vae": self.vae_optim, "actor": self.actor_optim, "critic": self.critic_optim}
 

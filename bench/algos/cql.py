@@ -172,6 +172,15 @@ class CQL(Algorithm):
     def policy_modules(self):
         return {"actor": self.actor}
 
+    def q_modules(self):
+        return {"critics": self.critics}
+
+    @torch.no_grad()
+    def q_value(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """min(Q_1, Q_2)(s, a), as in the policy objective."""
+        obs, act = self.norm(obs), self.action_scale.to_unit(act)
+        return critic_values(self.critics, obs, act).min(1).values
+
     def optimizers(self):
         return {
             "actor": self.actor_optim,

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.algos.base import Algorithm, register
+from bench.algos.base import Algorithm, action_values, register
 from bench.errors import BenchError
 from bench.nets import MLP, Linear, NatureCNN, adam, hard_update, init_members, is_image
 from bench.types import Batch, EnvInfo
@@ -186,6 +186,11 @@ class DiscreteBCQ(Algorithm):
 
     def policy_modules(self):
         return {"net": self.net}
+
+    @torch.no_grad()
+    def q_value(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """Q(s, a) of the Q head (in standardized reward units with reward_normalization)."""
+        return action_values(self.net(obs)[0], act)
 
     def optimizers(self):
         return {"optim": self.optim}

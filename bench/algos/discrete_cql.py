@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from bench.algos.base import Algorithm, register
+from bench.algos.base import Algorithm, action_values, register
 from bench.errors import BenchError
 from bench.nets import adam, hard_update, init_members, obs_net
 from bench.types import Batch, EnvInfo
@@ -97,6 +97,10 @@ class DiscreteCQL(Algorithm):
 
     def policy_modules(self):
         return {"net": self.net}
+
+    @torch.no_grad()
+    def q_value(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        return action_values(self.net(obs), act)
 
     def optimizers(self):
         return {"optim": self.optim}

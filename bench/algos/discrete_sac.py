@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.algos.base import Algorithm, register
+from bench.algos.base import Algorithm, action_values, register
 from bench.errors import BenchError
 from bench.nets import MLP, NatureCNN, adam, init_members, is_image, obs_net, soft_update
 from bench.types import Batch, EnvInfo
@@ -124,6 +124,14 @@ class DiscreteSAC(Algorithm):
 
     def policy_modules(self):
         return {"actor": self.actor}
+
+    def q_modules(self):
+        return {"critics": self.critics}
+
+    @torch.no_grad()
+    def q_value(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """min over the two critics of Q_i(s, a), as in the targets."""
+        return action_values(self.critics(obs).min(1).values, act)
 
     def optimizers(self):
         return {"actor": self.actor_optim, "critic": self.critic_optim, "alpha": self.alpha_optim}

@@ -152,6 +152,15 @@ class IQL(Algorithm):
     def policy_modules(self):
         return {"actor": self.actor}
 
+    def q_modules(self):
+        return {"critics": self.critics}
+
+    @torch.no_grad()
+    def q_value(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """min(Q_1, Q_2)(s, a), back in return units (the critics learn scaled rewards)."""
+        x = torch.cat([self.norm(obs), self.action_scale.to_unit(act)], -1)
+        return self.critics(x).squeeze(-1).min(1).values / self.reward_scale[:, None]
+
     def optimizers(self):
         return {"actor": self.actor_optim, "critic": self.critic_optim, "value": self.value_optim}
 

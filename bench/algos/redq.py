@@ -128,6 +128,14 @@ class REDQ(Algorithm):
     def policy_modules(self):
         return {"actor": self.actor}
 
+    def q_modules(self):
+        return {"critics": self.critics}
+
+    @torch.no_grad()
+    def q_value(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """The ensemble's mean Q_i(s, a) (the paper's estimate in its bias analysis)."""
+        return critic_values(self.critics, obs, self.action_scale.to_unit(act)).mean(1)
+
     def optimizers(self):
         return {"actor": self.actor_optim, "critic": self.critic_optim, "alpha": self.alpha_optim}
 

@@ -120,6 +120,14 @@ class TD3BC(Algorithm):
     def policy_modules(self):
         return {"actor": self.actor}
 
+    def q_modules(self):
+        return {"critics": self.critics}
+
+    @torch.no_grad()
+    def q_value(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """Q_1(s, a), the critic the actor maximizes (Eq. 3)."""
+        return critic_values(self.critics, self.norm(obs), self.action_scale.to_unit(act))[:, 0]
+
     def optimizers(self):
         return {"actor": self.actor_optim, "critic": self.critic_optim}
 

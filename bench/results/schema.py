@@ -7,6 +7,7 @@ results/runs/<run_id>/
                      has one (final_episodes > 0): more episodes, env seeds of its own
     train.parquet    one row per (logged step, metric) (TRAIN_SCHEMA)
     checkpoint.pt    the final algorithm state
+    policies/        the acting (and Q) weights of every evaluated policy (bench.run.policies)
 Every file is written to a temporary name in the same folder, fsynced, then renamed: a reader
 never sees a half-written file and a killed run never leaves one.
 """
@@ -41,6 +42,9 @@ EVAL_SCHEMA = pa.schema(
         ("ref_max", pa.float64()),
         ("ref_source", pa.string()),
         ("normalized_score", pa.float64()),  # 100 * (return_mean - ref_min) / (ref_max - ref_min)
+        # sum_t gamma^t r_t at gamma = bench.evaluate.EVAL_DISCOUNT (0.99), mean over episodes:
+        # the true value offline estimates are compared with (null in older tables)
+        ("discounted_return_mean", pa.float64()),
     ]
 )
 

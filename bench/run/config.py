@@ -93,7 +93,15 @@ class RunOptions:
         "included, is logged as compile_first_call_s.",
     )
 
+    keep_policies: int | None = _opt(
+        None,
+        "Keep the acting weights of the last N evaluations (policies/step_*.pt) for "
+        "`bench select`; 0: none (default: all).",
+    )
+
     def __post_init__(self):
+        if self.keep_policies is not None:
+            _count("keep_policies", self.keep_policies, allow_zero=True)
         for name in ("steps", "eval_every", "batch_size", "threads"):
             value = getattr(self, name)
             if value is not None:
@@ -168,6 +176,7 @@ class RunConfig:
     random_streams: int = RANDOM_STREAMS
     schema_version: int = SCHEMA_VERSION
     final_episodes: int = 0  # the final evaluation's episodes (0: none, as in older runs)
+    keep_policies: int | None = None  # evaluated policies kept (None: all): not in the key
 
     #: the fields the key hashes: all that decides a run's numbers, except the seed
     IDENTITY = ("algo", "minari_id", "dataset_hash", "steps", "eval_every", "eval_episodes",
@@ -240,6 +249,9 @@ class RunConfig:
             raise TypeError("algo_config and overrides must be objects")
         if not isinstance(self.compile, bool):
             raise TypeError("compile must be true or false")
+        kept = self.keep_policies
+        if kept is not None and (isinstance(kept, bool) or not isinstance(kept, int) or kept < 0):
+            raise TypeError("keep_policies must be null or an integer >= 0")
 
     def options(self, seed: int | None = None) -> RunOptions:
         """The options that resolve to this configuration again (the preset spelled out)."""
@@ -249,6 +261,7 @@ class RunConfig:
             final_episodes=self.final_episodes, batch_size=self.batch_size,
             preset=self.preset or "none",
             overrides=dict(self.overrides), env=self.env, device=self.device, compile=self.compile,
+            keep_policies=self.keep_policies,
         )  # fmt: skip
 
     def command(self, seeds: str | None = None) -> str:
@@ -338,7 +351,7 @@ def resolve(opts: RunOptions, card: Card, dataset_hash: str) -> RunConfig:
         preset=preset, overrides=dict(opts.overrides),
         algo_config=_canonical(dataclasses.asdict(config)),
         eval_env=_canonical(dataclasses.asdict(card.env)), device=opts.device,
-        compile=opts.compile,
+        compile=opts.compile, keep_policies=opts.keep_policies,
     )  # fmt: skip
 
 

@@ -29,7 +29,7 @@ from bench.data.minari_io import metadata_hash
 from bench.data.validate import validate
 from bench.envs import make_env
 from bench.errors import BenchError, DatasetError
-from bench.evaluate import algorithm_returns, normalized_score
+from bench.evaluate import EVAL_DISCOUNT, algorithm_returns, normalized_score
 from bench.nets import LeanAdam
 from bench.progress import progress_bar
 from bench.results import store
@@ -50,6 +50,7 @@ from bench.run.checkpoint import (
     stack_checkpoints,
 )
 from bench.run.config import FINAL_SEED_OFFSET, RunConfig, RunOptions, check_algorithm, resolve
+from bench.run.policies import save_policies
 from bench.run.provenance import provenance
 from bench.seeding import split_seeds
 from bench.types import EnvInfo
@@ -400,10 +401,13 @@ def _train(dirs: list[Path], configs: list[RunConfig], prep: Prepared, algo, sam
             if evaluate:
                 algo.act_rng.reseed("eval", step)  # a seed's acting noise is its own
                 seeds = [c.eval_seed_base + 1000 * cfg.seed for cfg in configs]
-                returns = algorithm_returns(algo, prep.card.env, c.eval_episodes, seeds)
+                returns, discounted = algorithm_returns(
+                    algo, prep.card.env, c.eval_episodes, seeds, EVAL_DISCOUNT
+                )
                 wall = time.perf_counter() - t0
-                rows = [_eval_row(run_ids[s], key, configs[s], step, wall, returns[s], prep)
-                        for s in range(S)]  # fmt: skip
+                rows = [_eval_row(run_ids[s], key, configs[s], step, wall, returns[s], prep,
+                                  discounted[s]) for s in range(S)]  # fmt: skip
+                save_policies(dirs, run_ids, algo, step, c.keep_policies)
                 job_state = algo.state_dict()
                 per_seed = split_seeds({"algo": job_state, "sampler": sampler.state_dict()}, S)
                 for s, run_dir in enumerate(dirs):
@@ -435,16 +439,20 @@ def _final_evaluation(dirs: list[Path], configs: list[RunConfig], prep: Prepared
     c = prep.config
     algo.act_rng.reseed("final", c.steps)
     seeds = [c.eval_seed_base + 1000 * cfg.seed + FINAL_SEED_OFFSET for cfg in configs]
-    returns = algorithm_returns(algo, prep.card.env, c.final_episodes, seeds)
+    returns, discounted = algorithm_returns(
+        algo, prep.card.env, c.final_episodes, seeds, EVAL_DISCOUNT
+    )
     wall = time.perf_counter() - t0
     rows: list[dict | None] = []
     for s, run_dir in enumerate(dirs):
-        rows.append(_eval_row(run_dir.name, c.key(), configs[s], c.steps, wall, returns[s], prep))
+        rows.append(_eval_row(run_dir.name, c.key(), configs[s], c.steps, wall, returns[s], prep,
+                              discounted[s]))  # fmt: skip
         atomic_write_table(run_dir / FINAL_TABLE, [rows[-1]], EVAL_SCHEMA)
     return rows
 
 
-def _eval_row(run_id, key, config: RunConfig, step: int, wall: float, returns, prep) -> dict:
+def _eval_row(run_id, key, config: RunConfig, step: int, wall: float, returns, prep,
+              discounted) -> dict:  # fmt: skip
     return {
         "run_id": run_id,
         "key": key,
@@ -460,4 +468,5 @@ def _eval_row(run_id, key, config: RunConfig, step: int, wall: float, returns, p
         "ref_max": prep.ref_max,
         "ref_source": prep.card.ref_source,
         "normalized_score": float(normalized_score(returns.mean(), prep.ref_min, prep.ref_max)),
+        "discounted_return_mean": float(discounted.mean()),
     }

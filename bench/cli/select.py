@@ -1,0 +1,140 @@
+"""`bench select`: offline policy selection over a results folder, and what it would cost."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import typer
+
+from bench.cli.app import app, stdout, wide_console
+from bench.errors import BenchError
+
+FORMATS = ("md", "csv", "json")
+
+
+def _ci(point: float, lo: float, hi: float) -> str:
+    if math.isnan(point):
+        return "-"
+    if math.isnan(lo):
+        return f"{point:.2f}"
+    return f"{point:.2f} [{lo:.2f}, {hi:.2f}]"
+
+
+def _display(metrics):
+    import pandas as pd
+
+    rows = []
+    for r in metrics.itertuples(index=False):
+        rows.append({
+            "dataset": r.dataset, "algo": r.algo, "method": r.method, "seeds": r.seeds,
+            "candidates": r.candidates,
+            "regret@1": _ci(r.regret_1, r.regret_1_lo, r.regret_1_hi),
+            "regret@3": _ci(r.regret_3, r.regret_3_lo, r.regret_3_hi),
+            "rank corr.": _ci(r.rank_corr, r.rank_corr_lo, r.rank_corr_hi),
+            "abs. error": _ci(r.abs_error, r.abs_error_lo, r.abs_error_hi),
+            "picked score": f"{r.picked_score:.1f}",
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+@app.command("select")
+def select_cmd(
+    results: Path = typer.Option(
+        Path("results"), "--results", help="Results folder (holds runs/)."
+    ),
+    method: str = typer.Option(
+        "",
+        "--method",
+        help="Comma-separated (default: all; q0 and td only where the algorithm has a Q "
+        "function): fqe (Fitted Q Evaluation), q0 (the algorithm's own Q at initial "
+        "states), td (its TD error), likelihood (action agreement), last (the last checkpoint), "
+        "random (the expectation over uniform picks).",
+    ),
+    dataset: str = typer.Option("", "--dataset", help="Comma-separated datasets (default: all)."),
+    steps: int = typer.Option(10_000, "--steps", help="FQE updates per candidate."),
+    gamma: float = typer.Option(0.99, "--gamma", help="FQE discount (evaluations record 0.99)."),
+    batch_size: int = typer.Option(100, "--batch-size", help="FQE transitions per update."),
+    lr: float = typer.Option(1e-4, "--lr", help="FQE Adam learning rate."),
+    target_update: int = typer.Option(
+        100, "--target-update", help="FQE: copy Q into its target network every N updates."
+    ),
+    seed: int = typer.Option(0, "--seed", help="FQE seed (its networks and batches)."),
+    vectorize: bool = typer.Option(
+        True,
+        "--vectorize/--no-vectorize",
+        help="FQE: all candidates of a dataset as one stacked training (--no-vectorize: one "
+        "candidate at a time, the same estimates).",
+    ),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda[:N]."),
+    threads: int | None = typer.Option(None, "--threads", help="torch threads."),
+    format: str = typer.Option("md", "--format", help="md (terminal), csv or json."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+):
+    """Choose a checkpoint per seed offline, and report what the choice costs.
+
+    Every policy a run kept (policies/, one per evaluation) is a candidate. Each method scores
+    the candidates from the dataset alone; per leaderboard cell (dataset x configuration) and
+    seed it picks the highest, and the pick's true score comes from the evaluation table. Per
+    cell and method, as DOPE (Fu et al. 2021) defines them: regret@1 and regret@3 (normalized
+    points below the best candidate), Spearman rank correlation between estimate and true
+    score, and the absolute error of value estimates against the evaluations' discounted
+    returns; means over seeds with 95% bootstrap CIs. Writes selection.parquet in the results
+    folder (rank by it with `bench leaderboard --score selected:METHOD`)."""
+    from bench.ope.fqe import FQEConfig
+    from bench.ope.select import SelectOptions, parse_methods, run_selection
+    from bench.run.config import MAX_BUDGET, MAX_SEED, _count
+    from bench.run.loop import check_device
+
+    if format not in FORMATS:
+        raise BenchError(f"unknown format '{format}'; choose one of: {', '.join(FORMATS)}")
+    from bench.ope.select import METHODS
+
+    methods = parse_methods(method) if method.strip() else METHODS
+    _count("steps", steps, most=MAX_BUDGET)
+    _count("batch_size", batch_size)
+    _count("target_update", target_update)
+    if not 0 <= seed <= MAX_SEED:
+        raise BenchError(f"--seed must be in 0..{MAX_SEED}, got {seed}")
+    if not 0.0 <= gamma < 1.0:
+        raise BenchError(f"--gamma must be in [0, 1), got {gamma}")
+    if not (lr > 0 and math.isfinite(lr)):
+        raise BenchError(f"--lr must be a positive number, got {lr}")
+    if threads is not None:
+        _count("threads", threads, most=1024)
+        import torch
+
+        torch.set_num_threads(threads)
+    fqe = FQEConfig(gamma=gamma, lr=lr, batch_size=batch_size,
+                    target_update_interval=target_update, steps=steps, seed=seed)  # fmt: skip
+    datasets = [d.strip() for d in dataset.split(",") if d.strip()] or None
+    opts = SelectOptions(results, methods, datasets, fqe, str(check_device(device)), vectorize,
+                         explicit=bool(method.strip()),
+                         show_progress=not quiet and format == "md")  # fmt: skip
+    table, metrics, seconds = run_selection(opts)
+    if format == "csv":
+        sys.stdout.write(metrics.to_csv(index=False))
+        return
+    if format == "json":
+        sys.stdout.write(json.dumps(json.loads(metrics.to_json(orient="records")), indent=1))
+        sys.stdout.write("\n")
+        return
+    from bench.cli.analysis import _md_table
+
+    wide_console().print(_md_table("offline selection (normalized points)", _display(metrics)))
+    for name, s in seconds.items():
+        if s:
+            n = len(table[table["dataset"] == name][["run_id", "step"]].drop_duplicates())
+            how = "together" if vectorize else "one at a time"
+            stdout.print(f"FQE on {name}: {n} candidates, {steps:,} updates each, {how}: "
+                         f"{s:.1f} s", soft_wrap=True, markup=False)  # fmt: skip
+    stdout.print(
+        f"regret@k: best true score among a seed's candidates minus the best among the k "
+        f"picked; rank corr.: Spearman; abs. error: |estimate - discounted return| "
+        f"(gamma {gamma}); means over seeds, 95% bootstrap CIs. Wrote "
+        f"{Path(results) / 'selection.parquet'}",
+        soft_wrap=True,
+        markup=False,
+    )
