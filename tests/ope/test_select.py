@@ -1,0 +1,164 @@
+"""`bench select` on real runs: kept policies, the selection table, its picks, and bad input."""
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench.cli import main
+from bench.ope.fqe import FQEConfig
+from bench.ope.select import SELECTION_TABLE, SelectOptions, run_selection
+from bench.results.store import read_eval
+from bench.run.policies import kept_steps, policy_path
+from tests.helpers import bench
+
+STEPS, EVERY = 300, 100
+
+
+@pytest.fixture(scope="module")
+def results(tiny_cartpole, tmp_path_factory):
+    """bc and discrete_cql, 2 seeds each, an evaluation (and a kept policy) every 100 updates."""
+    out = tmp_path_factory.mktemp("select")
+    for algo in ("bc", "discrete_cql"):
+        r = bench("run", "--algo", algo, "--dataset", "cartpole-mixed", "--seeds", "0-1",
+                  "--steps", STEPS, "--eval-every", EVERY, "--eval-episodes", 2,
+                  "--results-dir", out, "--quiet")  # fmt: skip
+        assert r.returncode == 0, r.stderr
+    return out
+
+
+def select(args, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["bench", "select", "--quiet", *map(str, args)])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    out = capsys.readouterr()
+    return exit_info.value.code, out.out, out.err.strip().splitlines()
+
+
+def test_every_evaluation_keeps_its_policy_and_its_discounted_return(results):
+    runs = sorted((results / "runs").iterdir())
+    assert len(runs) == 4
+    for run in runs:
+        assert kept_steps(run) == [100, 200, 300]
+    evals = read_eval(results)
+    assert evals["discounted_return_mean"].notna().all()
+    # a CartPole return of R steps of reward 1 has discounted value (1 - 0.99^R) / 0.01 <= R
+    assert (evals["discounted_return_mean"] <= evals["return_mean"] + 1e-9).all()
+
+
+def test_select_writes_one_pick_per_cell_seed_and_method(results, monkeypatch, capsys):
+    code, out, err = select(["--results", results, "--steps", 30, "--format", "json"],
+                            monkeypatch, capsys)  # fmt: skip
+    assert code == 0, err
+    metrics = pd.DataFrame(json.loads(out))
+    table = pd.read_parquet(results / SELECTION_TABLE)
+    assert set(table["method"]) == {"fqe", "q0", "td", "likelihood", "last", "random"}
+    assert set(table[table["method"].isin(["q0", "td"])]["algo"]) == {"discrete_cql"}  # has a Q
+    picks = table[table["picked"]].groupby(["key", "seed", "method"]).size()
+    assert (picks == 1).all() and "random" not in set(table[table["picked"]]["method"])
+    assert len(picks) == 2 * 5 + 2 * 3  # seeds x picking methods: discrete_cql 5, bc 3 (no Q)
+    last = table[(table["method"] == "last") & table["picked"]]
+    assert (last["step"] == STEPS).all()
+    # true scores are the evaluation table's
+    evals = read_eval(results).set_index(["run_id", "step"])["normalized_score"]
+    joined = table.set_index(["run_id", "step"])["true_score"]
+    assert (joined.to_numpy() == evals.loc[joined.index].to_numpy()).all()
+    # the metrics: regret is never negative; last's regret is the best candidate minus the last
+    assert (metrics["regret_1"].dropna() >= 0).all()
+    assert {"(all)", "cartpole-mixed"} == set(metrics["dataset"])
+
+
+def test_fqe_together_equals_one_at_a_time_on_real_runs(results, tmp_path):
+    mine = tmp_path / "r"
+    shutil.copytree(results, mine)
+    fqe = FQEConfig(steps=40)
+    opts = dict(methods=("fqe",), fqe=fqe, show_progress=False)
+    together, _, _ = run_selection(SelectOptions(mine, vectorize=True, **opts))
+    alone, _, _ = run_selection(SelectOptions(mine, vectorize=False, **opts))
+    assert len(together) == 12
+    pd.testing.assert_series_equal(together["estimate"], alone["estimate"], atol=1e-4, rtol=1e-4)
+
+
+def _copy(results, tmp):
+    mine = tmp / "r"
+    shutil.copytree(results, mine)
+    (mine / SELECTION_TABLE).unlink(missing_ok=True)
+    return mine
+
+
+def _no_policies(mine):
+    for run in (mine / "runs").iterdir():
+        shutil.rmtree(run / "policies")
+
+
+def _corrupt_policy(mine):
+    run = sorted((mine / "runs").iterdir())[0]
+    policy_path(run, 200).write_bytes(b"not a policy")
+
+
+def _policy_of_another_run(mine):
+    a, b = sorted((mine / "runs").iterdir())[:2]
+    shutil.copy(policy_path(b, 200), policy_path(a, 200))
+
+
+def _other_build(mine):
+    run = sorted((mine / "runs").iterdir())[0]
+    cfg = json.loads((run / "config.json").read_text())
+    cfg["dataset_hash"] = "0" * 12
+    from bench.run.config import RunConfig
+
+    fixed = RunConfig.from_json({k: v for k, v in cfg.items() if k not in ("key", "fingerprint")})
+    (run / "config.json").write_text(json.dumps(cfg | fixed.to_json()))
+
+
+BAD = [
+    ("no-kept-policies", [], "no kept policies", _no_policies),
+    ("q0-without-q", ["--method", "q0", "--dataset", "cartpole-mixed"], "bc has no Q function",
+     None),
+    ("mixed-datasets", [], "different datasets in one selection", _other_build),
+    ("corrupt-policy", [], "cannot read kept policy", _corrupt_policy),
+    ("foreign-policy", [], "is not the kept policy of run", _policy_of_another_run),
+    ("unknown-method", ["--method", "fqe,oracle"], "unknown method 'oracle'", None),
+    ("zero-steps", ["--steps", "0"], "--steps must be positive", None),
+    ("gamma-one", ["--gamma", "1"], "--gamma must be in [0, 1)", None),
+    ("nan-lr", ["--lr", "nan"], "--lr must be a positive number", None),
+    ("bad-format", ["--format", "xml"], "unknown format 'xml'", None),
+    ("unknown-dataset", ["--dataset", "nope"], "--dataset nope: no runs of it", None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", BAD, ids=[c[0] for c in BAD])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, results, tmp_path, monkeypatch,
+                                                         capsys):  # fmt: skip
+    _, args, message, setup = case
+    mine = _copy(results, tmp_path)
+    if setup is not None:
+        setup(mine)
+    code, _, err = select(["--results", mine, "--steps", "5", *args] if "--steps" not in args
+                          else ["--results", mine, *args], monkeypatch, capsys)  # fmt: skip
+    assert code == 2, err
+    assert len(err) == 1 and err[0].startswith("bench: error: ") and message in err[0], err
+    assert not (mine / SELECTION_TABLE).exists()
+
+
+def test_a_missing_results_folder_is_one_line(tmp_path, monkeypatch, capsys):
+    code, _, err = select(["--results", tmp_path / "nope"], monkeypatch, capsys)
+    assert code == 2 and "no such folder" in err[0]
+
+
+def test_keep_policies_bounds_what_a_run_keeps(tiny_cartpole, tmp_path):
+    for keep, expected in (("0", []), ("2", [200, 300])):
+        out = tmp_path / keep
+        r = bench("run", "--algo", "bc", "--dataset", "cartpole-mixed", "--steps", STEPS,
+                  "--eval-every", EVERY, "--eval-episodes", 1, "--keep-policies", keep,
+                  "--results-dir", out, "--quiet")  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        (run,) = (out / "runs").iterdir()
+        assert kept_steps(run) == expected
+    r = bench("run", "--algo", "bc", "--dataset", "cartpole-mixed", "--keep-policies", "-1",
+              "--results-dir", tmp_path / "x")  # fmt: skip
+    assert r.returncode == 2 and "--keep-policies must be >= 0" in r.stderr
+    assert not Path(tmp_path / "x").exists() or not any((tmp_path / "x").rglob("*.parquet"))
