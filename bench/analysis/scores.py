@@ -19,8 +19,10 @@ from bench.results.store import is_complete, read_runs
 from bench.run.checkpoint import is_locked
 from bench.run.config import RunConfig
 
-#: The scores a run can be ranked by (ScoreSpec.kind).
+#: The scores a run can be ranked by (ScoreSpec.kind), and selected:METHOD (bench select).
 SCORE_KINDS = ("final", "last", "best")
+#: The selection methods whose pick can score a run (`random` scores its expectation).
+SELECTED = ("fqe", "q0", "td", "likelihood", "last", "random")
 
 
 @dataclass(frozen=True)
@@ -33,12 +35,28 @@ class ScoreSpec:
     last_k: int = 3
 
     def __post_init__(self):
-        if self.kind not in SCORE_KINDS:
-            raise BenchError(f"unknown score '{self.kind}'; choose {', '.join(SCORE_KINDS)}")
+        if self.kind not in SCORE_KINDS and self.method not in SELECTED:
+            raise BenchError(
+                f"unknown score '{self.kind}'; choose {', '.join(SCORE_KINDS)} or "
+                f"selected:METHOD ({', '.join(SELECTED)})"
+            )
         if isinstance(self.last_k, bool) or not isinstance(self.last_k, int) or self.last_k < 1:
             raise BenchError(f"--last-k must be an integer >= 1, got {self.last_k}")
 
+    @property
+    def method(self) -> str | None:
+        """The selection method of a selected:METHOD score, else None."""
+        head, _, method = self.kind.partition(":")
+        return method if head == "selected" else None
+
     def describe(self) -> str:
+        if self.method is not None:
+            what = ("the mean true score of a seed's candidates (a uniform pick's expectation)"
+                    if self.method == "random" else
+                    f"the true score of the checkpoint {self.method} picks per seed from the "
+                    "data alone")  # fmt: skip
+            return (f"{self.kind}: {what} (bench select; periodic evaluations); runs without "
+                    "a pick are left out")  # fmt: skip
         if self.kind == "best":
             return "best: the max over all evaluations of a run (optimistic: selects on the test)"
         last = f"the mean of each run's last {self.last_k} periodic evaluation(s)"
@@ -70,7 +88,7 @@ class Results:
     def counted(self) -> pd.DataFrame:
         """Complete runs, one per configuration and seed: what tables and plots count."""
         r = self.runs
-        return r[r.complete & r.duplicate_of.isna()]
+        return r[r.complete & r.duplicate_of.isna() & r.score.notna()]
 
     @property
     def in_progress(self) -> pd.DataFrame:
@@ -101,6 +119,7 @@ def load_results(results_dir: Path, spec: ScoreSpec = ScoreSpec()) -> Results:
     finals = finals[finals.run_id.isin(configs)].drop_duplicates("run_id").copy()
     finals["key"] = finals.run_id.map(keys)
     final_of = finals.set_index("run_id")
+    picks = _selected_scores(results_dir, spec.method) if spec.method else {}
     rows = []
     by_run = dict(tuple(evals.groupby("run_id", sort=False)))
     for run_id, c in configs.items():
@@ -111,7 +130,11 @@ def load_results(results_dir: Path, spec: ScoreSpec = ScoreSpec()) -> Results:
         if ev is not None and len(ev):
             ev = ev.sort_values("step")
             step, episodes = int(ev.step.iloc[-1]), int(ev.episodes.iloc[-1])
-            if spec.kind == "best":
+            if spec.method is not None:
+                score, at = picks.get(run_id, (float("nan"), None))
+                picked = ev[ev.step == at]
+                ret = float(picked.return_mean.iloc[-1]) if len(picked) else float("nan")
+            elif spec.kind == "best":
                 best = ev.loc[ev.normalized_score.idxmax()]
                 score, ret = float(best.normalized_score), float(best.return_mean)
             elif spec.kind == "final" and has_final:
@@ -140,6 +163,24 @@ def load_results(results_dir: Path, spec: ScoreSpec = ScoreSpec()) -> Results:
         runs["label"] = _labels(counted, configs).reindex(runs.index)
         runs["label"] = runs.label.fillna(_labels(runs, configs))
     return Results(Path(results_dir), configs, raw, evals, runs, finals)
+
+
+def _selected_scores(results_dir: Path, method: str) -> dict[str, tuple[float, int | None]]:
+    """run_id -> (the true score of the method's pick, its step); random: the candidates' mean
+    score, no step."""
+    from bench.ope.select import SELECTION_TABLE, read_selection
+
+    path = Path(results_dir) / SELECTION_TABLE
+    if not path.is_file():
+        raise BenchError(f"no {SELECTION_TABLE} under {results_dir}: run `bench select` first")
+    table = read_selection(path)
+    rows = table[table.method == method]
+    if not len(rows):
+        raise BenchError(f"{path} has no picks of method {method}: run `bench select` with it")
+    if method == "random":
+        return {k: (v, None) for k, v in rows.groupby("run_id").true_score.mean().items()}
+    picked = rows[rows.picked]
+    return {r.run_id: (float(r.true_score), int(r.step)) for r in picked.itertuples()}
 
 
 def _labels(runs: pd.DataFrame, configs: dict[str, RunConfig]) -> pd.Series:

@@ -24,7 +24,9 @@ SCORE_OPT = typer.Option(
     "--score",
     help="final: each run's final evaluation of its last policy (runs without one: the mean of "
     "their last k evaluations); last: the mean of the learning curve's last k evaluations; "
-    "best: the max over the learning curve (optimistic: selected on the test episodes).",
+    "best: the max over the learning curve (optimistic: selected on the test episodes); "
+    "selected:METHOD (fqe, q0, td, likelihood, last, random): the true score of the checkpoint "
+    "that method picks per seed offline (run `bench select` first).",
 )
 LAST_K_OPT = typer.Option(
     3,

@@ -1,5 +1,6 @@
 """`bench select` on real runs: kept policies, the selection table, its picks, and bad input."""
 
+import io
 import json
 import shutil
 import sys
@@ -162,3 +163,24 @@ def test_keep_policies_bounds_what_a_run_keeps(tiny_cartpole, tmp_path):
               "--results-dir", tmp_path / "x")  # fmt: skip
     assert r.returncode == 2 and "--keep-policies must be >= 0" in r.stderr
     assert not Path(tmp_path / "x").exists() or not any((tmp_path / "x").rglob("*.parquet"))
+
+
+def _csv(r):
+    assert r.returncode == 0, r.stderr
+    return pd.read_csv(io.StringIO(r.stdout))
+
+
+def test_leaderboard_ranks_by_the_selected_checkpoint(results, tmp_path):
+    mine = _copy(results, tmp_path)
+    r = bench("leaderboard", "--results", mine, "--score", "selected:last", "--format", "csv")
+    assert r.returncode == 2 and "run `bench select` first" in r.stderr
+    assert bench("select", "--results", mine, "--method", "last", "-q").returncode == 0
+    picked = _csv(bench("leaderboard", "--results", mine, "--score", "selected:last",
+                        "--format", "csv"))  # fmt: skip
+    last = _csv(bench("leaderboard", "--results", mine, "--score", "last", "--last-k", "1",
+                      "--format", "csv"))  # fmt: skip
+    cols = ["algo", "dataset", "seeds", "iqm"]
+    assert len(picked) == 2
+    pd.testing.assert_frame_equal(picked[cols], last[cols])
+    r = bench("leaderboard", "--results", mine, "--score", "selected:fqe")
+    assert r.returncode == 2 and "no picks of method fqe" in r.stderr
