@@ -198,11 +198,62 @@ def performance_profile(results: Path, out: Path, spec: ScoreSpec = ScoreSpec())
     return paths
 
 
+#: Methods the selection figure shows (the baselines' estimates are a step or nothing).
+ESTIMATORS = ("fqe", "q0", "td", "likelihood")
+
+
+def selection_plot(results: Path, out: Path) -> list[Path]:
+    """Per dataset (rows) and estimator (columns): every candidate's estimate against its true
+    score, one colour per algorithm; value estimates (fqe, q0) in normalized points with the
+    line estimate = true discounted value's trend left to the eye. From selection.parquet."""
+    from bench.ope.select import SELECTION_TABLE, VALUE_METHODS, read_selection
+
+    path = Path(results) / SELECTION_TABLE
+    if not path.is_file():
+        raise BenchError(f"no {SELECTION_TABLE} under {results}: run `bench select` first")
+    table = read_selection(path)
+    table = table[table.method.isin(ESTIMATORS)]
+    if table.empty:
+        raise BenchError(f"{path} holds no estimates (only the last and random baselines)")
+    plt, sns = _setup()
+    datasets = sorted(table.dataset.unique())
+    methods = [m for m in ESTIMATORS if m in set(table.method)]
+    colors = _palette(sorted(table.algo.unique()), sns)
+    fig, axes = plt.subplots(len(datasets), len(methods), squeeze=False,
+                             figsize=(WIDTH_IN, 2.4 * len(datasets)))  # fmt: skip
+    for i, dataset in enumerate(datasets):
+        for j, method in enumerate(methods):
+            ax = axes[i, j]
+            d = table[(table.dataset == dataset) & (table.method == method)]
+            x = "estimate_normalized" if method in VALUE_METHODS else "estimate"
+            if d[x].isna().all():
+                x = "estimate"
+            sns.scatterplot(data=d, x=x, y="true_score", hue="algo", palette=colors, ax=ax,
+                            s=14, legend=False)  # fmt: skip
+            ax.xaxis.set_major_locator(plt.MaxNLocator(3))
+            ax.tick_params(labelsize=7)
+            ax.set_title(f"{dataset}: {method}", fontsize=8)
+            ax.set_xlabel("estimate" + (" (normalized)" if x == "estimate_normalized" else ""))
+            ax.set_ylabel("true score" if j == 0 else "")
+    handles = [plt.Line2D([], [], marker="o", ls="", color=c, label=a) for a, c in colors.items()]
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False,
+               bbox_to_anchor=(0.5, -0.02))  # fmt: skip
+    fig.suptitle("Offline estimates against true scores, every kept checkpoint")
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    paths = _save(fig, out, "selection")
+    plt.close(fig)
+    return paths
+
+
 def plot(results: Path, kind: str, out: Path, spec: ScoreSpec = ScoreSpec()) -> list[Path]:
+    if kind == "selection":
+        return selection_plot(results, out)
     if kind == "curves":
         return learning_curves(results, out)
     if kind == "bars":
         return interval_plot(results, out, spec)
     if kind == "profile":
         return performance_profile(results, out, spec)
-    raise BenchError(f"unknown plot kind '{kind}'; choose one of: {', '.join(KINDS)}, all")
+    raise BenchError(
+        f"unknown plot kind '{kind}'; choose one of: {', '.join(KINDS)}, selection, all"
+    )

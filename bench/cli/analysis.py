@@ -139,7 +139,8 @@ def plot_cmd(
         "all",
         "--kind",
         help="curves (learning curves), bars (IQM / optimality gap with CIs), "
-        "profile (performance profiles), or all.",
+        "profile (performance profiles), selection (offline estimates against true scores, "
+        "after `bench select`), or all (selection where the results have it).",
     ),
     out: Path = typer.Option(
         Path("results/plots"), "--out", help="Folder for the PNG and SVG files."
@@ -151,7 +152,10 @@ def plot_cmd(
     from bench.analysis.plots import KINDS, plot
 
     spec = _score_spec(score, last_k)
-    kinds = KINDS if kind == "all" else (kind,)
+    from bench.ope.select import SELECTION_TABLE
+
+    selected = (Path(results) / SELECTION_TABLE).is_file()
+    kinds = (*KINDS, *(("selection",) if selected else ())) if kind == "all" else (kind,)
     for k in kinds:
         for path in plot(results, k, out, spec):
             stdout.print(f"wrote {path}")

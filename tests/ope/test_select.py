@@ -184,3 +184,13 @@ def test_leaderboard_ranks_by_the_selected_checkpoint(results, tmp_path):
     pd.testing.assert_frame_equal(picked[cols], last[cols])
     r = bench("leaderboard", "--results", mine, "--score", "selected:fqe")
     assert r.returncode == 2 and "no picks of method fqe" in r.stderr
+
+
+def test_the_selection_figure_is_drawn_from_the_table(results, tmp_path):
+    mine = _copy(results, tmp_path)
+    r = bench("plot", "--results", mine, "--kind", "selection", "--out", tmp_path / "p")
+    assert r.returncode == 2 and "run `bench select` first" in r.stderr
+    assert bench("select", "--results", mine, "--method", "likelihood,last", "-q").returncode == 0
+    r = bench("plot", "--results", mine, "--out", tmp_path / "p")  # all: selection included
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "p" / "selection.png").stat().st_size > 0
