@@ -107,7 +107,9 @@ def by_configuration(cands: list[Candidate]) -> dict[str, list[Candidate]]:
 
 
 def load_stacked(cands: list[Candidate], info, device: torch.device):
-    """One algorithm object holding these candidates (one configuration) as its members."""
+    """One algorithm object holding these candidates (one configuration) as its members.
+    Member i is seeded i: a policy that samples even when acting deterministically (BCQ's
+    perturbed samples) draws from a fixed stream of its own, not the run's."""
     config = cands[0].config
     cls = get_algorithm(config.algo)
     algo = cls(resolve_config(cls, config.preset, config.overrides), info, device,

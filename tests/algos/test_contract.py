@@ -110,3 +110,32 @@ def test_registry_slug_matches_file_and_defaults_validate(name):
     cls = REGISTRY[name]
     assert cls.__module__ == f"bench.algos.{name}"
     resolve_config(cls)  # reference defaults are valid
+
+
+@pytest.mark.parametrize("name, obs_shape, space", list(cases()))
+def test_kept_policies_load_as_candidates_with_the_same_actions_and_q(name, obs_shape, space):
+    """What a run keeps per evaluation (acting and Q networks, no optimizer) reloads with the
+    candidates as members, in any order, and acts and values exactly as the trained seeds."""
+    from bench.run.policies import _kept_state, load_policies
+    from bench.seeding import split_seeds
+
+    a = make(name, obs_shape, space, seeds=[0, 1])
+    for step in range(2):
+        a.update(random_batch(obs_shape, space, S=2, seed=step))
+    kept = split_seeds(_kept_state(a), 2)
+    assert all("optimizers" not in k and not any("target" in m for m in k["modules"])
+               for k in kept)  # fmt: skip
+    # candidates in another order than the seeds (seeded as the swapped seeds: BCQ's
+    # deterministic acting draws its sampled actions from a fixed stream per seed)
+    b = make(name, obs_shape, space, seeds=[1, 0])
+    load_policies(b, [kept[1], kept[0]])
+    obs = random_obs(obs_shape, 2, 6, torch.Generator().manual_seed(2))
+    swapped = obs.flip(0)
+    assert torch.equal(a.act(obs, deterministic=True).flip(0), b.act(swapped, deterministic=True))
+    act = a.act(obs, deterministic=True)
+    q = a.q_value(obs, act)
+    if name == "bc":
+        assert q is None
+        return
+    assert q.shape == (2, 6) and bool(torch.isfinite(q).all())
+    assert torch.allclose(q.flip(0), b.q_value(swapped, act.flip(0)))
