@@ -73,6 +73,9 @@ class TrainDefaults:
     #: Episodes of the final evaluation of the last policy, recorded apart from the learning
     #: curve (final.parquet): what the leaderboard scores. 0: no final evaluation.
     final_episodes: int = 0
+    #: Evaluated policies a run keeps for offline selection, the last N (None: all). Atari
+    #: cards bound it: a Nature CNN policy is 6-19 MiB.
+    keep_policies: int | None = None
 
 
 @dataclass(frozen=True)

@@ -96,7 +96,7 @@ class RunOptions:
     keep_policies: int | None = _opt(
         None,
         "Keep the acting weights of the last N evaluations (policies/step_*.pt) for "
-        "`bench select`; 0: none (default: all).",
+        "`bench select`; 0: none (default: the card's, else all).",
     )
 
     def __post_init__(self):
@@ -351,7 +351,9 @@ def resolve(opts: RunOptions, card: Card, dataset_hash: str) -> RunConfig:
         preset=preset, overrides=dict(opts.overrides),
         algo_config=_canonical(dataclasses.asdict(config)),
         eval_env=_canonical(dataclasses.asdict(card.env)), device=opts.device,
-        compile=opts.compile, keep_policies=opts.keep_policies,
+        compile=opts.compile,
+        keep_policies=_count("keep_policies", t.keep_policies, allow_zero=True)
+        if opts.keep_policies is None and t.keep_policies is not None else opts.keep_policies,
     )  # fmt: skip
 
 
