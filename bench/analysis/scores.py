@@ -174,7 +174,7 @@ def _selected_scores(results_dir: Path, method: str) -> dict[str, tuple[float, i
     if not path.is_file():
         raise BenchError(f"no {SELECTION_TABLE} under {results_dir}: run `bench select` first")
     table = read_selection(path)
-    rows = table[table.method == method]
+    rows = table[(table.method == method) & (table.cell == table.key)]  # per configuration
     if not len(rows):
         raise BenchError(f"{path} has no picks of method {method}: run `bench select` with it")
     if method == "random":

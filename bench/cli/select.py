@@ -29,7 +29,8 @@ def _display(metrics):
     rows = []
     for r in metrics.itertuples(index=False):
         rows.append({
-            "dataset": r.dataset, "algo": r.algo, "method": r.method, "seeds": r.seeds,
+            "dataset": r.dataset, "algo": r.algo,
+            "configuration": "all" if r.key == "*" else r.key, "method": r.method, "seeds": r.seeds,
             "candidates": r.candidates,
             "regret@1": _ci(r.regret_1, r.regret_1_lo, r.regret_1_hi),
             "regret@3": _ci(r.regret_3, r.regret_3_lo, r.regret_3_hi),
@@ -70,6 +71,13 @@ def select_cmd(
     ),
     device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda[:N]."),
     threads: int | None = typer.Option(None, "--threads", help="torch threads."),
+    over: str = typer.Option(
+        "checkpoints",
+        "--over",
+        help="checkpoints: pick among each configuration's checkpoints (a leaderboard cell); "
+        "configs: among every configuration's checkpoints of an algorithm (hyperparameters "
+        "too).",
+    ),
     format: str = typer.Option("md", "--format", help="md (terminal), csv or json."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ):
@@ -90,9 +98,11 @@ def select_cmd(
 
     if format not in FORMATS:
         raise BenchError(f"unknown format '{format}'; choose one of: {', '.join(FORMATS)}")
-    from bench.ope.select import METHODS
+    from bench.ope.select import METHODS, OVER
 
     methods = parse_methods(method) if method.strip() else METHODS
+    if over not in OVER:
+        raise BenchError(f"--over must be one of: {', '.join(OVER)}; got '{over}'")
     _count("steps", steps, most=MAX_BUDGET)
     _count("batch_size", batch_size)
     _count("target_update", target_update)
@@ -111,7 +121,7 @@ def select_cmd(
                     target_update_interval=target_update, steps=steps, seed=seed)  # fmt: skip
     datasets = [d.strip() for d in dataset.split(",") if d.strip()] or None
     opts = SelectOptions(results, methods, datasets, fqe, str(check_device(device)), vectorize,
-                         explicit=bool(method.strip()),
+                         explicit=bool(method.strip()), over=over,
                          show_progress=not quiet and format == "md")  # fmt: skip
     table, metrics, seconds = run_selection(opts)
     if format == "csv":

@@ -46,11 +46,18 @@ METHODS = ("fqe", "q0", "td", "likelihood", "last", "random")
 #: methods whose estimate is a value in return units (absolute error is defined for them)
 VALUE_METHODS = ("fqe", "q0")
 SELECTION_TABLE = "selection.parquet"
+#: SELECTION_SCHEMA's cell when the pick is among all configurations of an algorithm.
+ALL_CONFIGS = "*"
+#: What a pick is among: one configuration's checkpoints, or all configurations' (--over).
+OVER = ("checkpoints", "configs")
 
 SELECTION_SCHEMA = pa.schema([
     ("run_id", pa.string()), ("key", pa.string()), ("algo", pa.string()),
     ("dataset", pa.string()), ("seed", pa.int64()), ("step", pa.int64()),
     ("method", pa.string()),
+    # the candidates a pick is made among, per seed: the run key (one configuration's
+    # checkpoints) or ALL_CONFIGS (every configuration of the algorithm: hyperparameters too)
+    ("cell", pa.string()),
     ("estimate", pa.float64()),  # the method's score of the candidate (higher: better)
     ("estimate_normalized", pa.float64()),  # value methods: 100 (est - ref_min) / (ref range)
     ("true_score", pa.float64()),  # normalized score of the candidate's evaluation
@@ -71,6 +78,7 @@ class SelectOptions:
     #: methods named by the user: q0 / td for an algorithm without a Q function is an error;
     #: otherwise (all methods by default) they are left out for it
     explicit: bool = False
+    over: str = "checkpoints"
     show_progress: bool = True
 
 
@@ -173,7 +181,7 @@ def selection_rows(scores: DatasetScores, opts: SelectOptions) -> list[dict]:
         cells: dict[tuple, list[int]] = {}
         scored = [i for i in range(len(cands)) if not np.isnan(est[i])]  # q0/td need a Q
         for i in scored:
-            cells.setdefault((*cands[i].cell, cands[i].config.seed), []).append(i)
+            cells.setdefault((*_cell(cands[i], opts), cands[i].config.seed), []).append(i)
         for members in cells.values():
             if method == "random":
                 continue
@@ -187,7 +195,7 @@ def selection_rows(scores: DatasetScores, opts: SelectOptions) -> list[dict]:
             rows.append({
                 "run_id": c.run_id, "key": c.config.key(), "algo": c.config.algo,
                 "dataset": c.config.dataset, "seed": c.config.seed, "step": c.step,
-                "method": method, "estimate": float(est[i]),
+                "method": method, "cell": _cell(c, opts)[2], "estimate": float(est[i]),
                 "estimate_normalized": float(normalized_score(est[i], c.ref_min, c.ref_max))
                 if value else float("nan"),
                 "true_score": c.true_score,
@@ -199,6 +207,11 @@ def selection_rows(scores: DatasetScores, opts: SelectOptions) -> list[dict]:
     return rows
 
 
+def _cell(c: Candidate, opts: SelectOptions) -> tuple[str, str, str]:
+    dataset, algo, key = c.cell
+    return dataset, algo, key if opts.over == "checkpoints" else ALL_CONFIGS
+
+
 def _gamma(method: str, c: Candidate, opts: SelectOptions) -> float | None:
     if method == "fqe":
         return opts.fqe.gamma
@@ -207,12 +220,12 @@ def _gamma(method: str, c: Candidate, opts: SelectOptions) -> float | None:
 
 
 def metrics_table(table: pd.DataFrame) -> pd.DataFrame:
-    """Per cell (dataset, algo, key) and method, and over all cells per method: regret@1,
+    """Per cell (dataset, algo, cell: a run key, or ALL_CONFIGS) and method, and over all cells per method: regret@1,
     regret@3, rank correlation, absolute error (means over seeds, 95% bootstrap CIs) and the
     mean true score of the picks."""
     per_seed = []
     for (dataset, algo, key, seed, method), g in table.groupby(
-        ["dataset", "algo", "key", "seed", "method"], sort=True
+        ["dataset", "algo", "cell", "seed", "method"], sort=True
     ):
         g = g.sort_values("step")
         err = None
@@ -274,7 +287,9 @@ def run_selection(opts: SelectOptions) -> tuple[pd.DataFrame, pd.DataFrame, dict
     merged = table
     if path.is_file():
         old = read_selection(path)
-        keep = old[~old["dataset"].isin(by_dataset) | ~old["method"].isin(opts.methods)]
+        same_scope = (old["cell"] == ALL_CONFIGS) == (opts.over == "configs")
+        keep = old[~(old["dataset"].isin(by_dataset) & old["method"].isin(opts.methods)
+                     & same_scope)]  # fmt: skip
         merged = pd.concat([keep, table], ignore_index=True) if len(keep) else table
     write_selection(path, merged)
     return table, metrics_table(table), seconds

@@ -194,3 +194,26 @@ def test_the_selection_figure_is_drawn_from_the_table(results, tmp_path):
     r = bench("plot", "--results", mine, "--out", tmp_path / "p")  # all: selection included
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "p" / "selection.png").stat().st_size > 0
+
+
+def test_over_configs_picks_among_every_configuration_of_an_algorithm(results, tmp_path):
+    mine = _copy(results, tmp_path)
+    r = bench("run", "--algo", "bc", "--dataset", "cartpole-mixed", "--seeds", "0-1",
+              "--steps", 200, "--eval-every", EVERY, "--eval-episodes", 2, "--set",
+              "hidden_sizes=32,32", "--results-dir", mine, "--quiet")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    for over in ("checkpoints", "configs"):
+        r = bench("select", "--results", mine, "--method", "last,likelihood", "--over", over,
+                  "-q", "--format", "csv")  # fmt: skip
+        assert r.returncode == 0, r.stderr
+    table = pd.read_parquet(mine / SELECTION_TABLE)
+    assert len(table) == 2 * 2 * (12 + 4)  # both scopes kept, 2 methods, 16 candidates
+    configs = table[table.cell == "*"]
+    picks = configs[configs.picked].groupby(["algo", "seed", "method"]).size()
+    assert (picks == 1).all() and len(picks) == 2 * 2 * 2  # algos x seeds x methods
+    bc_last = configs[configs.picked & (configs.algo == "bc") & (configs.method == "last")]
+    assert (bc_last.step == STEPS).all()  # the later checkpoint of the two bc configurations
+    per_key = table[(table.cell != "*") & table.picked]
+    assert len(per_key.groupby(["key", "seed", "method"])) == 3 * 2 * 2
+    r = bench("select", "--results", mine, "--over", "runs")
+    assert r.returncode == 2 and "--over must be one of" in r.stderr
