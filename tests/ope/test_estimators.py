@@ -1,5 +1,6 @@
 """Estimators against values known in closed form, on a chain MDP written as a dataset."""
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -10,9 +11,11 @@ from bench.analysis.selection import (
     regret_at_k,
     seed_metrics,
 )
+from bench.data.data import OfflineData
 from bench.ope import proxies
 from bench.ope.candidates import initial_rows
 from bench.ope.fqe import FQE, FQEConfig
+from bench.types import EnvInfo
 from tests.ope.chain import INFO, chain_data, q_table, state_of_rows, v_right, v_stay
 
 GAMMA = 0.8
@@ -119,3 +122,50 @@ def test_regret_and_rank_correlation_by_hand():
     assert expected_random_regret(true, 3) == pytest.approx(50 - np.mean(subsets_best))
     m = seed_metrics("fqe", est, true, steps, np.array([1.0, 3.0]))
     assert m["picked_score"] == 30.0 and m["abs_error"] == 2.0
+
+
+def random_episodes(frame_shape, act_space, episodes=3, length=6, seed=0):
+    """Episodes of random observations (uint8 frames for image shapes) and actions."""
+    g = np.random.default_rng(seed)
+    out = []
+    for _ in range(episodes):
+        if len(frame_shape) == 2:
+            obs = g.integers(0, 256, (length + 1, *frame_shape), dtype=np.uint8)
+        else:
+            obs = g.normal(size=(length + 1, *frame_shape)).astype(np.float32)
+        if isinstance(act_space, gym.spaces.Discrete):
+            act = g.integers(0, act_space.n, length)
+        else:
+            act = g.uniform(act_space.low, act_space.high, (length, *act_space.shape))
+        term = np.zeros(length, bool)
+        term[-1] = True
+        out.append({"observations": obs, "actions": act, "rewards": g.normal(size=length),
+                    "terminations": term, "truncations": np.zeros(length, bool)})  # fmt: skip
+    return out
+
+
+BOX = gym.spaces.Box(np.array([-2.0, 0.0], np.float32), np.array([2.0, 1.0], np.float32))
+
+
+@pytest.mark.parametrize(
+    "frame_shape, space, stack",
+    [((3,), BOX, 1), ((84, 84), gym.spaces.Discrete(4), 4)],
+    ids=["continuous-mlp", "atari-nature-cnn"],
+)
+def test_fqe_handles_continuous_actions_and_stacked_frames(frame_shape, space, stack):
+    data = OfflineData.from_episodes(random_episodes(frame_shape, space), frame_stack=stack)
+    info = EnvInfo(obs_shape=data.obs_shape, action_space=space)
+    n = data.obs.shape[0]
+    if isinstance(space, gym.spaces.Discrete):
+        pi = torch.randint(0, space.n, (2, n), generator=torch.Generator().manual_seed(0))
+    else:
+        low, high = torch.tensor(space.low), torch.tensor(space.high)
+        pi = low + (high - low) * torch.rand(2, n, 2, generator=torch.Generator().manual_seed(0))
+    config = FQEConfig(steps=3, batch_size=4, hidden_sizes=(8,))
+    fqe = FQE(config, data, info, "cpu", [0, 1])
+    fqe.fit(pi)
+    est = fqe.estimate(initial_rows(data), pi)
+    assert est.shape == (2,) and bool(torch.isfinite(est).all())
+    alone = FQE(config, data, info, "cpu", [1])
+    alone.fit(pi[1:])
+    assert torch.allclose(alone.estimate(initial_rows(data), pi[1:])[0], est[1], atol=1e-5)
