@@ -14,7 +14,6 @@ from bench.ope.fqe import FQEConfig
 from bench.ope.select import SELECTION_TABLE, SelectOptions, run_selection
 from bench.results.store import read_eval
 from bench.run.policies import kept_steps, policy_path
-from tests.helpers import bench
 
 STEPS, EVERY = 300, 100
 
@@ -22,13 +21,37 @@ STEPS, EVERY = 300, 100
 @pytest.fixture(scope="module")
 def results(tiny_cartpole, tmp_path_factory):
     """bc and discrete_cql, 2 seeds each, an evaluation (and a kept policy) every 100 updates."""
+    from bench.run.config import RunOptions
+    from bench.run.loop import run_job
+
     out = tmp_path_factory.mktemp("select")
     for algo in ("bc", "discrete_cql"):
-        r = bench("run", "--algo", algo, "--dataset", "cartpole-mixed", "--seeds", "0-1",
-                  "--steps", STEPS, "--eval-every", EVERY, "--eval-episodes", 2,
-                  "--results-dir", out, "--quiet")  # fmt: skip
-        assert r.returncode == 0, r.stderr
+        opts = RunOptions(algo=algo, dataset="cartpole-mixed", steps=STEPS, eval_every=EVERY,
+                          eval_episodes=2, final_episodes=0)  # fmt: skip
+        run_job(opts, [0, 1], show_progress=False, results_dir=out)
     return out
+
+
+class Done:
+    def __init__(self, code, out, err):
+        self.returncode, self.stdout, self.stderr = code, out, err
+
+
+@pytest.fixture
+def cli(monkeypatch, capsys):
+    """`bench ARGS` in this process (no interpreter start-up): returncode, stdout, stderr."""
+
+    def call(*args):
+        args = [str(a) for a in args]
+        if args[0] == "run":
+            args = ["run", "--final-episodes", "0", *args[1:]]
+        monkeypatch.setattr(sys, "argv", ["bench", *args])
+        with pytest.raises(SystemExit) as exit_info:
+            main()
+        out = capsys.readouterr()
+        return Done(exit_info.value.code, out.out, out.err)
+
+    return call
 
 
 def select(args, monkeypatch, capsys):
@@ -150,16 +173,16 @@ def test_a_missing_results_folder_is_one_line(tmp_path, monkeypatch, capsys):
     assert code == 2 and "no such folder" in err[0]
 
 
-def test_keep_policies_bounds_what_a_run_keeps(tiny_cartpole, tmp_path):
+def test_keep_policies_bounds_what_a_run_keeps(tiny_cartpole, tmp_path, cli):
     for keep, expected in (("0", []), ("2", [200, 300])):
         out = tmp_path / keep
-        r = bench("run", "--algo", "bc", "--dataset", "cartpole-mixed", "--steps", STEPS,
+        r = cli("run", "--algo", "bc", "--dataset", "cartpole-mixed", "--steps", STEPS,
                   "--eval-every", EVERY, "--eval-episodes", 1, "--keep-policies", keep,
                   "--results-dir", out, "--quiet")  # fmt: skip
         assert r.returncode == 0, r.stderr
         (run,) = (out / "runs").iterdir()
         assert kept_steps(run) == expected
-    r = bench("run", "--algo", "bc", "--dataset", "cartpole-mixed", "--keep-policies", "-1",
+    r = cli("run", "--algo", "bc", "--dataset", "cartpole-mixed", "--keep-policies", "-1",
               "--results-dir", tmp_path / "x")  # fmt: skip
     assert r.returncode == 2 and "--keep-policies must be >= 0" in r.stderr
     assert not Path(tmp_path / "x").exists() or not any((tmp_path / "x").rglob("*.parquet"))
@@ -170,40 +193,40 @@ def _csv(r):
     return pd.read_csv(io.StringIO(r.stdout))
 
 
-def test_leaderboard_ranks_by_the_selected_checkpoint(results, tmp_path):
+def test_leaderboard_ranks_by_the_selected_checkpoint(results, tmp_path, cli):
     mine = _copy(results, tmp_path)
-    r = bench("leaderboard", "--results", mine, "--score", "selected:last", "--format", "csv")
+    r = cli("leaderboard", "--results", mine, "--score", "selected:last", "--format", "csv")
     assert r.returncode == 2 and "run `bench select` first" in r.stderr
-    assert bench("select", "--results", mine, "--method", "last", "-q").returncode == 0
-    picked = _csv(bench("leaderboard", "--results", mine, "--score", "selected:last",
+    assert cli("select", "--results", mine, "--method", "last", "-q").returncode == 0
+    picked = _csv(cli("leaderboard", "--results", mine, "--score", "selected:last",
                         "--format", "csv"))  # fmt: skip
-    last = _csv(bench("leaderboard", "--results", mine, "--score", "last", "--last-k", "1",
+    last = _csv(cli("leaderboard", "--results", mine, "--score", "last", "--last-k", "1",
                       "--format", "csv"))  # fmt: skip
     cols = ["algo", "dataset", "seeds", "iqm"]
     assert len(picked) == 2
     pd.testing.assert_frame_equal(picked[cols], last[cols])
-    r = bench("leaderboard", "--results", mine, "--score", "selected:fqe")
+    r = cli("leaderboard", "--results", mine, "--score", "selected:fqe")
     assert r.returncode == 2 and "no picks of method fqe" in r.stderr
 
 
-def test_the_selection_figure_is_drawn_from_the_table(results, tmp_path):
+def test_the_selection_figure_is_drawn_from_the_table(results, tmp_path, cli):
     mine = _copy(results, tmp_path)
-    r = bench("plot", "--results", mine, "--kind", "selection", "--out", tmp_path / "p")
+    r = cli("plot", "--results", mine, "--kind", "selection", "--out", tmp_path / "p")
     assert r.returncode == 2 and "run `bench select` first" in r.stderr
-    assert bench("select", "--results", mine, "--method", "likelihood,last", "-q").returncode == 0
-    r = bench("plot", "--results", mine, "--out", tmp_path / "p")  # all: selection included
+    assert cli("select", "--results", mine, "--method", "likelihood,last", "-q").returncode == 0
+    r = cli("plot", "--results", mine, "--out", tmp_path / "p")  # all: selection included
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "p" / "selection.png").stat().st_size > 0
 
 
-def test_over_configs_picks_among_every_configuration_of_an_algorithm(results, tmp_path):
+def test_over_configs_picks_among_every_configuration_of_an_algorithm(results, tmp_path, cli):
     mine = _copy(results, tmp_path)
-    r = bench("run", "--algo", "bc", "--dataset", "cartpole-mixed", "--seeds", "0-1",
+    r = cli("run", "--algo", "bc", "--dataset", "cartpole-mixed", "--seeds", "0-1",
               "--steps", 200, "--eval-every", EVERY, "--eval-episodes", 2, "--set",
               "hidden_sizes=32,32", "--results-dir", mine, "--quiet")  # fmt: skip
     assert r.returncode == 0, r.stderr
     for over in ("checkpoints", "configs"):
-        r = bench("select", "--results", mine, "--method", "last,likelihood", "--over", over,
+        r = cli("select", "--results", mine, "--method", "last,likelihood", "--over", over,
                   "-q", "--format", "csv")  # fmt: skip
         assert r.returncode == 0, r.stderr
     table = pd.read_parquet(mine / SELECTION_TABLE)
@@ -215,5 +238,5 @@ def test_over_configs_picks_among_every_configuration_of_an_algorithm(results, t
     assert (bc_last.step == STEPS).all()  # the later checkpoint of the two bc configurations
     per_key = table[(table.cell != "*") & table.picked]
     assert len(per_key.groupby(["key", "seed", "method"])) == 3 * 2 * 2
-    r = bench("select", "--results", mine, "--over", "runs")
+    r = cli("select", "--results", mine, "--over", "runs")
     assert r.returncode == 2 and "--over must be one of" in r.stderr
