@@ -407,7 +407,6 @@ def _train(dirs: list[Path], configs: list[RunConfig], prep: Prepared, algo, sam
                 wall = time.perf_counter() - t0
                 rows = [_eval_row(run_ids[s], key, configs[s], step, wall, returns[s], prep,
                                   discounted[s]) for s in range(S)]  # fmt: skip
-                save_policies(dirs, run_ids, algo, step, c.keep_policies)
                 job_state = algo.state_dict()
                 per_seed = split_seeds({"algo": job_state, "sampler": sampler.state_dict()}, S)
                 for s, run_dir in enumerate(dirs):
@@ -419,6 +418,8 @@ def _train(dirs: list[Path], configs: list[RunConfig], prep: Prepared, algo, sam
                                     eval_rows[s], train_rows[s])  # fmt: skip
                     if on_eval is not None:
                         on_eval(rows[s])
+                # the evaluated policies, after the checkpoints (a resume needs only those)
+                save_policies(dirs, run_ids, algo, step, c.keep_policies)
                 mean = sum(r["normalized_score"] for r in rows) / S
                 describe(f"{title} [score {mean:.1f}" + (" mean]" if S > 1 else "]"))
                 t_window = time.perf_counter()  # evaluation time is not update time

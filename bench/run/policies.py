@@ -6,7 +6,9 @@ estimate (Algorithm.q_modules), with the tensors they read (observation statisti
 scale). No optimizer state and no target networks: an MLP policy is a few hundred KiB, a Nature
 CNN one a few MiB to 13 MiB (measured sizes are in README). `--keep-policies N` keeps the last N
 evaluations' files of a run (0: none); by default all are kept. A kept policy is loaded back into
-an algorithm whose seed dimension holds candidates (bench.ope.candidates).
+an algorithm whose seed dimension holds candidates (bench.ope.candidates). They are written after
+the evaluation's checkpoints: a run stopped in between resumes without that one kept policy (one
+candidate fewer), never without its checkpoint.
 """
 
 from __future__ import annotations
