@@ -12,7 +12,6 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 
@@ -162,10 +161,3 @@ def initial_rows(data) -> torch.Tensor:
     first = torch.ones_like(t, dtype=torch.bool)
     first[1:] = data.episode_end[:-1] == t[1:]  # the previous transition's episode ends here
     return data.obs_index[first]
-
-
-def true_arrays(cands: list[Candidate]) -> dict[str, np.ndarray]:
-    return {
-        "true_score": np.array([c.true_score for c in cands]),
-        "true_value": np.array([c.true_value for c in cands]),
-    }

@@ -11,7 +11,6 @@ the dataset alone, each method's pick per seed, and the true score of that pick.
 from __future__ import annotations
 
 import dataclasses
-import io
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,7 @@ import pyarrow.parquet as pq
 import torch
 
 from bench.analysis.bootstrap import interval_estimate
-from bench.analysis.selection import seed_metrics
+from bench.analysis.selection import pick_order_c, seed_metrics
 from bench.data.data import OfflineData
 from bench.data.validate import validate
 from bench.errors import BenchError
@@ -39,7 +38,7 @@ from bench.ope.candidates import (
     policy_actions,
 )
 from bench.ope.fqe import FQE, FQEConfig, settings
-from bench.results.schema import atomic_write_bytes
+from bench.results.schema import atomic_write_table
 from bench.types import EnvInfo
 
 METHODS = ("fqe", "q0", "td", "likelihood", "last", "random")
@@ -115,7 +114,6 @@ class DatasetScores:
 
 def score_dataset(cands: list[Candidate], opts: SelectOptions) -> DatasetScores:
     """Every method's estimate of every candidate of one dataset."""
-    check_one_dataset(cands)
     device = torch.device(opts.device)
     data, info = _load_data(cands[0].config, device, opts.show_progress)
     s0 = initial_rows(data)
@@ -186,8 +184,7 @@ def selection_rows(scores: DatasetScores, opts: SelectOptions) -> list[dict]:
             if method == "random":
                 continue
             steps = np.array([cands[i].step for i in members])
-            order = np.lexsort((-steps, -est[members]))
-            picked[members[order[0]]] = True
+            picked[members[pick_order_c(est[members], steps)[0]]] = True
         for i in scored:
             c = cands[i]
             # a value comparable with the evaluation's discounted return (same gamma)
@@ -296,11 +293,7 @@ def run_selection(opts: SelectOptions) -> tuple[pd.DataFrame, pd.DataFrame, dict
 
 
 def write_selection(path: Path, table: pd.DataFrame) -> None:
-    arrow = pa.Table.from_pandas(table[SELECTION_SCHEMA.names], schema=SELECTION_SCHEMA,
-                                 preserve_index=False)  # fmt: skip
-    buf = io.BytesIO()
-    pq.write_table(arrow, buf)
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_table(path, table[SELECTION_SCHEMA.names].to_dict("records"), SELECTION_SCHEMA)
 
 
 def read_selection(path: Path) -> pd.DataFrame:
