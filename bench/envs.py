@@ -25,16 +25,3 @@ def make_env(env: EnvSpec, stacked: bool = True) -> gym.Env:
     if stacked and env.frame_stack > 1:
         e = gym.wrappers.FrameStackObservation(e, env.frame_stack)
     return e
-
-
-def make_vector_env(env: EnvSpec, n: int) -> gym.vector.VectorEnv:
-    """n synchronous copies of the agent's (stacked) env; on an episode's end the env resets in
-    the same step.
-
-    SyncVectorEnv with batched inference beats AsyncVectorEnv for cheap envs on 2 cores
-    (REFERENCE.md, environment throughput).
-    """
-    return gym.vector.SyncVectorEnv(
-        [lambda: make_env(env) for _ in range(n)],
-        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
-    )

@@ -7,10 +7,10 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from bench.envs import make_vector_env
+from bench.envs import make_env
 from bench.types import EnvSpec
 
-#: Upper bound on parallel evaluation envs (SyncVectorEnv: they step one after another).
+#: Upper bound on parallel evaluation envs (they step one after another).
 MAX_EVAL_ENVS = 10
 #: gamma of the discounted returns evaluations also record: the true values that offline
 #: estimates (FQE at this gamma) are compared with
@@ -42,7 +42,7 @@ def rollout_returns(
     attach: Callable[[list], None] | None = None,
     discount: float | None = None,
 ):
-    """Run exactly `episodes` episodes of `act` (obs batch -> action batch) on a vector env.
+    """Run exactly `episodes` episodes of `act` (obs batch -> action batch) on copies of env.
 
     Each env runs a fixed quota of episodes in sequence, so short episodes are not
     over-represented (which taking the first N finished episodes would do). Env i is seeded
@@ -51,8 +51,8 @@ def rollout_returns(
 
     With a list of G seeds, G groups of envs step together (one act() call per step for all of
     them; group g's envs seeded seed[g] + i, with the same quotas), and the result is
-    [G, episodes]: group g's returns are those it gets alone. The envs of a group that is done
-    step on until every group is done; what they play is not counted.
+    [G, episodes]: group g's returns are those it gets alone. An env that has played its quota
+    stops stepping; act() still sees its last observation, so the batch keeps its shape.
 
     on_episode_end(i) is called when env i finishes an episode (a behavior uses it to draw a new
     epsilon). attach(envs), when given, receives the list of single envs first (policies that
@@ -62,30 +62,41 @@ def rollout_returns(
     seeds = [seed] if isinstance(seed, int) else list(seed)
     n_envs = min(n_envs, episodes)
     quota = np.tile(split_episodes(episodes, n_envs), len(seeds))
-    envs = make_vector_env(env, n_envs * len(seeds))
+    envs = [make_env(env) for _ in quota]
     if attach is not None:
-        attach(envs.envs)
+        attach(envs)
     try:
-        obs, _ = envs.reset(seed=[base + i for base in seeds for i in range(n_envs)])
+        first = [e.reset(seed=base + i)[0] for e, (base, i) in
+                 zip(envs, ((b, i) for b in seeds for i in range(n_envs)), strict=True)]  # fmt: skip
+        obs = np.stack(first)
         running = np.zeros(len(quota))
         discounted, weight = np.zeros(len(quota)), np.ones(len(quota))
         returns: list[list[float]] = [[] for _ in quota]
         disc_returns: list[list[float]] = [[] for _ in quota]
-        while any(len(r) < q for r, q in zip(returns, quota, strict=True)):
-            obs, rew, term, trunc, _ = envs.step(act(obs))
-            running += rew
-            discounted += weight * rew
-            weight *= 1.0 if discount is None else discount
-            for i in np.flatnonzero(term | trunc):
-                if len(returns[i]) < quota[i]:
+        active = quota > 0
+        while active.any():
+            # one act() for every env, so a policy's random draws do not depend on which envs
+            # are done; only the envs that still owe episodes step (the others would only
+            # play uncounted episodes, which an agent stuck until the time limit makes costly)
+            actions = act(obs)
+            for i in np.flatnonzero(active):
+                obs[i], rew, term, trunc, _ = envs[i].step(actions[i])
+                running[i] += rew
+                discounted[i] += weight[i] * rew
+                weight[i] *= 1.0 if discount is None else discount
+                if term or trunc:
                     returns[i].append(float(running[i]))
                     disc_returns[i].append(float(discounted[i]))
-                running[i] = discounted[i] = 0.0
-                weight[i] = 1.0
-                if on_episode_end is not None:
-                    on_episode_end(int(i))
+                    running[i] = discounted[i] = 0.0
+                    weight[i] = 1.0
+                    if on_episode_end is not None:
+                        on_episode_end(int(i))
+                    active[i] = len(returns[i]) < quota[i]
+                    if active[i]:  # the env's next episode continues its own RNG
+                        obs[i] = envs[i].reset()[0]
     finally:
-        envs.close()
+        for e in envs:
+            e.close()
 
     def shaped(per_env: list[list[float]]) -> np.ndarray:
         flat = np.array([r for env_returns in per_env for r in env_returns])
