@@ -23,8 +23,6 @@ import torch
 
 from bench.analysis.bootstrap import interval_estimate
 from bench.analysis.selection import pick_order_c, seed_metrics
-from bench.data.data import OfflineData
-from bench.data.validate import validate
 from bench.errors import BenchError
 from bench.evaluate import EVAL_DISCOUNT, normalized_score
 from bench.ope import proxies
@@ -92,7 +90,7 @@ def parse_methods(text: str) -> tuple[str, ...]:
 
 
 def _load_data(config, device: torch.device, show_progress: bool):
-    from bench.run.loop import prepare
+    from bench.run.loop import load_data, prepare
 
     prep = prepare(dataclasses.replace(config.options(), device=str(device)), show_progress)
     if prep.config.dataset_hash != config.dataset_hash:
@@ -100,8 +98,7 @@ def _load_data(config, device: torch.device, show_progress: bool):
             f"dataset {config.minari_id} changed since its runs were trained; rebuild the "
             "dataset they used or train them again"
         )
-    data = OfflineData.from_minari(prep.dataset, device, prep.card.env.frame_stack)
-    validate(data, prep.observation_space, prep.action_space, prep.card.minari_id)
+    data = load_data(prep, device)
     return data, EnvInfo(obs_shape=data.obs_shape, action_space=prep.action_space)
 
 

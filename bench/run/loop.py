@@ -252,6 +252,13 @@ def read_config(run_dir: Path) -> dict:
     return cfg
 
 
+def load_data(prep: Prepared, device: torch.device) -> OfflineData:
+    """The prepared dataset as tensors on the device, checked against the env's spaces."""
+    data = OfflineData.from_minari(prep.dataset, device, prep.card.env.frame_stack)
+    validate(data, prep.observation_space, prep.action_space, prep.card.minari_id)
+    return data
+
+
 def _setup(prep: Prepared, device: torch.device, seeds: list[int],
            data: OfflineData | None = None):  # fmt: skip
     """The algorithm for these seeds, its sampler, and the dataset (loaded, validated and its
@@ -259,8 +266,7 @@ def _setup(prep: Prepared, device: torch.device, seeds: list[int],
     c = prep.config
     fresh = data is None
     if fresh:
-        data = OfflineData.from_minari(prep.dataset, device, prep.card.env.frame_stack)
-        validate(data, prep.observation_space, prep.action_space, prep.card.minari_id)
+        data = load_data(prep, device)
     info = EnvInfo(obs_shape=data.obs_shape, action_space=prep.action_space)
     config = resolve_config(prep.cls, c.preset, c.overrides)
     if c.compile:
