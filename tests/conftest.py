@@ -1,4 +1,5 @@
 import os
+import sys
 
 import pytest
 
@@ -25,3 +26,27 @@ def tiny_cartpole(minari_root):
     card = load_card("cartpole-mixed")
     dataset = build_dataset(card, size=3000)
     return card, dataset
+
+
+class Done:
+    def __init__(self, code, out, err):
+        self.returncode, self.stdout, self.stderr = code, out, err
+
+
+@pytest.fixture
+def cli(monkeypatch, capsys):
+    """`bench ARGS` in this process (no interpreter start-up): returncode, stdout, stderr."""
+
+    from bench.cli import main
+
+    def call(*args):
+        args = [str(a) for a in args]
+        if args[0] == "run":
+            args = ["run", "--final-episodes", "0", *args[1:]]
+        monkeypatch.setattr(sys, "argv", ["bench", *args])
+        with pytest.raises(SystemExit) as exit_info:
+            main()
+        out = capsys.readouterr()
+        return Done(exit_info.value.code, out.out, out.err)
+
+    return call

@@ -9,7 +9,6 @@ from bench.analysis.check import check, read_baseline, write_baseline
 from bench.analysis.leaderboard import leaderboard
 from bench.analysis.scores import ScoreSpec
 from tests.analysis.fake_runs import make_run
-from tests.helpers import bench
 
 SPEC = ScoreSpec("final", 1)
 
@@ -35,7 +34,7 @@ def test_an_algorithm_config_difference_is_in_the_label(tmp_path):
     assert labels == {"bc (lr=0.001)", "bc (lr=0.01)"}
 
 
-def test_one_configuration_and_seed_is_one_run(tmp_path):
+def test_one_configuration_and_seed_is_one_run(tmp_path, cli):
     make_run(tmp_path, "bc", "ds-a", 0, [50, 60], suffix="a")
     make_run(tmp_path, "bc", "ds-a", 0, [50, 90], suffix="b")  # the same seed again
     make_run(tmp_path, "bc", "ds-a", 1, [50, 70])
@@ -44,12 +43,12 @@ def test_one_configuration_and_seed_is_one_run(tmp_path):
     assert row.seeds == 2 and row["mean"] == pytest.approx(65.0)  # runs a (seed 0) and seed 1
     dup = board.results.duplicates
     assert list(dup.run_id) == ["bc__ds-a__s0__b"] and list(dup.duplicate_of) == ["bc__ds-a__s0__a"]
-    res = bench("leaderboard", "--results", tmp_path)
+    res = cli("leaderboard", "--results", tmp_path)
     assert "duplicate, not counted: bc__ds-a__s0__b" in res.stdout
     assert "--seeds 0-1" in res.stdout
 
 
-def test_a_task_with_one_run_beside_a_task_with_two(tmp_path):
+def test_a_task_with_one_run_beside_a_task_with_two(tmp_path, cli):
     """The reproduction: scipy's bootstrap needed two runs per task and crashed."""
     make_run(tmp_path, "bc", "ds-a", 0, [40])
     make_run(tmp_path, "bc", "ds-b", 0, [60])
@@ -59,11 +58,11 @@ def test_a_task_with_one_run_beside_a_task_with_two(tmp_path):
     row = block.table.iloc[0]
     assert row.runs == 3 and row.iqm_lo <= row.iqm <= row.iqm_hi
     assert 40 <= row.iqm_lo and row.iqm_hi <= 80
-    res = bench("leaderboard", "--results", tmp_path)
+    res = cli("leaderboard", "--results", tmp_path)
     assert res.returncode == 0, res.stderr
 
 
-def test_aggregates_compare_only_over_shared_datasets(tmp_path):
+def test_aggregates_compare_only_over_shared_datasets(tmp_path, cli):
     """The reproduction: bc over two datasets was printed next to bcq over one."""
     for seed in range(3):
         make_run(tmp_path, "bc", "cart", seed, [90 + seed])
@@ -83,7 +82,7 @@ def test_aggregates_compare_only_over_shared_datasets(tmp_path):
     assert imp.loc[("discrete_bcq", "bc"), "p"] == 0.0
     pend = next(b for b in blocks if b.datasets == ["pend"]).improvement
     assert len(pend) == 6  # every ordered pair of bc, bcq, redq
-    out = bench("leaderboard", "--results", tmp_path).stdout
+    out = cli("leaderboard", "--results", tmp_path).stdout
     assert "aggregate over the 1 dataset these share: cart" in out
     assert "P(bc > discrete_bcq)" in out and "left out of this comparison: bc on pend" in out
 
@@ -110,25 +109,25 @@ def test_check_matches_by_key_not_by_name(tmp_path):
 
 
 @pytest.mark.parametrize("content", [b"not parquet", None])
-def test_a_foreign_file_in_a_results_folder_is_one_line(tmp_path, content):
+def test_a_foreign_file_in_a_results_folder_is_one_line(tmp_path, content, cli):
     make_run(tmp_path, "bc", "ds-a", 0, [50])
     (run,) = (tmp_path / "runs").iterdir()
     if content is None:  # a parquet table of other columns
         pd.DataFrame({"x": [1]}).to_parquet(run / "eval.parquet")
     else:
         (run / "eval.parquet").write_bytes(content)
-    res = bench("leaderboard", "--results", tmp_path)
+    res = cli("leaderboard", "--results", tmp_path)
     assert res.returncode == 2 and len(res.stderr.splitlines()) == 1
     assert "eval.parquet" in res.stderr and "move it out of" in res.stderr
 
 
 @pytest.mark.parametrize("content", ["[1, 2]", '{"run_id": "x", "algo": "bc"}', "{nope",
                                      '{"run_id": 3}'])  # fmt: skip
-def test_a_bad_config_json_is_one_line(tmp_path, content):
+def test_a_bad_config_json_is_one_line(tmp_path, content, cli):
     make_run(tmp_path, "bc", "ds-a", 0, [50])
     (run,) = (tmp_path / "runs").iterdir()
     (run / "config.json").write_text(content)
     for cmd in (["leaderboard"], ["plot", "--out", tmp_path / "p"]):
-        res = bench(*cmd, "--results", tmp_path)
+        res = cli(*cmd, "--results", tmp_path)
         assert res.returncode == 2 and len(res.stderr.splitlines()) == 1, res.stderr
         assert "config.json" in res.stderr

@@ -6,7 +6,6 @@ import pytest
 from bench.analysis.leaderboard import leaderboard
 from bench.analysis.scores import ScoreSpec, load_results
 from tests.analysis.fake_runs import make_run
-from tests.helpers import bench
 
 
 @pytest.fixture
@@ -47,20 +46,20 @@ def test_leaderboard_rows_aggregates_and_in_progress(results):
     assert bc.optimality_gap == pytest.approx((60 + 50 + 40 + 20 + 10 + 0) / 6)
 
 
-def test_leaderboard_cli_formats(results, tmp_path):
-    md = bench("leaderboard", "--results", results)
+def test_leaderboard_cli_formats(results, tmp_path, cli):
+    md = cli("leaderboard", "--results", results)
     assert md.returncode == 0, md.stderr
     assert "| bc " in md.stdout and "IQM" in md.stdout
     assert "runs without one: the mean of each run's last 3 periodic evaluation(s)" in md.stdout
     assert "1 run(s) in progress, not counted: bc__ds-a__s7__fake" in md.stdout
     assert "bench sweep --algo discrete_bcq --dataset ds-a --seeds 0-2" in md.stdout
-    best = bench("leaderboard", "--results", results, "--score", "best")
+    best = cli("leaderboard", "--results", results, "--score", "best")
     assert "optimistic" in best.stdout
-    csv = bench("leaderboard", "--results", results, "--format", "csv", "--out", tmp_path / "l.csv")
+    csv = cli("leaderboard", "--results", results, "--format", "csv", "--out", tmp_path / "l.csv")
     assert csv.returncode == 0
     frame = pd.read_csv(tmp_path / "l.csv")
     assert {"iqm", "iqm_lo", "iqm_hi", "command", "score"} <= set(frame.columns)
-    html = bench("leaderboard", "--results", results, "--format", "html")
+    html = cli("leaderboard", "--results", results, "--format", "html")
     assert html.stdout.startswith("<!DOCTYPE html>") and "</html>" in html.stdout
     assert "<h2>Protocol per dataset</h2>" in html.stdout  # the table the terminal prints too
 
@@ -73,18 +72,18 @@ def test_leaderboard_cli_formats(results, tmp_path):
         (["--last-k", "0"], "--last-k must be an integer >= 1"),
     ],
 )
-def test_leaderboard_bad_options_are_one_line(results, args, message):
-    res = bench("leaderboard", "--results", results, *args)
+def test_leaderboard_bad_options_are_one_line(results, args, message, cli):
+    res = cli("leaderboard", "--results", results, *args)
     assert res.returncode == 2 and message in res.stderr and len(res.stderr.splitlines()) == 1
 
 
-def test_leaderboard_of_an_empty_folder_is_one_line(tmp_path):
-    res = bench("leaderboard", "--results", tmp_path)
+def test_leaderboard_of_an_empty_folder_is_one_line(tmp_path, cli):
+    res = cli("leaderboard", "--results", tmp_path)
     assert res.returncode == 2 and "no runs with evaluations" in res.stderr
 
 
-def test_plots_are_valid_png_and_svg(results, tmp_path):
-    res = bench("plot", "--results", results, "--out", tmp_path / "plots")
+def test_plots_are_valid_png_and_svg(results, tmp_path, cli):
+    res = cli("plot", "--results", results, "--out", tmp_path / "plots")
     assert res.returncode == 0, res.stderr
     for name in ("curves", "bars", "profile"):
         png = (tmp_path / "plots" / f"{name}.png").read_bytes()
@@ -92,22 +91,22 @@ def test_plots_are_valid_png_and_svg(results, tmp_path):
         assert b"<svg" in (tmp_path / "plots" / f"{name}.svg").read_bytes()[:2000]
 
 
-def test_check_passes_unchanged_and_fails_a_planted_regression(results, tmp_path):
+def test_check_passes_unchanged_and_fails_a_planted_regression(results, tmp_path, cli):
     base = tmp_path / "base.parquet"
-    assert bench("check", "--baseline", base, "--results", results, "--update").returncode == 0
-    same = bench("check", "--baseline", base, "--results", results)
+    assert cli("check", "--baseline", base, "--results", results, "--update").returncode == 0
+    same = cli("check", "--baseline", base, "--results", results)
     assert same.returncode == 0 and "all 3 passed" in same.stdout
     worse = tmp_path / "worse"
     for seed, scores in enumerate([[0, 0, 0, 5], [0, 0, 0, 10], [0, 0, 0, 15]]):
         make_run(worse, "bc", "ds-a", seed, scores)  # bc on ds-a regressed
         make_run(worse, "bc", "ds-b", seed, [s + 40 for s in (10, 20, 30, 40 + 10 * seed)])
-    res = bench("check", "--baseline", base, "--results", worse)
+    res = cli("check", "--baseline", base, "--results", worse)
     assert res.returncode == 1
     out = res.stdout
     assert "FAIL" in out and "no complete runs" in out  # discrete_bcq is missing: also a fail
     assert "2 of 3 regressed" in out
 
 
-def test_check_with_a_missing_baseline_is_one_line(results, tmp_path):
-    res = bench("check", "--baseline", tmp_path / "nope.parquet", "--results", results)
+def test_check_with_a_missing_baseline_is_one_line(results, tmp_path, cli):
+    res = cli("check", "--baseline", tmp_path / "nope.parquet", "--results", results)
     assert res.returncode == 2 and "no baseline file" in res.stderr

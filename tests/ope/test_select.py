@@ -32,28 +32,6 @@ def results(tiny_cartpole, tmp_path_factory):
     return out
 
 
-class Done:
-    def __init__(self, code, out, err):
-        self.returncode, self.stdout, self.stderr = code, out, err
-
-
-@pytest.fixture
-def cli(monkeypatch, capsys):
-    """`bench ARGS` in this process (no interpreter start-up): returncode, stdout, stderr."""
-
-    def call(*args):
-        args = [str(a) for a in args]
-        if args[0] == "run":
-            args = ["run", "--final-episodes", "0", *args[1:]]
-        monkeypatch.setattr(sys, "argv", ["bench", *args])
-        with pytest.raises(SystemExit) as exit_info:
-            main()
-        out = capsys.readouterr()
-        return Done(exit_info.value.code, out.out, out.err)
-
-    return call
-
-
 def select(args, monkeypatch, capsys):
     monkeypatch.setattr(sys, "argv", ["bench", "select", "--quiet", *map(str, args)])
     with pytest.raises(SystemExit) as exit_info:
