@@ -35,15 +35,13 @@ class Done:
 
 @pytest.fixture
 def cli(monkeypatch, capsys):
-    """`bench ARGS` in this process (no interpreter start-up): returncode, stdout, stderr."""
-
+    """`bench ARGS` in this process (no interpreter start-up): returncode, stdout, stderr; `run`
+    and `sweep` get NO_FINAL as `tests.helpers.bench` gives them."""
     from bench.cli import main
+    from tests.helpers import no_final
 
     def call(*args):
-        args = [str(a) for a in args]
-        if args[0] == "run":
-            args = ["run", "--final-episodes", "0", *args[1:]]
-        monkeypatch.setattr(sys, "argv", ["bench", *args])
+        monkeypatch.setattr(sys, "argv", ["bench", *no_final(args)])
         with pytest.raises(SystemExit) as exit_info:
             main()
         out = capsys.readouterr()

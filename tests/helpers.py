@@ -13,13 +13,20 @@ BENCH = Path(sys.executable).parent / "bench"
 NO_FINAL = ("--final-episodes", "0")
 
 
+def no_final(args) -> list[str]:
+    """ARGS as strings, with NO_FINAL after `run` or `sweep` unless ARGS set it (or resume a
+    run, which keeps its own)."""
+    args = [str(a) for a in args]
+    if args[:1] in (["run"], ["sweep"]) and not {"--final-episodes", "--resume"} & set(args):
+        args = args[:1] + list(NO_FINAL) + args[1:]
+    return args
+
+
 def bench(*args, env_extra=None, timeout=300) -> subprocess.CompletedProcess:
     """`bench ARGS` in a subprocess; `run` and `sweep` get NO_FINAL unless ARGS set it (or
     resume a run, which keeps its own)."""
     cmd = [str(BENCH)] if BENCH.exists() else [sys.executable, "-m", "bench.cli"]
-    args = [str(a) for a in args]
-    if args[:1] in (["run"], ["sweep"]) and not {"--final-episodes", "--resume"} & set(args):
-        args = args[:1] + list(NO_FINAL) + args[1:]
+    args = no_final(args)
     env = {**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})}
     return subprocess.run(cmd + args, capture_output=True, text=True, env=env, timeout=timeout)
 
