@@ -66,9 +66,8 @@ def rollout_returns(
     if attach is not None:
         attach(envs)
     try:
-        first = [e.reset(seed=base + i)[0] for e, (base, i) in
-                 zip(envs, ((b, i) for b in seeds for i in range(n_envs)), strict=True)]  # fmt: skip
-        obs = np.stack(first)
+        env_seeds = [base + i for base in seeds for i in range(n_envs)]
+        obs = np.stack([e.reset(seed=s)[0] for e, s in zip(envs, env_seeds, strict=True)])
         running = np.zeros(len(quota))
         discounted, weight = np.zeros(len(quota)), np.ones(len(quota))
         returns: list[list[float]] = [[] for _ in quota]
