@@ -33,7 +33,8 @@ from bench.run.config import RunOptions
 
 SUITES_DIR = Path(__file__).parent / "suites"
 #: The run options a grid may set (the rest are how a run is executed, not what it measures).
-GRID_OPTIONS = ("steps", "eval_every", "eval_episodes", "final_episodes", "batch_size", "preset")
+GRID_OPTIONS = ("steps", "eval_every", "eval_episodes", "final_episodes", "batch_size", "preset",
+                "holdout")  # fmt: skip
 #: What every grid must pin, so that a card default never changes a versioned suite.
 PINNED = ("steps", "eval_every", "eval_episodes", "final_episodes", "batch_size")
 

@@ -184,10 +184,14 @@ def protocol_frame(board: Board) -> pd.DataFrame:
             "eval every": values(getattr, "eval_every", "{:,}".format),
             "eval episodes": values(getattr, "eval_episodes"),
             "final episodes": values(getattr, "final_episodes"),
-            "batch": values(getattr, "batch_size"), "ref min": meta("ref_min"),
+            "batch": values(getattr, "batch_size"),
+            "held out": values(getattr, "holdout", "{:g}".format), "ref min": meta("ref_min"),
             "ref max": meta("ref_max"), "ref source": meta("ref_source"),
         })  # fmt: skip
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    if (frame.get("held out", pd.Series(dtype=str)) == "0").all():  # no run held data out
+        frame = frame.drop(columns="held out", errors="ignore")
+    return frame
 
 
 def _distinct(items, get, name, fmt=str) -> str:

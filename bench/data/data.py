@@ -251,18 +251,60 @@ class OfflineData:
         )
 
 
+#: The held-out episodes of a dataset are drawn with this fixed seed, not the run's: every seed
+#: and every algorithm trained on a dataset with the same fraction holds out the same episodes.
+HOLDOUT_SEED = 0
+
+
+def held_out_episodes(num_episodes: int, fraction: float) -> int:
+    """How many episodes a holdout fraction takes: round(fraction * episodes), at least one
+    when fraction > 0; a split that leaves no episode to train on is an error."""
+    if fraction <= 0:
+        return 0
+    n = max(1, round(fraction * num_episodes))
+    if n >= num_episodes:
+        raise DatasetError(
+            f"--holdout {fraction:g} holds out {n} of the dataset's {num_episodes} episodes, "
+            "leaving none to train on"
+        )
+    return n
+
+
+def split_transitions(data: OfflineData, fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(training, held-out) transition indices: whole episodes, a fixed random `fraction` of
+    them held out (HOLDOUT_SEED), each index set in dataset order."""
+    ends = torch.unique_consecutive(data.episode_end.cpu())
+    E = len(ends)
+    n = held_out_episodes(E, fraction)
+    g = torch.Generator().manual_seed(HOLDOUT_SEED)
+    held = torch.zeros(E, dtype=torch.bool)
+    held[torch.randperm(E, generator=g)[:n]] = True
+    starts = torch.cat([torch.zeros(1, dtype=torch.long), ends[:-1]])
+    per_transition = torch.repeat_interleave(held, ends - starts)
+    device = data.act.device
+    return (torch.nonzero(~per_transition).squeeze(1).to(device),
+            torch.nonzero(per_transition).squeeze(1).to(device))  # fmt: skip
+
+
 class Sampler:
     """Uniform index batches for S seeds at once: [S, B, ...], seed s's indices from its own
-    stream (bench.seeding.SeedStreams), so they do not depend on which seeds share the job."""
+    stream (bench.seeding.SeedStreams), so they do not depend on which seeds share the job.
+    With `rows` (transition indices), batches come from those transitions only (a training
+    split); without, from all of them."""
 
-    def __init__(self, data: OfflineData, batch_size: int, seeds: Sequence[int]):
+    def __init__(self, data: OfflineData, batch_size: int, seeds: Sequence[int],
+                 rows: torch.Tensor | None = None):  # fmt: skip
         self.data = data
         self.batch_size = batch_size
+        self.rows = rows
         self.streams = SeedStreams(seeds, data.act.device, "sampler")
 
     def sample(self) -> Batch:
         S, B = self.streams.num_seeds, self.batch_size
-        idx = self.streams.integers(len(self.data), B)  # [S, B]
+        if self.rows is None:
+            idx = self.streams.integers(len(self.data), B)  # [S, B]
+        else:
+            idx = self.rows[self.streams.integers(len(self.rows), B)]
         flat = self.data.gather(idx.reshape(-1))
         return Batch(**{
             k: None if v is None else v.view(S, B, *v.shape[1:])

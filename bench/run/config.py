@@ -76,6 +76,11 @@ class RunOptions:
         "curve (final.parquet) and scored by the leaderboard; 0: none (default: the card's).",
     )
     batch_size: int | None = _opt(None, "Transitions per update (default: the card's).")
+    holdout: float = _opt(
+        0.0,
+        "Fraction of the dataset's episodes held out of training (the same episodes for every "
+        "seed and algorithm), on which `bench select` scores td and likelihood; 0: none.",
+    )
     preset: str | None = _opt(
         None,
         "Named config preset; default: the card's, where the algorithm has it; "
@@ -114,6 +119,7 @@ class RunOptions:
             raise BenchError(f"--threads must be at most {MAX_THREADS}, got {self.threads}")
         if not 0 <= self.seed <= MAX_SEED:
             raise BenchError(f"--seed must be in 0..{MAX_SEED}, got {self.seed}")
+        _holdout(self.holdout)
 
 
 def cli_fields(*, sweep: bool = False) -> list[dataclasses.Field]:
@@ -147,6 +153,15 @@ def _episodes(name: str, value: Any, allow_zero: bool = False) -> int:
     return _count(name, value, most=MAX_EVAL_EPISODES, allow_zero=allow_zero)
 
 
+def _holdout(value: Any) -> float:
+    """A holdout fraction: a number in [0, 1)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BenchError(f"--holdout must be a number, got {value!r}")
+    if not 0.0 <= value < 1.0:  # nan fails too
+        raise BenchError(f"--holdout must be in [0, 1), got {value}")
+    return float(value)
+
+
 def _canonical(obj: Any) -> Any:
     """The JSON form (tuples -> lists, keys sorted): what config.json holds and the key hashes."""
     return json.loads(json.dumps(obj, sort_keys=True))
@@ -177,6 +192,7 @@ class RunConfig:
     schema_version: int = SCHEMA_VERSION
     final_episodes: int = 0  # the final evaluation's episodes (0: none, as in older runs)
     keep_policies: int | None = None  # evaluated policies kept (None: all): not in the key
+    holdout: float = 0.0  # fraction of episodes held out of training (0: none, as in older runs)
 
     #: the fields the key hashes: all that decides a run's numbers, except the seed
     IDENTITY = ("algo", "minari_id", "dataset_hash", "steps", "eval_every", "eval_episodes",
@@ -184,7 +200,7 @@ class RunConfig:
                 "random_streams")  # fmt: skip
     #: hashed only when set, so that a run without a final evaluation keeps the key it had
     #: before final evaluations existed
-    IDENTITY_IF_SET = ("final_episodes",)
+    IDENTITY_IF_SET = ("final_episodes", "holdout")
 
     def key(self) -> str:
         ident = {k: getattr(self, k) for k in self.IDENTITY}
@@ -249,6 +265,9 @@ class RunConfig:
             raise TypeError("algo_config and overrides must be objects")
         if not isinstance(self.compile, bool):
             raise TypeError("compile must be true or false")
+        h = self.holdout
+        if isinstance(h, bool) or not isinstance(h, int | float) or not 0 <= h < 1:
+            raise ValueError(f"holdout must be a number in [0, 1), got {h!r}")
         kept = self.keep_policies
         if kept is not None and (isinstance(kept, bool) or not isinstance(kept, int) or kept < 0):
             raise TypeError("keep_policies must be null or an integer >= 0")
@@ -261,7 +280,7 @@ class RunConfig:
             final_episodes=self.final_episodes, batch_size=self.batch_size,
             preset=self.preset or "none",
             overrides=dict(self.overrides), env=self.env, device=self.device, compile=self.compile,
-            keep_policies=self.keep_policies,
+            keep_policies=self.keep_policies, holdout=self.holdout,
         )  # fmt: skip
 
     def command(self, seeds: str | None = None) -> str:
@@ -284,6 +303,8 @@ class RunConfig:
                   "--eval-episodes", str(self.eval_episodes),
                   "--final-episodes", str(self.final_episodes),
                   "--batch-size", str(self.batch_size), "--preset", self.preset or "none"]  # fmt: skip
+        if self.holdout:
+            parts += ["--holdout", repr(self.holdout)]
         for k, v in sorted(self.overrides.items()):
             parts += ["--set", f"{k}={v}"]
         return shlex.join(parts)
@@ -293,7 +314,7 @@ class RunConfig:
         (for labels such as `bc (steps=1000)`): budgets, preset, then algorithm config fields."""
         out: dict[str, Any] = {}
         for name in ("steps", "eval_every", "eval_episodes", "final_episodes", "batch_size",
-                     "preset"):  # fmt: skip
+                     "holdout", "preset"):  # fmt: skip
             if any(getattr(o, name) != getattr(self, name) for o in others):
                 out[name] = (
                     getattr(self, name) or "none" if name == "preset" else getattr(self, name)
@@ -351,7 +372,7 @@ def resolve(opts: RunOptions, card: Card, dataset_hash: str) -> RunConfig:
         preset=preset, overrides=dict(opts.overrides),
         algo_config=_canonical(dataclasses.asdict(config)),
         eval_env=_canonical(dataclasses.asdict(card.env)), device=opts.device,
-        compile=opts.compile,
+        compile=opts.compile, holdout=_holdout(opts.holdout),
         keep_policies=_count("keep_policies", t.keep_policies, allow_zero=True)
         if opts.keep_policies is None and t.keep_policies is not None else opts.keep_policies,
     )  # fmt: skip

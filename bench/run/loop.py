@@ -24,7 +24,7 @@ from bench.algos.base import Algorithm, resolve_config
 from bench.collect.build import ensure_dataset
 from bench.data.cards import Card
 from bench.data.catalog import resolve_card
-from bench.data.data import OfflineData, Sampler
+from bench.data.data import OfflineData, Sampler, held_out_episodes, split_transitions
 from bench.data.minari_io import metadata_hash
 from bench.data.validate import validate
 from bench.envs import make_env
@@ -126,6 +126,7 @@ def prepare(opts: RunOptions, show_progress: bool = True) -> Prepared:
     if ref_min is None or ref_max is None or ref_max == ref_min:
         raise DatasetError(f"dataset {card.minari_id} has no usable ref_min_score/ref_max_score")
     config = resolve(opts, card, metadata_hash(dataset))
+    held_out_episodes(dataset.total_episodes, config.holdout)  # leaves episodes to train on
     if 0 < dataset.total_steps < config.batch_size:  # an empty one: validation says so
         raise BenchError(
             f"--batch-size {config.batch_size:,} is larger than the dataset "
@@ -276,7 +277,8 @@ def _setup(prep: Prepared, device: torch.device, seeds: list[int],
     if fresh:
         gamma, n, normalize = algo.nstep()
         data.compute_nstep(gamma, n, normalize)
-    return algo, Sampler(data, c.batch_size, seeds), data
+    rows = split_transitions(data, c.holdout)[0] if c.holdout else None
+    return algo, Sampler(data, c.batch_size, seeds, rows), data
 
 
 def make_run_id(config: RunConfig) -> str:

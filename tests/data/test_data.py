@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.data.data import OfflineData, Sampler
+from bench.data.data import OfflineData, Sampler, held_out_episodes, split_transitions
 from bench.errors import DatasetError
 
 
@@ -163,3 +163,41 @@ def test_huge_estimation_step_equals_the_longest_episode_and_loops_that_often(mo
     assert huge.discount[3].item() == pytest.approx(g**7)
     assert data.obs[huge.boot_index[3]].item() == 7
     assert huge.discount[0].item() == 0.0  # terminated within the window
+
+
+def _numbered(lengths):
+    """Episodes of the given lengths whose rewards number the transitions 0, 1, 2, ..."""
+    eps, t = [], 0
+    for T in lengths:
+        eps.append(episode(np.arange(T + 1), np.arange(t, t + T), True))
+        t += T
+    return OfflineData.from_episodes(eps)
+
+
+def test_holdout_takes_whole_episodes_and_the_sampler_never_draws_them():
+    lengths = [3, 5, 2, 7, 4, 6, 1, 8, 3, 5]
+    data = _numbered(lengths)
+    data.compute_nstep(0.9, 1)
+    train, held = split_transitions(data, 0.3)
+    assert len(train) + len(held) == len(data)
+    assert set(train.tolist()).isdisjoint(held.tolist())
+    # whole episodes: an episode's transitions are all on one side
+    episode_of = np.repeat(np.arange(len(lengths)), lengths)
+    held_eps = set(episode_of[held.numpy()])
+    assert len(held_eps) == 3 and set(episode_of[train.numpy()]).isdisjoint(held_eps)
+    # the same episodes on every call (a fixed seed, not the run's)
+    assert torch.equal(split_transitions(data, 0.3)[1], held)
+    assert len(split_transitions(data, 0.0)[1]) == 0
+    drawn = Sampler(data, 512, [0, 1, 2], train).sample().ret.long().flatten()  # n = 1: r
+    assert set(drawn.tolist()) <= set(train.tolist())
+    assert len(set(drawn.tolist())) > len(train) // 2  # and draws across all of training
+
+
+def test_holdout_keeps_an_episode_each_side():
+    assert held_out_episodes(10, 0.0) == 0
+    assert held_out_episodes(10, 0.01) == 1  # at least one when asked
+    assert held_out_episodes(10, 0.3) == 3
+    with pytest.raises(DatasetError, match="leaving none to train on"):
+        held_out_episodes(10, 0.96)
+    with pytest.raises(DatasetError, match="leaving none to train on"):
+        held_out_episodes(1, 0.1)
