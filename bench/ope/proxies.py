@@ -4,12 +4,15 @@
                 mean_(s0 in D) Q_alg(s0, pi(s0)), in return units (Paine et al. 2020, "Q-value
                 of the trained policy"); only where the algorithm has a Q function
     td          minus the mean squared one-step TD error of the algorithm's own Q under pi,
-                -mean (Q(s, a) - r - gamma (1 - terminal) Q(s', pi(s')))^2, on a fixed sample
-                of the dataset's transitions (bench trains on every transition, so they are
-                not held out); gamma is the algorithm's own
+                -mean (Q(s, a) - r - gamma (1 - terminal) Q(s', pi(s')))^2; gamma is the
+                algorithm's own
     likelihood  how well pi explains the data's actions: the fraction of transitions where
                 pi(s) = a (discrete; pi is deterministic when acting), or minus the mean
                 squared distance between pi(s) and a in the unit action box (continuous)
+
+td and likelihood average over a fixed sample of transitions: of the held-out episodes when the
+runs were trained with a holdout (`bench run --holdout`), else of all transitions, which the
+runs trained on.
 
 Each function takes the candidates of one configuration stacked in one algorithm object
 (member i = candidate i) and returns one score per candidate; higher is better for all three.
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import torch
 
+from bench.data.data import split_transitions
 from bench.nets import ActionScale
 from bench.ope.candidates import policy_actions, q_values
 
@@ -26,13 +30,26 @@ from bench.ope.candidates import policy_actions, q_values
 SAMPLE_SIZE = 10_000
 
 
-def sample_transitions(data, seed: int = 0) -> torch.Tensor:
-    """A fixed sample of transition indices (all of them in a small dataset)."""
-    N = len(data)
+#: The methods that score on that sample.
+SAMPLED = ("td", "likelihood")
+
+
+def sample_transitions(data, holdout: float = 0.0, seed: int = 0) -> torch.Tensor:
+    """A fixed sample of transition indices, at most SAMPLE_SIZE: of the episodes held out of
+    training at this holdout fraction (bench.data.data.split_transitions), or of all of them."""
+    pool = split_transitions(data, holdout)[1] if holdout else None
+    N = len(data) if pool is None else len(pool)
     if N <= SAMPLE_SIZE:
-        return torch.arange(N, device=data.act.device)
-    g = torch.Generator().manual_seed(seed)
-    return torch.randperm(N, generator=g)[:SAMPLE_SIZE].sort().values.to(data.act.device)
+        pick = torch.arange(N, device=data.act.device)
+    else:
+        g = torch.Generator().manual_seed(seed)
+        pick = torch.randperm(N, generator=g)[:SAMPLE_SIZE].sort().values.to(data.act.device)
+    return pick if pool is None else pool[pick]
+
+
+def sample_label(holdout: float) -> str:
+    """What td and likelihood scored on, for the selection table's settings column."""
+    return f"held-out episodes ({holdout:g})" if holdout else "training transitions"
 
 
 def q0(algo, data, s0_rows: torch.Tensor) -> torch.Tensor | None:

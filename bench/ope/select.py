@@ -117,14 +117,20 @@ def score_dataset(cands: list[Candidate], opts: SelectOptions) -> DatasetScores:
     if not len(s0):
         raise BenchError(f"dataset {cands[0].config.minari_id} has no initial states")
     groups = by_configuration(cands)
+    if opts.over == "configs" and set(opts.methods) & set(proxies.SAMPLED):
+        _check_one_holdout(cands)
     ordered = [c for group in groups.values() for c in group]
     methods = set(opts.methods)
     est: dict[str, list[np.ndarray]] = {m: [] for m in opts.methods}
     pi_parts: list[torch.Tensor] = []
-    idx = proxies.sample_transitions(data)
+    samples: dict[float, torch.Tensor] = {}  # holdout fraction -> the transitions td scores on
     all_rows = torch.arange(data.obs.shape[0], device=device)
     for group in groups.values():
         algo = load_stacked(group, info, device)
+        holdout = group[0].config.holdout
+        if holdout not in samples:
+            samples[holdout] = proxies.sample_transitions(data, holdout)
+        idx = samples[holdout]
         if "fqe" in methods:
             pi_parts.append(policy_actions(algo, data, all_rows))
         for name in ("q0", "td"):
@@ -153,6 +159,23 @@ def score_dataset(cands: list[Candidate], opts: SelectOptions) -> DatasetScores:
         out["fqe"] = _fqe(opts, data, info, device, pi_rows, s0, cands[0].config.dataset)
         seconds = time.perf_counter() - t0
     return DatasetScores(ordered, out, seconds)
+
+
+def _check_one_holdout(cands: list[Candidate]) -> None:
+    """Picks among configurations compare td and likelihood scores: they must be taken on the
+    same transitions, so the configurations of an algorithm must hold out the same episodes."""
+    seen: dict[str, set[float]] = {}
+    for c in cands:
+        seen.setdefault(c.config.algo, set()).add(c.config.holdout)
+    for algo, fractions in seen.items():
+        if len(fractions) > 1:
+            listed = " and ".join(f"{h:g}" for h in sorted(fractions))
+            raise BenchError(
+                f"--over configs: the configurations of {algo} on {cands[0].config.dataset} "
+                f"were trained with different --holdout ({listed}), so td and likelihood would "
+                "score them on different transitions; select with --over checkpoints, or "
+                "leave td and likelihood out"
+            )
 
 
 def _fqe(opts, data, info, device, pi_rows, s0, dataset: str) -> np.ndarray:
@@ -196,7 +219,8 @@ def selection_rows(scores: DatasetScores, opts: SelectOptions) -> list[dict]:
                 "true_value_normalized": float(normalized_score(c.true_value, c.ref_min,
                                                                 c.ref_max)),
                 "picked": bool(picked[i]),
-                "settings": settings(opts.fqe) if method == "fqe" else "",
+                "settings": settings(opts.fqe) if method == "fqe"
+                else proxies.sample_label(c.config.holdout) if method in proxies.SAMPLED else "",
             })  # fmt: skip
     return rows
 

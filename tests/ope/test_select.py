@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from bench.cli import main
 from bench.ope.fqe import FQEConfig
@@ -218,3 +219,60 @@ def test_over_configs_picks_among_every_configuration_of_an_algorithm(results, t
     assert len(per_key.groupby(["key", "seed", "method"])) == 3 * 2 * 2
     r = cli("select", "--results", mine, "--over", "runs")
     assert r.returncode == 2 and "--over must be one of" in r.stderr
+
+
+def test_td_and_likelihood_score_the_held_out_episodes(tiny_cartpole, tmp_path, cli,
+                                                       monkeypatch):  # fmt: skip
+    from bench.data.data import split_transitions
+    from bench.ope import proxies
+    from bench.run.config import RunConfig
+
+    out = tmp_path / "h"
+    for holdout in ("0.25", "0"):
+        r = cli("run", "--algo", "discrete_cql", "--dataset", "cartpole-mixed", "--seeds", "0-1",
+                "--steps", 200, "--eval-every", EVERY, "--eval-episodes", 1,
+                "--holdout", holdout, "--results-dir", out, "--quiet")  # fmt: skip
+        assert r.returncode == 0, r.stderr
+    configs = [RunConfig.from_json(json.loads((run / "config.json").read_text()))
+               for run in (out / "runs").iterdir()]  # fmt: skip
+    assert sorted(c.holdout for c in configs) == [0, 0, 0.25, 0.25]
+    assert len({c.key() for c in configs}) == 2  # a holdout is another configuration
+    seen = []  # (holdout of the candidates, the transitions td scored them on)
+    td = proxies.td
+
+    def spy(algo, data, idx):
+        seen.append((data, idx))
+        return td(algo, data, idx)
+
+    monkeypatch.setattr(proxies, "td", spy)
+    table, _, _ = run_selection(SelectOptions(out, methods=("td", "likelihood", "last"),
+                                              show_progress=False))  # fmt: skip
+    assert len(seen) == 2
+    held_sets = []
+    for data, idx in seen:
+        train, held = split_transitions(data, 0.25)
+        held_sets.append(set(idx.tolist()) <= set(held.tolist()))
+    assert sorted(held_sets) == [False, True]  # one configuration on held-out episodes only
+    labels = table[table.method.isin(["td", "likelihood"])].groupby("key")["settings"].unique()
+    assert sorted(v for (v,) in labels) == ["held-out episodes (0.25)", "training transitions"]
+    # picks among configurations would compare scores taken on different transitions
+    r = cli("select", "--results", out, "--method", "td", "--over", "configs", "-q")
+    assert r.returncode == 2 and "different --holdout (0 and 0.25)" in r.stderr
+    r = cli("select", "--results", out, "--method", "last", "--over", "configs", "-q")
+    assert r.returncode == 0, r.stderr
+    r = cli("leaderboard", "--results", out, "--score", "last")
+    assert r.returncode == 0 and "held out" in r.stdout and "0/0.25" in r.stdout, r.stderr
+
+
+def test_a_run_with_a_holdout_samples_its_training_episodes_only(tiny_cartpole):
+    from bench.data.data import split_transitions
+    from bench.run.config import RunOptions
+    from bench.run.loop import _setup, prepare
+
+    for holdout in (0.25, 0.0):
+        prep = prepare(RunOptions(algo="bc", dataset="cartpole-mixed", holdout=holdout), False)
+        _, sampler, data = _setup(prep, torch.device("cpu"), [0, 1])
+        if holdout:
+            assert torch.equal(sampler.rows, split_transitions(data, holdout)[0])
+        else:
+            assert sampler.rows is None  # every transition, drawn as before holdouts existed
