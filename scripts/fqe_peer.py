@@ -5,19 +5,19 @@ Three steps; the middle one runs in a venv with d3rlpy 2.8.1 (it pins its own to
 
 1. With bench's Python: export one dataset and some kept policies of a results folder (each
    candidate's deterministic action at every observation of the dataset), and estimate them
-   with bench's FQE for three FQE seeds:
+   with bench's FQE for --seeds FQE seeds (default 3):
 
        python scripts/fqe_peer.py export --results R --dataset cartpole-traps \\
            --candidates 4 --steps 10000 --out /tmp/fqe-cartpole.npz
 
 2. With d3rlpy's: the same candidates, data, gamma, batch size, learning rate, target copy
-   interval and number of updates, three seeds each; d3rlpy's policy is a lookup of the
+   interval, number of updates and number of seeds; d3rlpy's policy is a lookup of the
    exported actions (the candidates themselves cannot load outside bench):
 
        v/bin/python scripts/fqe_peer.py d3rlpy --data /tmp/fqe-cartpole.npz
 
 3. With bench's Python: the table, per candidate, of both estimates (mean and min-max over the
-   three seeds) and whether they agree: the two ranges overlap, or the means differ by no more
+   seeds) and whether they agree: the two ranges overlap, or the means differ by no more
    than the larger spread.
 
        python scripts/fqe_peer.py report --data /tmp/fqe-cartpole.npz
@@ -36,7 +36,6 @@ from pathlib import Path
 
 import numpy as np
 
-SEEDS = (0, 1, 2)
 
 
 def export(args) -> None:
@@ -65,7 +64,7 @@ def export(args) -> None:
     picks = [c for group in by_configuration(picks).values() for c in group]
     s0 = initial_rows(data)
     estimates = []
-    for seed in SEEDS:
+    for seed in range(args.seeds):
         config = FQEConfig(steps=args.steps, seed=seed)
         fqe = FQE(config, data, info, "cpu", list(range(len(picks))))
         fqe.fit(pi, True, f"bench FQE seed {seed}")
@@ -88,6 +87,7 @@ def export(args) -> None:
         low=np.array(getattr(info.action_space, "low", 0.0)),
         high=np.array(getattr(info.action_space, "high", 0.0)),
         steps=np.array(args.steps),
+        seeds=np.array(args.seeds),
         names=np.array([f"{c.config.algo} s{c.config.seed} @{c.step}" for c in picks]),
         true_value=np.array([c.true_value for c in picks]),
     )
@@ -149,11 +149,12 @@ def run_d3rlpy(args) -> None:
         rewards=z["rew"].astype(np.float32), terminals=terminals, timeouts=timeouts,
         action_space=d3rlpy.ActionSpace.DISCRETE if discrete else d3rlpy.ActionSpace.CONTINUOUS,
     )  # fmt: skip
-    results = np.zeros((len(SEEDS), len(z["names"])))
+    seeds = range(args.seeds or (int(z["seeds"]) if "seeds" in z else 3))
+    results = np.zeros((len(seeds), len(z["names"])))
     for c in range(len(z["names"])):
         policy = _Lookup(np.concatenate([obs, nxt]),
                          np.concatenate([z["pi_obs"][c], z["pi_next"][c]]), discrete)  # fmt: skip
-        for i, seed in enumerate(SEEDS):
+        for i, seed in enumerate(seeds):
             d3rlpy.seed(seed)
             kwargs = dict(
                 learning_rate=1e-4,
@@ -215,9 +216,11 @@ def main() -> None:
     e.add_argument("--dataset", required=True)
     e.add_argument("--candidates", type=int, default=4)
     e.add_argument("--steps", type=int, default=10_000)
+    e.add_argument("--seeds", type=int, default=3, help="FQE seeds per candidate, each side")
     e.add_argument("--out", required=True)
     d = sub.add_parser("d3rlpy")
     d.add_argument("--data", required=True)
+    d.add_argument("--seeds", type=int, default=0, help="FQE seeds (default: as many as bench's)")
     r = sub.add_parser("report")
     r.add_argument("--data", required=True)
     args = p.parse_args()
