@@ -11,8 +11,9 @@ Three steps; the middle one runs in a venv with d3rlpy 2.8.1 (it pins its own to
            --candidates 4 --steps 10000 --out /tmp/fqe-cartpole.npz
 
 2. With d3rlpy's: the same candidates, data, gamma, batch size, learning rate, target copy
-   interval, number of updates and number of seeds; d3rlpy's policy is a lookup of the
-   exported actions (the candidates themselves cannot load outside bench):
+   interval, number of updates and number of seeds, and by default the same loss (d3rlpy's
+   DiscreteFQE fits with the Huber loss, its FQE with the squared error); d3rlpy's policy is a
+   lookup of the exported actions (the candidates themselves cannot load outside bench):
 
        v/bin/python scripts/fqe_peer.py d3rlpy --data /tmp/fqe-cartpole.npz
 
@@ -35,7 +36,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
 
 
 def export(args) -> None:
@@ -63,9 +63,11 @@ def export(args) -> None:
     ])  # fmt: skip
     picks = [c for group in by_configuration(picks).values() for c in group]
     s0 = initial_rows(data)
+    # d3rlpy's regression loss: Huber in DiscreteFQE, squared error in FQE
+    loss = args.loss or ("huber" if info.discrete else "mse")
     estimates = []
     for seed in range(args.seeds):
-        config = FQEConfig(steps=args.steps, seed=seed)
+        config = FQEConfig(steps=args.steps, seed=seed, loss=loss)
         fqe = FQE(config, data, info, "cpu", list(range(len(picks))))
         fqe.fit(pi, True, f"bench FQE seed {seed}")
         estimates.append(fqe.estimate(s0, pi).numpy())
@@ -88,6 +90,7 @@ def export(args) -> None:
         high=np.array(getattr(info.action_space, "high", 0.0)),
         steps=np.array(args.steps),
         seeds=np.array(args.seeds),
+        loss=np.array(loss),
         names=np.array([f"{c.config.algo} s{c.config.seed} @{c.step}" for c in picks]),
         true_value=np.array([c.true_value for c in picks]),
     )
@@ -217,6 +220,12 @@ def main() -> None:
     e.add_argument("--candidates", type=int, default=4)
     e.add_argument("--steps", type=int, default=10_000)
     e.add_argument("--seeds", type=int, default=3, help="FQE seeds per candidate, each side")
+    e.add_argument(
+        "--loss",
+        choices=["mse", "huber"],
+        default=None,
+        help="bench's FQE loss (default: d3rlpy's: huber for discrete actions, mse for continuous)",
+    )
     e.add_argument("--out", required=True)
     d = sub.add_parser("d3rlpy")
     d.add_argument("--data", required=True)

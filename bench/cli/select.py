@@ -63,6 +63,11 @@ def select_cmd(
         100, "--target-update", help="FQE: copy Q into its target network every N updates."
     ),
     seed: int = typer.Option(0, "--seed", help="FQE seed (its networks and batches)."),
+    loss: str = typer.Option(
+        "mse",
+        "--loss",
+        help="FQE regression loss: mse (squared error) or huber (as d3rlpy's DiscreteFQE).",
+    ),
     vectorize: bool = typer.Option(
         True,
         "--vectorize/--no-vectorize",
@@ -91,7 +96,7 @@ def select_cmd(
     score, and the absolute error of value estimates against the evaluations' discounted
     returns; means over seeds with 95% bootstrap CIs. Writes selection.parquet in the results
     folder (rank by it with `bench leaderboard --score selected:METHOD`)."""
-    from bench.ope.fqe import FQEConfig
+    from bench.ope.fqe import LOSSES, FQEConfig
     from bench.ope.select import SelectOptions, parse_methods, run_selection
     from bench.run.config import MAX_BUDGET, MAX_SEED, _count
     from bench.run.loop import check_device
@@ -110,6 +115,8 @@ def select_cmd(
         raise BenchError(f"--seed must be in 0..{MAX_SEED}, got {seed}")
     if not 0.0 <= gamma < 1.0:
         raise BenchError(f"--gamma must be in [0, 1), got {gamma}")
+    if loss not in LOSSES:
+        raise BenchError(f"--loss must be one of: {', '.join(LOSSES)}; got '{loss}'")
     if not (lr > 0 and math.isfinite(lr)):
         raise BenchError(f"--lr must be a positive number, got {lr}")
     if threads is not None:
@@ -118,7 +125,8 @@ def select_cmd(
 
         torch.set_num_threads(threads)
     fqe = FQEConfig(gamma=gamma, lr=lr, batch_size=batch_size,
-                    target_update_interval=target_update, steps=steps, seed=seed)  # fmt: skip
+                    target_update_interval=target_update, steps=steps, seed=seed,
+                    loss=loss)  # fmt: skip
     datasets = [d.strip() for d in dataset.split(",") if d.strip()] or None
     opts = SelectOptions(results, methods, datasets, fqe, str(check_device(device)), vectorize,
                          explicit=bool(method.strip()), over=over,

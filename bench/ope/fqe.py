@@ -5,7 +5,7 @@ Offline Reinforcement Learning", 2020, arXiv:2007.09055).
 For a fixed policy pi, regress Q on the dataset toward the policy's Bellman target:
 
     y = r + gamma * (1 - terminal) * Q'(s', pi(s'))                          (FQE target)
-    L(theta) = E_(s,a,r,s')~D [ (Q_theta(s, a) - y)^2 ]
+    L(theta) = E_(s,a,r,s')~D [ (Q_theta(s, a) - y)^2 ]      (or the Huber loss of the error)
     Q' <- Q every target_update_interval updates (hard copy)
 
 and estimate the policy's value as the mean over the dataset's initial states
@@ -25,6 +25,7 @@ import dataclasses
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from bench.algos.base import ObsNormalizer
 from bench.errors import BenchError
@@ -34,6 +35,8 @@ from bench.seeding import SeedStreams
 
 #: FQE's seeds: candidate i of FQE seed k uses SEED_STRIDE * k + i.
 SEED_STRIDE = 1_000_000
+#: The regression losses FQE can fit with.
+LOSSES = ("mse", "huber")
 
 
 @dataclass
@@ -52,6 +55,9 @@ class FQEConfig:
     """Updates of every candidate's Q."""
     seed: int = 0
     """k: candidate i is initialized and sampled from seed SEED_STRIDE * k + i."""
+    loss: str = "mse"
+    """The regression loss: "mse", the squared error of the equation above, or "huber" (the
+    error squared and halved within 1, linear beyond), which d3rlpy's DiscreteFQE uses."""
 
     def validate(self) -> None:
         if not 0.0 <= self.gamma < 1.0:
@@ -61,6 +67,8 @@ class FQEConfig:
                 raise BenchError(f"FQE {name} must be positive, got {getattr(self, name)}")
         if not self.lr > 0:
             raise BenchError(f"FQE lr must be positive, got {self.lr}")
+        if self.loss not in LOSSES:
+            raise BenchError(f"FQE loss must be one of: {', '.join(LOSSES)}; got '{self.loss}'")
 
 
 class FQE:
@@ -120,7 +128,12 @@ class FQE:
                 with torch.no_grad():  # y = r + gamma (1 - terminal) Q'(s', pi(s'))
                     q_next = self.values(self.q_target, nxt, pi_rows[members, rows + 1])
                     y = d.rew[idx].float() + c.gamma * (~d.terminated[idx]).float() * q_next
-                loss = (self.values(self.q, obs, d.act[idx]) - y).pow(2).mean(-1)  # [C]
+                err = self.values(self.q, obs, d.act[idx]) - y
+                if c.loss == "huber":
+                    loss = F.smooth_l1_loss(err, torch.zeros_like(err), reduction="none")
+                else:
+                    loss = err.pow(2)
+                loss = loss.mean(-1)  # [C]
                 self.optim.zero_grad(set_to_none=True)
                 loss.sum().backward()  # candidates' losses are independent: each its gradient
                 self.optim.step()

@@ -27,11 +27,13 @@ def both_policies(data):
     return torch.stack([torch.ones(n, dtype=torch.long), torch.zeros(n, dtype=torch.long)])
 
 
-def test_fqe_matches_the_exact_discounted_values_to_one_percent():
+@pytest.mark.parametrize("loss", ["mse", "huber"])
+def test_fqe_matches_the_exact_discounted_values_to_one_percent(loss):
+    """The chain is deterministic, so both losses have the policy's value as their fixed point."""
     data = chain_data()
     pi = both_policies(data)
     config = FQEConfig(gamma=GAMMA, lr=1e-3, batch_size=256, target_update_interval=20,
-                       hidden_sizes=(64, 64), steps=2000)  # fmt: skip
+                       hidden_sizes=(64, 64), steps=2000, loss=loss)  # fmt: skip
     fqe = FQE(config, data, INFO, "cpu", [0, 1])
     fqe.fit(pi)
     est = fqe.estimate(initial_rows(data), pi).numpy()

@@ -128,6 +128,7 @@ BAD = [
     ("zero-steps", ["--steps", "0"], "--steps must be positive", None),
     ("gamma-one", ["--gamma", "1"], "--gamma must be in [0, 1)", None),
     ("nan-lr", ["--lr", "nan"], "--lr must be a positive number", None),
+    ("unknown-loss", ["--loss", "l1"], "--loss must be one of: mse, huber", None),
     ("bad-format", ["--format", "xml"], "unknown format 'xml'", None),
     ("unknown-dataset", ["--dataset", "nope"], "--dataset nope: no runs of it", None),
 ]  # fmt: skip
