@@ -112,6 +112,7 @@ class _Lookup:
         self.obs, self.actions, self.discrete, self.torch = obs, actions, discrete, torch
         self.table = {_key(row): i for i, row in enumerate(obs)}
         self.scaler = None
+        self.action_scaler = None
 
     def _find(self, x: np.ndarray) -> np.ndarray:
         idx = []
@@ -125,7 +126,11 @@ class _Lookup:
     def predict_best_action(self, x):
         raw = x if self.scaler is None else self.scaler.reverse_transform(x)
         out = self.torch.as_tensor(self._find(raw.detach().cpu().numpy()), device=x.device)
-        return out.long() if self.discrete else out.float()
+        if self.discrete:
+            return out.long()
+        # FQE calls this inside its updates, where actions are in the scaled space ([-1, 1])
+        out = out.float()
+        return out if self.action_scaler is None else self.action_scaler.transform(out)
 
     def predict(self, x):
         return self._find(np.asarray(x))
@@ -174,6 +179,7 @@ def run_d3rlpy(args) -> None:
                 )
                 fqe = d3rlpy.ope.FQE(policy, d3rlpy.ope.FQEConfig(**kwargs))
             policy.scaler = fqe.config.observation_scaler  # fitted by fit(), used in updates
+            policy.action_scaler = fqe.config.action_scaler  # None for discrete actions
             steps = int(z["steps"])
             fqe.fit(
                 dataset,
