@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
+import re
 import types
 import typing
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
 import torch
@@ -45,6 +47,10 @@ class Algorithm(ABC):
     aliases: ClassVar[dict[str, str]] = {}
     #: the paper, and where the defaults come from (shown by `bench algos`)
     source: ClassVar[str] = ""
+    #: the implementation's version, part of every run's key: bump it in the algorithm's file
+    #: when a change alters its numbers (maths, defaults, initialization, random draws), and
+    #: re-record tests/algos/fingerprints.json (`python -m tests.algos.test_fingerprint --record`)
+    version: ClassVar[int] = 1
 
     def __init__(
         self,
@@ -273,33 +279,74 @@ def resolve_config(
 
 #: Network widths and counts above this are refused as typos (a 10^5-wide layer is 40 GB).
 MAX_WIDTH = 4096
-#: Count fields whose value sizes a tensor: bounded by MAX_WIDTH.
-SIZE_FIELDS = (
-    "latent_dim", "ensemble_size", "num_sampled_action", "forward_sampled_times", "cql_n_actions",
-)  # fmt: skip
+
+_NUMBER = r"-?(?:\d+(?:\.\d*)?(?:e-?\d+)?|inf)"
+
+
+@dataclasses.dataclass(frozen=True)
+class In:
+    """The values a numeric config field allows, written as its error message reads:
+    "> 0", ">= 1", "[0, 1]", "(0, 1]", "1..4096" (integers). Declared on the field's type,
+    `lr: Annotated[float, In("> 0")]`, or through the aliases below."""
+
+    text: str
+
+    def bounds(self) -> tuple[float, float, bool, bool]:
+        """(low, high, low included, high included)."""
+        t = self.text.replace(" ", "")
+        if m := re.fullmatch(rf"(>=|>)({_NUMBER})", t):
+            return float(m[2]), math.inf, m[1] == ">=", False
+        if m := re.fullmatch(rf"({_NUMBER})\.\.({_NUMBER})", t):
+            return float(m[1]), float(m[2]), True, True
+        if m := re.fullmatch(rf"([\[(])({_NUMBER}),({_NUMBER})([\])])", t):
+            return float(m[2]), float(m[3]), m[1] == "[", m[4] == "]"
+        raise ValueError(f"bad range '{self.text}'")
+
+    def __contains__(self, value: float) -> bool:
+        lo, hi, lo_in, hi_in = self.bounds()
+        return (lo < value or (lo_in and value == lo)) and (value < hi or (hi_in and value == hi))
+
+    def describe(self) -> str:
+        return self.text if self.text[0] in "<>" else f"in {self.text}"
+
+
+#: The shared ranges, named for what they hold; an algorithm's config declares every numeric
+#: field with one of these (or its own In), and resolve_config checks them all.
+Positive = Annotated[float, In("> 0")]  # learning rates, Adam's eps, temperatures
+NonNegative = Annotated[float, In(">= 0")]  # penalty weights, noise scales
+Fraction = Annotated[float, In("[0, 1]")]  # discounts, soft-update rates, probabilities
+Real = Annotated[float, In("[-inf, inf]")]  # any finite number (e.g. a threshold)
+Count = Annotated[int, In(">= 1")]  # steps, intervals, delays
+Size = Annotated[int, In(f"1..{MAX_WIDTH}")]  # a count that sizes a tensor
+Widths = Annotated[tuple[int, ...], In(f"1..{MAX_WIDTH}")]  # each hidden layer's width
+
+
+def field_ranges(config_cls: type) -> dict[str, In | None]:
+    """Each config field's declared range (None: not a number, e.g. a flag or a choice)."""
+    hints = typing.get_type_hints(config_cls, include_extras=True)
+    return {f.name: _declared(hints[f.name]) for f in dataclasses.fields(config_cls)}
+
+
+def _declared(hint: Any) -> In | None:
+    if typing.get_origin(hint) is Annotated:
+        return next((m for m in hint.__metadata__ if isinstance(m, In)), None)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):  # e.g. Real | None
+        return next((r for a in typing.get_args(hint) if (r := _declared(a))), None)
+    return None
 
 
 def _check_ranges(cls: type[Algorithm], config) -> None:
-    """Ranges every algorithm shares, by the reference API's field names: widths and counts in
-    [1, MAX_WIDTH], learning rates positive, discounts and soft-update rates in [0, 1], every
-    other integer >= 1 (>= 0 where 0 is the default, meaning "derived"). An algorithm's own validate() checks the rest."""
-    for f in dataclasses.fields(config):
-        v, name = getattr(config, f.name), f"{cls.name}.{f.name}"
-        if f.name.endswith("hidden_sizes"):
-            if any(not 1 <= h <= MAX_WIDTH for h in v):
-                raise BenchError(f"{name}: layer widths must be in 1..{MAX_WIDTH}, got {v}")
-        elif f.name == "lr" or f.name.endswith("_lr"):
-            if not v > 0:
-                raise BenchError(f"{name} must be > 0, got {v}")
-        elif f.name in ("gamma", "discount_factor", "tau"):
-            if not 0 <= v <= 1:
-                raise BenchError(f"{name} must be in [0, 1], got {v}")
-        elif isinstance(v, int) and not isinstance(v, bool):
-            low = 0 if f.default == 0 else 1  # a default of 0 means "derived" (e.g. latent_dim)
-            top = MAX_WIDTH if f.name in SIZE_FIELDS else None
-            if v < low or (top is not None and v > top):
-                bound = f"in {low}..{top}" if top else f">= {low}"
-                raise BenchError(f"{name} must be {bound}, got {v}")
+    """Every numeric field inside its declared range: one line naming the field and the range.
+    An algorithm's own validate() checks what one field alone cannot (e.g. min <= max)."""
+    for name, rng in field_ranges(type(config)).items():
+        value, where = getattr(config, name), f"{cls.name}.{name}"
+        if rng is None or value is None:
+            continue
+        if isinstance(value, tuple | list):
+            if any(v not in rng for v in value):
+                raise BenchError(f"{where}: layer widths must be {rng.describe()}, got {value}")
+        elif value not in rng:
+            raise BenchError(f"{where} must be {rng.describe()}, got {value}")
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, str]:

@@ -12,18 +12,18 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from bench.algos.base import Algorithm, register
+from bench.algos.base import Algorithm, Fraction, Positive, Widths, register
 from bench.nets import adam, init_members, obs_net
 from bench.types import Batch, EnvInfo
 
 
 @dataclass
 class BCConfig:
-    lr: float = 1e-3
+    lr: Positive = 1e-3
     """Adam learning rate."""
-    hidden_sizes: tuple[int, ...] = (256, 256)
+    hidden_sizes: Widths = (256, 256)
     """MLP hidden layers (images: Nature CNN trunk, then one 512 layer)."""
-    gamma: float = 0.99
+    gamma: Fraction = 0.99
     """Unused by the loss; kept so every algorithm reports its discount."""
 
 
@@ -40,6 +40,7 @@ def bc_continuous_loss(pred_unit: torch.Tensor, act_unit: torch.Tensor) -> torch
 @register
 class BC(Algorithm):
     name = "bc"
+    version = 1  # bump when a change alters the numbers (see Algorithm.version)
     source = "behavior cloning (the baseline of Fujimoto et al. 2019, arXiv:1812.02900)"
     Config = BCConfig
 

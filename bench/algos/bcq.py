@@ -19,13 +19,23 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 from torch import nn
 
-from bench.algos.base import Algorithm, register
-from bench.errors import BenchError
+from bench.algos.base import (
+    MAX_WIDTH,
+    Algorithm,
+    Count,
+    Fraction,
+    In,
+    NonNegative,
+    Positive,
+    Size,
+    Widths,
+    register,
+)
 from bench.nets import MLP, adam, critic_values, init_members, soft_update
 from bench.seeding import SeedStreams
 from bench.types import Batch, EnvInfo
@@ -33,42 +43,36 @@ from bench.types import Batch, EnvInfo
 
 @dataclass
 class BCQConfig:
-    gamma: float = 0.99
+    gamma: Fraction = 0.99
     """Discount factor."""
-    tau: float = 0.005
+    tau: Fraction = 0.005
     """Polyak rate of the target critics and perturbation actor."""
-    lmbda: float = 0.75
+    lmbda: Fraction = 0.75
     """lambda of the clipped double-Q mix (Eq. 13)."""
-    phi: float = 0.05
+    phi: NonNegative = 0.05
     """Phi: the perturbation's bound, as a fraction of the action range (unit box)."""
-    num_sampled_action: int = 10
+    num_sampled_action: Size = 10
     """VAE samples per next state for the target."""
-    forward_sampled_times: int = 100
+    forward_sampled_times: Size = 100
     """VAE samples per state when acting."""
-    estimation_step: int = 1
+    estimation_step: Count = 1
     """n of the n-step return target."""
     action_scaling: bool = True
     """Networks act in [-1, 1]; actions are mapped to the env's bounds."""
     action_bound_method: Literal["clip", "tanh"] = "clip"
     """How actions are bounded before scaling."""
-    actor_lr: float = 1e-3
+    actor_lr: Positive = 1e-3
     """Adam learning rate of the perturbation model (the reference's D4RL example)."""
-    critic_lr: float = 1e-3
+    critic_lr: Positive = 1e-3
     """Adam learning rate of the critics."""
-    vae_lr: float = 1e-3
+    vae_lr: Positive = 1e-3
     """Adam learning rate of the VAE."""
-    hidden_sizes: tuple[int, ...] = (256, 256)
+    hidden_sizes: Widths = (256, 256)
     """MLP hidden layers of the perturbation model and critics."""
-    vae_hidden_sizes: tuple[int, ...] = (512, 512)
+    vae_hidden_sizes: Widths = (512, 512)
     """MLP hidden layers of the VAE's encoder and decoder."""
-    latent_dim: int = 0
+    latent_dim: Annotated[int, In(f"0..{MAX_WIDTH}")] = 0
     """VAE latent size; 0 means 2 * action dimension (the reference's choice)."""
-
-    def validate(self) -> None:
-        if not 0 <= self.lmbda <= 1 or self.phi < 0:
-            raise BenchError("lmbda must be in [0, 1] and phi >= 0")
-        if self.num_sampled_action < 1 or self.forward_sampled_times < 1:
-            raise BenchError("num_sampled_action and forward_sampled_times must be >= 1")
 
 
 class VAE(nn.Module):
@@ -130,6 +134,7 @@ def bcq_continuous_target(ret, discount, q1, q2, lmbda: float) -> torch.Tensor:
 @register
 class BCQ(Algorithm):
     name = "bcq"
+    version = 1  # bump when a change alters the numbers (see Algorithm.version)
     source = "Fujimoto, Meger & Precup 2019, arXiv:1812.02900; defaults: Tianshou BCQPolicy"
     Config = BCQConfig
     action_kinds = ("continuous",)

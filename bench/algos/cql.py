@@ -26,7 +26,18 @@ from dataclasses import dataclass
 
 import torch
 
-from bench.algos.base import Algorithm, ObsNormalizer, register
+from bench.algos.base import (
+    Algorithm,
+    Count,
+    Fraction,
+    NonNegative,
+    ObsNormalizer,
+    Positive,
+    Real,
+    Size,
+    Widths,
+    register,
+)
 from bench.errors import BenchError
 from bench.nets import MLP, TanhGaussianActor, adam, critic_values, init_members, soft_update
 from bench.types import Batch, EnvInfo
@@ -39,51 +50,49 @@ class CQLConfig:
     behavior-cloning warm-up (CORL's bc_steps is 0 for gym-MuJoCo too), cql_max_target_backup
     is not offered."""
 
-    gamma: float = 0.99
+    gamma: Fraction = 0.99
     """Discount factor."""
-    tau: float = 0.005
+    tau: Fraction = 0.005
     """Polyak rate of the target critics (soft_target_update_rate)."""
-    cql_alpha: float = 10.0
+    cql_alpha: NonNegative = 10.0
     """Weight of the conservative penalty (alpha in Eq. 4)."""
-    cql_n_actions: int = 10
+    cql_n_actions: Size = 10
     """Actions sampled per state from each of the three proposals (uniform, pi(s), pi(s'))."""
     cql_importance_sample: bool = True
     """Weight sampled actions by their densities (Appendix F); else a plain logsumexp that
     includes Q(s, a_data)."""
-    cql_temp: float = 1.0
+    cql_temp: Positive = 1.0
     """Temperature of the logsumexp."""
     cql_lagrange: bool = False
     """Tune the penalty's weight alpha' by dual gradient ascent towards cql_target_action_gap."""
-    cql_target_action_gap: float = -1.0
+    cql_target_action_gap: Real = -1.0
     """The gap the Lagrange version keeps the penalty at (threshold tau of Eq. 30)."""
-    cql_clip_diff_min: float | None = None
+    cql_clip_diff_min: Real | None = None
     """Lower clip of the penalty's gap per state (none: unclipped)."""
-    cql_clip_diff_max: float | None = None
+    cql_clip_diff_max: Real | None = None
     """Upper clip of the penalty's gap per state (none: unclipped)."""
     auto_alpha: bool = True
     """SAC's automatic entropy tuning towards -|A| (use_automatic_entropy_tuning)."""
-    alpha_multiplier: float = 1.0
+    alpha_multiplier: NonNegative = 1.0
     """SAC's alpha = alpha_multiplier * exp(log alpha); log alpha starts at 0."""
     backup_entropy: bool = False
     """Subtract alpha log pi(a'|s') in the TD target (SAC's soft backup)."""
     normalize: bool = True
     """Normalize observations by the dataset's mean and std (eps 1e-3), when training and acting."""
-    estimation_step: int = 1
+    estimation_step: Count = 1
     """n of the n-step return target."""
-    actor_lr: float = 3e-5
+    actor_lr: Positive = 3e-5
     """Adam learning rate of the policy (policy_lr)."""
-    critic_lr: float = 3e-4
+    critic_lr: Positive = 3e-4
     """Adam learning rate of the critics (qf_lr)."""
-    alpha_lr: float = 3e-5
+    alpha_lr: Positive = 3e-5
     """Adam learning rate of SAC's log alpha (CORL: policy_lr)."""
-    cql_alpha_lr: float = 3e-4
+    cql_alpha_lr: Positive = 3e-4
     """Adam learning rate of log alpha' (cql_lagrange; CORL: qf_lr)."""
-    hidden_sizes: tuple[int, ...] = (256, 256, 256)
+    hidden_sizes: Widths = (256, 256, 256)
     """MLP hidden layers of the policy and of both critics."""
 
     def validate(self) -> None:
-        if self.cql_alpha < 0 or self.alpha_multiplier < 0 or not self.cql_temp > 0:
-            raise BenchError("cql_alpha and alpha_multiplier must be >= 0, cql_temp > 0")
         lo, hi = self.cql_clip_diff_min, self.cql_clip_diff_max
         if lo is not None and hi is not None and lo > hi:
             raise BenchError("cql_clip_diff_min must not exceed cql_clip_diff_max")
@@ -126,6 +135,7 @@ def cql_gap(lse: torch.Tensor, q_data: torch.Tensor, lo: float | None, hi: float
 @register
 class CQL(Algorithm):
     name = "cql"
+    version = 1  # bump when a change alters the numbers (see Algorithm.version)
     Config = CQLConfig
     action_kinds = ("continuous",)
     source = "Kumar et al. 2020, arXiv:2006.04779; defaults: CORL algorithms/offline/cql.py"

@@ -19,30 +19,40 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.algos.base import Algorithm, action_values, register
-from bench.errors import BenchError
+from bench.algos.base import (
+    Algorithm,
+    Count,
+    Fraction,
+    In,
+    NonNegative,
+    Positive,
+    Widths,
+    action_values,
+    register,
+)
 from bench.nets import MLP, Linear, NatureCNN, adam, hard_update, init_members, is_image
 from bench.types import Batch, EnvInfo
 
 
 @dataclass
 class DiscreteBCQConfig:
-    discount_factor: float = 0.99
+    discount_factor: Fraction = 0.99
     """gamma, the discount factor."""
-    estimation_step: int = 1
+    estimation_step: Count = 1
     """n, the number of steps of the n-step return target."""
-    target_update_freq: int = 8000
+    target_update_freq: Count = 8000
     """Hard copy of Q into the target network every this many updates."""
-    eval_eps: float = 1e-3
+    eval_eps: Fraction = 1e-3
     """epsilon of the epsilon-greedy noise while evaluating."""
-    unlikely_action_threshold: float = 0.3
+    unlikely_action_threshold: Annotated[float, In("(0, 1]")] = 0.3
     """tau (Eq. 17): keep actions with G(a|s) / max_a' G(a'|s) >= tau."""
-    imitation_logits_penalty: float = 1e-2
+    imitation_logits_penalty: NonNegative = 1e-2
     """Weight of the L2 penalty on the imitator's logits."""
     reward_normalization: bool = False
     """Standardize rewards (dataset mean and std) before computing returns."""
@@ -50,20 +60,12 @@ class DiscreteBCQConfig:
     """Double Q-learning: pick a' with the online network, value it with the target network."""
     clip_loss_grad: bool = False
     """Huber loss (gradient clipped at 1) instead of squared error for the Q loss."""
-    lr: float = 6.25e-5
+    lr: Positive = 6.25e-5
     """Adam learning rate (the authors' Atari setting)."""
-    adam_eps: float = 1.5e-4
+    adam_eps: Positive = 1.5e-4
     """Adam epsilon (the authors' Atari setting)."""
-    hidden_sizes: tuple[int, ...] = (256, 256)
+    hidden_sizes: Widths = (256, 256)
     """Shared MLP trunk for vector observations (images use the Nature CNN trunk)."""
-
-    def validate(self) -> None:
-        if not 0.0 < self.unlikely_action_threshold <= 1.0:
-            raise BenchError("unlikely_action_threshold must be in (0, 1]")
-        if self.estimation_step < 1 or self.target_update_freq < 1:
-            raise BenchError("estimation_step and target_update_freq must be >= 1")
-        if not 0.0 <= self.eval_eps <= 1.0 or not 0.0 <= self.discount_factor <= 1.0:
-            raise BenchError("eval_eps and discount_factor must be in [0, 1]")
 
 
 #: Deltas for tasks far smaller than Atari (CartPole-sized), as in the reference's own CartPole
@@ -162,6 +164,7 @@ def bcq_losses(
 @register
 class DiscreteBCQ(Algorithm):
     name = "discrete_bcq"
+    version = 1  # bump when a change alters the numbers (see Algorithm.version)
     source = "Fujimoto et al. 2019, arXiv:1910.01708; defaults: Tianshou DiscreteBCQPolicy"
     Config = DiscreteBCQConfig
     aliases = {"gamma": "discount_factor"}  # the one spelling every algorithm takes

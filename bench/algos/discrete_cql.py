@@ -21,8 +21,16 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from bench.algos.base import Algorithm, action_values, register
-from bench.errors import BenchError
+from bench.algos.base import (
+    Algorithm,
+    Count,
+    Fraction,
+    NonNegative,
+    Positive,
+    Widths,
+    action_values,
+    register,
+)
 from bench.nets import adam, hard_update, init_members, obs_net
 from bench.types import Batch, EnvInfo
 
@@ -32,26 +40,22 @@ class DiscreteCQLConfig:
     """Defaults: d3rlpy 2.8.1's DiscreteCQLConfig and its Atari reproduction (learning rate
     6.25e-5, target_update_interval 8000, alpha 1.0); Adam eps 1.5e-4 as DQN's Atari setting."""
 
-    gamma: float = 0.99
+    gamma: Fraction = 0.99
     """Discount factor."""
-    alpha: float = 1.0
+    alpha: NonNegative = 1.0
     """Weight of the conservative penalty."""
-    target_update_interval: int = 8000
+    target_update_interval: Count = 8000
     """Hard copy of Q into the target network every this many updates."""
-    estimation_step: int = 1
+    estimation_step: Count = 1
     """n of the n-step return target."""
     clip_loss_grad: bool = True
     """Huber TD loss (gradient clipped at 1) instead of squared error."""
-    lr: float = 6.25e-5
+    lr: Positive = 6.25e-5
     """Adam learning rate (Atari setting)."""
-    adam_eps: float = 1.5e-4
+    adam_eps: Positive = 1.5e-4
     """Adam epsilon (Atari setting)."""
-    hidden_sizes: tuple[int, ...] = (256, 256)
+    hidden_sizes: Widths = (256, 256)
     """MLP hidden layers for vector observations (images: Nature CNN trunk, then one 512 layer)."""
-
-    def validate(self) -> None:
-        if self.alpha < 0:
-            raise BenchError("alpha must be >= 0")
 
 
 #: Deltas for tasks far smaller than Atari (CartPole-sized), the same as Discrete BCQ's: a faster
@@ -78,6 +82,7 @@ def discrete_cql_penalty(q: torch.Tensor, act: torch.Tensor, mask=None) -> torch
 @register
 class DiscreteCQL(Algorithm):
     name = "discrete_cql"
+    version = 1  # bump when a change alters the numbers (see Algorithm.version)
     Config = DiscreteCQLConfig
     presets = PRESETS
     action_kinds = ("discrete",)

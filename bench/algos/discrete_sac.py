@@ -18,45 +18,50 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.algos.base import Algorithm, action_values, register
-from bench.errors import BenchError
+from bench.algos.base import (
+    Algorithm,
+    Count,
+    Fraction,
+    In,
+    Positive,
+    Widths,
+    action_values,
+    register,
+)
 from bench.nets import MLP, NatureCNN, adam, init_members, is_image, obs_net, soft_update
 from bench.types import Batch, EnvInfo
 
 
 @dataclass
 class DiscreteSACConfig:
-    tau: float = 0.005
+    tau: Annotated[float, In("(0, 1]")] = 0.005
     """Polyak rate of the target critics."""
-    gamma: float = 0.99
+    gamma: Fraction = 0.99
     """Discount factor."""
-    alpha: float = 0.2
+    alpha: Positive = 0.2
     """Entropy temperature (the starting value when auto_alpha)."""
     auto_alpha: bool = False
     """Tune alpha towards the target entropy (Eq. 11)."""
-    target_entropy_ratio: float = 0.98
+    target_entropy_ratio: Fraction = 0.98
     """Target entropy as a fraction of the maximum, log|A| (the paper's 0.98)."""
-    estimation_step: int = 1
+    estimation_step: Count = 1
     """n of the n-step return target."""
-    actor_lr: float = 3e-4
+    actor_lr: Positive = 3e-4
     """Adam learning rate of the policy."""
-    critic_lr: float = 3e-4
+    critic_lr: Positive = 3e-4
     """Adam learning rate of the critics."""
-    alpha_lr: float = 3e-4
+    alpha_lr: Positive = 3e-4
     """Adam learning rate of log alpha."""
-    hidden_sizes: tuple[int, ...] = (256, 256)
+    hidden_sizes: Widths = (256, 256)
     """MLP hidden layers of actor and critics (images: Nature CNN trunks)."""
     deterministic_eval: bool = True
     """Evaluate with the most probable action instead of sampling."""
-
-    def validate(self) -> None:
-        if self.alpha <= 0 or not 0 < self.tau <= 1 or self.estimation_step < 1:
-            raise BenchError("alpha must be > 0, tau in (0, 1], estimation_step >= 1")
 
 
 def soft_value(
@@ -98,6 +103,7 @@ class CriticPair(nn.Module):
 @register
 class DiscreteSAC(Algorithm):
     name = "discrete_sac"
+    version = 1  # bump when a change alters the numbers (see Algorithm.version)
     source = "Christodoulou 2019, arXiv:1910.07207; defaults: Tianshou DiscreteSACPolicy"
     Config = DiscreteSACConfig
     action_kinds = ("discrete",)

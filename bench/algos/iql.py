@@ -22,12 +22,22 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 from torch import nn
 
-from bench.algos.base import Algorithm, ObsNormalizer, register
-from bench.errors import BenchError
+from bench.algos.base import (
+    Algorithm,
+    Count,
+    Fraction,
+    In,
+    NonNegative,
+    ObsNormalizer,
+    Positive,
+    Widths,
+    register,
+)
 from bench.nets import MLP, adam, init_members, soft_update
 from bench.types import Batch, EnvInfo
 
@@ -39,36 +49,30 @@ class IQLConfig:
     actor's learning rate with a cosine schedule over the run's length; here it is constant
     (an algorithm does not know its run's budget)."""
 
-    gamma: float = 0.99
+    gamma: Fraction = 0.99
     """Discount factor."""
-    tau: float = 0.005
+    tau: Fraction = 0.005
     """Polyak rate of the target critics."""
-    expectile: float = 0.7
+    expectile: Annotated[float, In("(0, 1)")] = 0.7
     """tau of the expectile loss (Eq. 5); 0.5 is a mean, towards 1 a max over the data's actions."""
-    beta: float = 3.0
+    beta: NonNegative = 3.0
     """Inverse temperature of the advantage weights exp(beta * A) (Eq. 7)."""
-    max_weight: float = 100.0
+    max_weight: Positive = 100.0
     """Clip of the exponentiated advantage."""
     normalize: bool = True
     """Normalize observations by the dataset's mean and std (eps 1e-3), when training and acting."""
     normalize_reward: bool = True
     """Scale rewards by 1000 / (max - min episode return) of the dataset."""
-    estimation_step: int = 1
+    estimation_step: Count = 1
     """n of the n-step return target."""
-    actor_lr: float = 3e-4
+    actor_lr: Positive = 3e-4
     """Adam learning rate of the policy."""
-    critic_lr: float = 3e-4
+    critic_lr: Positive = 3e-4
     """Adam learning rate of the critics."""
-    value_lr: float = 3e-4
+    value_lr: Positive = 3e-4
     """Adam learning rate of the value network."""
-    hidden_sizes: tuple[int, ...] = (256, 256)
+    hidden_sizes: Widths = (256, 256)
     """MLP hidden layers of the policy, the critics and the value network."""
-
-    def validate(self) -> None:
-        if not 0.0 < self.expectile < 1.0:
-            raise BenchError("expectile must be in (0, 1)")
-        if self.beta < 0 or self.max_weight <= 0:
-            raise BenchError("beta must be >= 0 and max_weight > 0")
 
 
 def expectile_loss(diff: torch.Tensor, expectile: float) -> torch.Tensor:
@@ -112,6 +116,7 @@ class GaussianPolicy(nn.Module):
 @register
 class IQL(Algorithm):
     name = "iql"
+    version = 1  # bump when a change alters the numbers (see Algorithm.version)
     Config = IQLConfig
     action_kinds = ("continuous",)
     source = (

@@ -26,7 +26,16 @@ from typing import Literal
 
 import torch
 
-from bench.algos.base import Algorithm, register
+from bench.algos.base import (
+    Algorithm,
+    Count,
+    Fraction,
+    NonNegative,
+    Positive,
+    Size,
+    Widths,
+    register,
+)
 from bench.errors import BenchError
 from bench.nets import MLP, TanhGaussianActor, adam, critic_values, init_members, soft_update
 from bench.types import Batch, EnvInfo
@@ -34,44 +43,45 @@ from bench.types import Batch, EnvInfo
 
 @dataclass
 class REDQConfig:
-    ensemble_size: int = 10
+    ensemble_size: Size = 10
     """N, the number of critics."""
-    subset_size: int = 2
+    subset_size: Size = 2
     """M, critics drawn at random for each target."""
-    tau: float = 0.005
+    tau: Fraction = 0.005
     """Polyak rate of the target critics."""
-    gamma: float = 0.99
+    gamma: Fraction = 0.99
     """Discount factor."""
-    alpha: float = 0.2
+    alpha: Positive = 0.2
     """Entropy temperature (the starting value when auto_alpha)."""
     auto_alpha: bool = False
     """Tune alpha towards target entropy -|A|."""
-    estimation_step: int = 1
+    estimation_step: Count = 1
     """n of the n-step return target."""
-    actor_delay: int = 20
+    actor_delay: Count = 20
     """Critic updates per policy (and alpha) update."""
     target_mode: Literal["min", "mean"] = "min"
     """How the subset's target values are reduced."""
-    exploration_noise: float = 0.1
+    exploration_noise: NonNegative = 0.1
     """Gaussian sigma added to sampled actions during online collection (unit box)."""
     deterministic_eval: bool = True
     """Evaluate with tanh(mean) instead of sampling."""
     action_bound_method: Literal["clip", "tanh"] = "clip"
     """How actions outside [-1, 1] are bounded before scaling to the env's range."""
-    actor_lr: float = 1e-3
+    actor_lr: Positive = 1e-3
     """Adam learning rate of the policy."""
-    critic_lr: float = 1e-3
+    critic_lr: Positive = 1e-3
     """Adam learning rate of the critics."""
-    alpha_lr: float = 3e-4
+    alpha_lr: Positive = 3e-4
     """Adam learning rate of log alpha."""
-    hidden_sizes: tuple[int, ...] = (256, 256)
+    hidden_sizes: Widths = (256, 256)
     """MLP hidden layers of the actor and of every critic."""
 
     def validate(self) -> None:
-        if not 1 <= self.subset_size <= self.ensemble_size:
-            raise BenchError("subset_size must be between 1 and ensemble_size")
-        if self.actor_delay < 1 or self.estimation_step < 1 or self.alpha <= 0:
-            raise BenchError("actor_delay and estimation_step must be >= 1, alpha > 0")
+        if self.subset_size > self.ensemble_size:
+            raise BenchError(
+                f"redq.subset_size must be at most ensemble_size ({self.ensemble_size}), "
+                f"got {self.subset_size}"
+            )
 
 
 def subset_target(q_next: torch.Tensor, subset: torch.Tensor, mode: str) -> torch.Tensor:
@@ -99,6 +109,7 @@ def redq_target(
 @register
 class REDQ(Algorithm):
     name = "redq"
+    version = 1  # bump when a change alters the numbers (see Algorithm.version)
     source = "Chen et al. 2021, arXiv:2101.05982; defaults: Tianshou REDQPolicy"
     Config = REDQConfig
     action_kinds = ("continuous",)

@@ -20,8 +20,16 @@ from dataclasses import dataclass
 
 import torch
 
-from bench.algos.base import Algorithm, ObsNormalizer, register
-from bench.errors import BenchError
+from bench.algos.base import (
+    Algorithm,
+    Count,
+    Fraction,
+    NonNegative,
+    ObsNormalizer,
+    Positive,
+    Widths,
+    register,
+)
 from bench.nets import MLP, adam, critic_values, init_members, soft_update
 from bench.types import Batch, EnvInfo
 
@@ -31,32 +39,28 @@ class TD3BCConfig:
     """Defaults: CORL algorithms/offline/td3_bc.py (TrainConfig), the file behind CORL's
     gym-MuJoCo tables; the same values as the paper's Table 5."""
 
-    gamma: float = 0.99
+    gamma: Fraction = 0.99
     """Discount factor."""
-    tau: float = 0.005
+    tau: Fraction = 0.005
     """Polyak rate of the target actor and critics."""
-    alpha: float = 2.5
+    alpha: NonNegative = 2.5
     """alpha of lambda = alpha / mean|Q|: weight of the RL term against behavior cloning."""
-    policy_noise: float = 0.2
+    policy_noise: NonNegative = 0.2
     """sigma of the target policy smoothing noise (unit action box)."""
-    noise_clip: float = 0.5
+    noise_clip: NonNegative = 0.5
     """c: the smoothing noise is clipped to [-c, c]."""
-    policy_freq: int = 2
+    policy_freq: Count = 2
     """Critic updates per actor (and target) update."""
     normalize: bool = True
     """Normalize observations by the dataset's mean and std (eps 1e-3), when training and acting."""
-    estimation_step: int = 1
+    estimation_step: Count = 1
     """n of the n-step return target."""
-    actor_lr: float = 3e-4
+    actor_lr: Positive = 3e-4
     """Adam learning rate of the actor."""
-    critic_lr: float = 3e-4
+    critic_lr: Positive = 3e-4
     """Adam learning rate of the critics."""
-    hidden_sizes: tuple[int, ...] = (256, 256)
+    hidden_sizes: Widths = (256, 256)
     """MLP hidden layers of the actor and of both critics."""
-
-    def validate(self) -> None:
-        if self.alpha < 0 or self.policy_noise < 0 or self.noise_clip < 0:
-            raise BenchError("alpha, policy_noise and noise_clip must be >= 0")
 
 
 def td3_target(ret, discount, q1_next, q2_next) -> torch.Tensor:
@@ -81,6 +85,7 @@ def td3_bc_actor_loss(q: torch.Tensor, pi: torch.Tensor, act: torch.Tensor, alph
 @register
 class TD3BC(Algorithm):
     name = "td3_bc"
+    version = 1  # bump when a change alters the numbers (see Algorithm.version)
     Config = TD3BCConfig
     action_kinds = ("continuous",)
     source = "Fujimoto & Gu 2021, arXiv:2106.06860; defaults: CORL algorithms/offline/td3_bc.py"
