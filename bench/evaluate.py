@@ -10,6 +10,9 @@ import torch
 from bench.envs import make_env
 from bench.types import EnvSpec
 
+#: The evaluation protocol's version, part of every run's key: bump it when a change alters what
+#: an evaluation measures (env seeds, episode quotas, wrappers, scoring)
+EVAL_VERSION = 1
 #: Upper bound on parallel evaluation envs (they step one after another).
 MAX_EVAL_ENVS = 10
 #: gamma of the discounted returns evaluations also record: the true values that offline

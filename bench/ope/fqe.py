@@ -33,6 +33,9 @@ from bench.nets import MLP, ActionScale, adam, hard_update, init_members, is_ima
 from bench.progress import progress_bar
 from bench.seeding import SeedStreams
 
+#: FQE's implementation version, in every estimate's settings (the selection table's settings
+#: column): bump it when a change alters FQE's numbers
+FQE_VERSION = 1
 #: FQE's seeds: candidate i of FQE seed k uses SEED_STRIDE * k + i.
 SEED_STRIDE = 1_000_000
 #: The regression losses FQE can fit with.
@@ -157,5 +160,7 @@ class FQE:
 
 
 def settings(config: FQEConfig) -> str:
-    """The FQE settings that decide an estimate, as one line (stored with the results)."""
-    return " ".join(f"{k}={v}" for k, v in dataclasses.asdict(config).items())
+    """The FQE settings that decide an estimate, its version first, as one line (stored with
+    the results)."""
+    fields = {"version": FQE_VERSION} | dataclasses.asdict(config)
+    return " ".join(f"{k}={v}" for k, v in fields.items())

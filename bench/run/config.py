@@ -26,8 +26,9 @@ from bench.data.cards import Card
 from bench.errors import BenchError
 
 #: config.json layout version. 1: before run keys; 2: before seeds trained together (both read
-#: back, never matched to a newer run: their random draws were made another way).
-SCHEMA_VERSION = 3
+#: back, never matched to a newer run: their random draws were made another way); 3: before
+#: implementation versions (read back with versions None, under keys no newer run shares).
+SCHEMA_VERSION = 4
 #: How random draws are made (part of the key): 2 = one stream per seed (bench.seeding).
 RANDOM_STREAMS = 2
 #: Evaluation env seeds: EVAL_SEED_BASE + 1000 * run seed + env index (disjoint from build seeds).
@@ -35,6 +36,9 @@ EVAL_SEED_BASE = 1_000_000
 #: The final evaluation's env seeds start FINAL_SEED_OFFSET above the periodic ones' (its
 #: episodes are not the learning curve's).
 FINAL_SEED_OFFSET = 500
+#: The parts of the code whose versions are part of a run's identity: the algorithm's
+#: implementation (Algorithm.version) and the evaluation protocol (bench.evaluate.EVAL_VERSION).
+VERSION_PARTS = ("algo", "eval")
 #: Seeds are non-negative and fit the 32-bit seeds of numpy and the environments.
 MAX_SEED = 2**31 - 1
 #: Budgets above this are refused as typos (10^9 updates is years on any machine).
@@ -193,14 +197,17 @@ class RunConfig:
     final_episodes: int = 0  # the final evaluation's episodes (0: none, as in older runs)
     keep_policies: int | None = None  # evaluated policies kept (None: all): not in the key
     holdout: float = 0.0  # fraction of episodes held out of training (0: none, as in older runs)
+    #: the code's versions: {"algo": the algorithm's, "eval": the evaluation protocol's}; None
+    #: in runs written before versions were recorded (schema < 4)
+    versions: dict[str, int] | None = None
 
     #: the fields the key hashes: all that decides a run's numbers, except the seed
     IDENTITY = ("algo", "minari_id", "dataset_hash", "steps", "eval_every", "eval_episodes",
                 "batch_size", "algo_config", "eval_env", "eval_seed_base",
                 "random_streams")  # fmt: skip
     #: hashed only when set, so that a run without a final evaluation keeps the key it had
-    #: before final evaluations existed
-    IDENTITY_IF_SET = ("final_episodes", "holdout")
+    #: before final evaluations existed (and one written before versions, its own key)
+    IDENTITY_IF_SET = ("final_episodes", "holdout", "versions")
 
     def key(self) -> str:
         ident = {k: getattr(self, k) for k in self.IDENTITY}
@@ -222,6 +229,9 @@ class RunConfig:
         does not match its fields because it was edited) is one error line."""
         if not isinstance(cfg, dict):
             raise BenchError(f"{where}: not a bench run config (a JSON object expected)")
+        schema = cfg.get("schema_version")
+        if isinstance(schema, int) and schema > SCHEMA_VERSION:  # its fields may be new to us
+            raise BenchError(f"{where}: written by a newer bench (schema {schema}); upgrade bench")
         try:
             if cfg.get("schema_version") is None:  # schema 1: before run keys
                 values = _from_schema_1(cfg)
@@ -233,10 +243,6 @@ class RunConfig:
             config._check_types()
         except (KeyError, TypeError, ValueError) as e:
             raise BenchError(f"{where}: not a bench run config ({type(e).__name__}: {e})") from None
-        if config.schema_version > SCHEMA_VERSION:
-            raise BenchError(
-                f"{where}: written by a newer bench (schema {config.schema_version}); upgrade bench"
-            )
         stored = cfg.get("key")
         mark = cfg.get("fingerprint")
         if (stored is not None and stored != config.key()) or (
@@ -271,6 +277,12 @@ class RunConfig:
         kept = self.keep_policies
         if kept is not None and (isinstance(kept, bool) or not isinstance(kept, int) or kept < 0):
             raise TypeError("keep_policies must be null or an integer >= 0")
+        v = self.versions
+        if v is not None and not (
+            isinstance(v, dict) and v and all(
+                isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in v.values())
+        ):  # fmt: skip
+            raise ValueError(f"versions must be null or {{part: integer >= 1}}, got {v!r}")
 
     def options(self, seed: int | None = None) -> RunOptions:
         """The options that resolve to this configuration again (the preset spelled out)."""
@@ -309,6 +321,32 @@ class RunConfig:
             parts += ["--set", f"{k}={v}"]
         return shlex.join(parts)
 
+    def version(self, part: str) -> int | None:
+        """The version of one part of the code (VERSION_PARTS); None: not recorded."""
+        return None if self.versions is None else self.versions.get(part)
+
+    def identity_diff(self, other: RunConfig) -> list[tuple[str, Any, Any]]:
+        """Every identity field (what the key hashes) in which other differs from this one, as
+        (name, this value, other's value): the dataset's content, the code's versions, budgets
+        and evaluation, then the algorithm's config field by field."""
+        out = []
+        for name in ("algo", "minari_id", "dataset_hash"):
+            if getattr(self, name) != getattr(other, name):
+                out.append((name, getattr(self, name), getattr(other, name)))
+        for part in VERSION_PARTS:
+            if self.version(part) != other.version(part):
+                out.append((f"{part}_version", self.version(part), other.version(part)))
+        for name in ("steps", "eval_every", "eval_episodes", "final_episodes", "batch_size",
+                     "holdout", "eval_env", "eval_seed_base", "random_streams"):  # fmt: skip
+            mine, theirs = _canonical(getattr(self, name)), _canonical(getattr(other, name))
+            if mine != theirs:
+                out.append((name, mine, theirs))
+        a, b = _canonical(self.algo_config), _canonical(other.algo_config)
+        for k in sorted(set(a) | set(b)):
+            if a.get(k) != b.get(k):
+                out.append((k, a.get(k), b.get(k)))
+        return out
+
     def differences(self, others: list[RunConfig]) -> dict[str, Any]:
         """What sets this configuration apart from others of the same algorithm and dataset
         (for labels such as `bc (steps=1000)`): budgets, preset, then algorithm config fields."""
@@ -324,6 +362,9 @@ class RunConfig:
                 out[k] = v
         if any(o.dataset_hash != self.dataset_hash for o in others):
             out["data"] = self.dataset_hash[:6]
+        for part in VERSION_PARTS:
+            if any(o.version(part) != self.version(part) for o in others):
+                out[f"{part}_version"] = self.version(part) or "none"
         if not out and any(o.key() != self.key() for o in others):
             out["key"] = self.key()
         return out
@@ -370,12 +411,19 @@ def resolve(opts: RunOptions, card: Card, dataset_hash: str) -> RunConfig:
         ),
         batch_size=_positive("batch_size", t.batch_size if opts.batch_size is None else opts.batch_size),
         preset=preset, overrides=dict(opts.overrides),
-        algo_config=_canonical(dataclasses.asdict(config)),
+        algo_config=_canonical(dataclasses.asdict(config)), versions=code_versions(cls),
         eval_env=_canonical(dataclasses.asdict(card.env)), device=opts.device,
         compile=opts.compile, holdout=_holdout(opts.holdout),
         keep_policies=_count("keep_policies", t.keep_policies, allow_zero=True)
         if opts.keep_policies is None and t.keep_policies is not None else opts.keep_policies,
     )  # fmt: skip
+
+
+def code_versions(cls: type[Algorithm]) -> dict[str, int]:
+    """The versions of the code that decides a run's numbers (VERSION_PARTS)."""
+    from bench import evaluate
+
+    return {"algo": int(cls.version), "eval": int(evaluate.EVAL_VERSION)}
 
 
 def check_algorithm(opts: RunOptions) -> None:
