@@ -177,6 +177,16 @@ def _selected_scores(results_dir: Path, method: str) -> dict[str, tuple[float, i
     rows = table[(table.method == method) & (table.cell == table.key)]  # per configuration
     if not len(rows):
         raise BenchError(f"{path} has no picks of method {method}: run `bench select` with it")
+    if method == "fqe":  # estimates of another FQE are not this bench's picks
+        from bench.ope.fqe import FQE_VERSION, settings_version
+
+        made = {settings_version(s) for s in rows.settings}
+        if made != {FQE_VERSION}:
+            by = ", ".join("no version" if v is None else f"v{v}" for v in sorted(made, key=str))
+            raise BenchError(
+                f"{path}: its fqe picks were made by FQE {by}, this bench's FQE is "
+                f"v{FQE_VERSION}: run `bench select` again"
+            )
     if method == "random":
         return {k: (v, None) for k, v in rows.groupby("run_id").true_score.mean().items()}
     picked = rows[rows.picked]

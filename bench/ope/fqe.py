@@ -164,3 +164,10 @@ def settings(config: FQEConfig) -> str:
     the results)."""
     fields = {"version": FQE_VERSION} | dataclasses.asdict(config)
     return " ".join(f"{k}={v}" for k, v in fields.items())
+
+
+def settings_version(text: str) -> int | None:
+    """The FQE version a settings line records (None: written before FQE had a version)."""
+    first = str(text).split(" ", 1)[0]
+    name, _, value = first.partition("=")
+    return int(value) if name == "version" and value.isdigit() else None
