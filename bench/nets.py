@@ -323,15 +323,20 @@ class TanhGaussianActor(nn.Module):
         #: added to the head's log sigma (a smaller initial spread when negative)
         self.log_std_offset = log_std_offset
 
+    def distribution(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mu, log sigma) of the Gaussian before the tanh, log sigma offset and clamped."""
+        mu, log_std = self.head(self.trunk(obs)).chunk(2, -1)
+        log_std = (log_std + self.log_std_offset).clamp(self.LOG_STD_MIN, self.LOG_STD_MAX)
+        return mu, log_std
+
     def forward(
         self, obs: torch.Tensor, rng=None, deterministic: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(action in [-1, 1], log pi(action|s)); deterministic: tanh(mu), log-prob 0.
         rng: the seeds' streams (bench.seeding.SeedStreams) the noise eps comes from."""
-        mu, log_std = self.head(self.trunk(obs)).chunk(2, -1)
+        mu, log_std = self.distribution(obs)
         if deterministic:
             return torch.tanh(mu), torch.zeros(mu.shape[:-1], device=mu.device)
-        log_std = (log_std + self.log_std_offset).clamp(self.LOG_STD_MIN, self.LOG_STD_MAX)
         noise = rng.normal(*mu.shape[1:])
         u = mu + log_std.exp() * noise
         # log N(u; mu, std) - sum log(1 - tanh(u)^2), the latter in a stable form

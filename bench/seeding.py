@@ -1,4 +1,20 @@
-"""Seeding: the process-wide RNGs, and per-seed random streams for jobs that train many seeds.
+"""Seeding: the seed plan, the process-wide RNGs, and per-seed random streams for jobs that
+train many seeds.
+
+The seed plan. Every env seed and every random stream bench uses is derived here from
+(purpose, seed, index), and nowhere else:
+
+    env_seed(purpose, seed, index)   the reset seed of an environment: PURPOSE_SPAN * purpose
+                                     + SEED_STRIDE * seed + index, so the ranges of two
+                                     purposes, or of two seeds of one purpose, never overlap
+                                     (tests/test_seedplan.py checks it over the full range)
+    rng(purpose, seed, *index)       a numpy Generator (PCG64) keyed by the same triple
+    stream_seed(purpose, seed, *index) an integer seed for a torch generator keyed by it
+
+A purpose's `seed` is the run seed (eval, final), the card's build seed (build, refs, behavior
+noise), the online agent's seed (online, online_eval), or 0 for draws shared by every run
+(holdout, select). The per-seed training streams (SeedStreams: network init, sampler, acting
+noise) are keyed by (seed, stream name, kind) through derive_seed; their names are purposes too.
 
 A job trains S seeds at once, so every random draw has a leading seed dimension, and seed s's
 numbers must not depend on which other seeds share its job. SeedStreams gives each seed its own
@@ -16,6 +32,69 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
+
+#: The purposes, in a fixed order: a purpose's code is its position (never reorder; append).
+PURPOSES = ("build", "refs", "eval", "final", "online", "online_eval", "holdout", "select",
+            "behavior_noise")  # fmt: skip
+#: Seeds are non-negative and fit the 32-bit seeds of numpy's legacy API and the environments.
+MAX_SEED = 2**31 - 1
+#: Indices (episodes, envs) per (purpose, seed): 16.7M episodes of one build or evaluation.
+SEED_STRIDE = 2**24
+#: Env seeds per purpose: every seed's stride.
+PURPOSE_SPAN = (MAX_SEED + 1) * SEED_STRIDE
+
+
+def _code(purpose: str) -> int:
+    try:
+        return PURPOSES.index(purpose)
+    except ValueError:
+        raise ValueError(f"unknown seed purpose {purpose!r}; one of {PURPOSES}") from None
+
+
+def _check(seed: int, index: int = 0) -> None:
+    if (
+        isinstance(seed, bool)
+        or not isinstance(seed, int | np.integer)
+        or not 0 <= seed <= MAX_SEED
+    ):
+        raise ValueError(f"seed must be an integer in 0..{MAX_SEED}, got {seed!r}")
+    if not 0 <= index < SEED_STRIDE:
+        raise ValueError(f"index must be in 0..{SEED_STRIDE - 1}, got {index}")
+
+
+def env_seed(purpose: str, seed: int, index: int = 0) -> int:
+    """The reset seed of env (or episode) `index` for `purpose` and `seed`. For "build" with
+    seed 0 it is the index itself, as dataset builds have always reset their episodes."""
+    _check(seed, index)
+    return PURPOSE_SPAN * _code(purpose) + SEED_STRIDE * int(seed) + int(index)
+
+
+def env_seed_range(purpose: str, seed: int) -> range:
+    """Every env seed `purpose` may give `seed`."""
+    start = env_seed(purpose, seed, 0)
+    return range(start, start + SEED_STRIDE)
+
+
+def seed_sequence(purpose: str, seed: int, *index: int) -> np.random.SeedSequence:
+    """numpy's SeedSequence for (purpose, seed, index). "build" and "refs" with no index are
+    numpy's plain default_rng(seed) (what a card's behavior has always drawn from)."""
+    _check(seed)
+    code = _code(purpose)
+    key = () if code == 0 and not index else (code, *map(int, index))
+    return np.random.SeedSequence(int(seed), spawn_key=key)
+
+
+def rng(purpose: str, seed: int, *index: int) -> np.random.Generator:
+    """A numpy Generator for (purpose, seed, index)."""
+    return np.random.default_rng(seed_sequence(purpose, seed, *index))
+
+
+def stream_seed(purpose: str, seed: int, *index: int) -> int:
+    """An integer seed for a torch generator (or a gymnasium space) keyed by (purpose, seed,
+    index): 63 bits of numpy's SeedSequence for the triple. torch's CPU generator keeps the low 32
+    bits of its seed, so two such streams coincide with probability 2^-32 per pair; env seeds,
+    which decide which initial states runs and datasets share, are disjoint by construction."""
+    return int(seed_sequence(purpose, seed, *index).generate_state(1, np.uint64)[0] >> 1)
 
 
 def seed_everything(seed: int) -> None:

@@ -89,23 +89,96 @@ def datasets_build(
     size: int | None = typer.Option(None, help="Transitions to collect (default: the card's)."),
     force: bool = typer.Option(False, "--force", help="Rebuild even if it exists."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    allow_mismatch: bool = typer.Option(
+        False,
+        "--allow-mismatch",
+        help="Keep a full-size build whose content differs from the card's reference build, as "
+        "a dataset of its own (runs on it get keys of their own); without it such a build is "
+        "refused and nothing is kept.",
+    ),
+    measure_refs: bool = typer.Option(
+        False,
+        "--measure-refs",
+        help="Measure the normalization references now (uniform random and the card's expert, "
+        "the card's episode count) and show them beside the card's constants; builds nothing.",
+    ),
+    record_reference: bool = typer.Option(
+        False,
+        "--record-reference",
+        help="For card authors: after a full-size build, write its content hash, episode and "
+        "step counts into the card's [reference] table and its per-episode digests into "
+        "reference/<id>.npz beside the card.",
+    ),
 ):
-    """Collect DATASET with its behavior policy into a Minari dataset (lossless, seeded)."""
-    from bench.collect.build import build_dataset, check_build
+    """Collect DATASET with its behavior policy into a Minari dataset (lossless, seeded).
+
+    The same card builds the same data on every machine (learned behaviors act in float64 with
+    actions on a grid). A full-size build is compared with the card's reference build by
+    content hash: "identical to the reference build", or one error naming the first episode
+    that differs."""
+    from bench.collect.build import build_dataset, card_refs, check_build
+    from bench.collect.build import measure_refs as measure
     from bench.data.cards import load_card
     from bench.data.minari_io import check_root_writable
     from bench.progress import progress_bar
 
     card = load_card(dataset)
+    if measure_refs:
+        if size is not None or force or allow_mismatch or record_reference:
+            raise BenchError("--measure-refs builds nothing: give it alone with the card id")
+        ref_min, ref_max = measure(card)
+        stdout.print(f"measured over {card.ref_episodes} episodes each: ref_min {ref_min!r}, "
+                     f"ref_max {ref_max!r}")  # fmt: skip
+        if card.measured_refs:
+            stdout.print("the card has no constants yet: write these into its [normalization] table",
+                         markup=False)
+        else:
+            c_min, c_max = card_refs(card)
+            same = (c_min, c_max) == (ref_min, ref_max)
+            stdout.print(f"the card's constants:          ref_min {c_min!r}, ref_max {c_max!r}"
+                         f" ({'the same' if same else 'different'})")  # fmt: skip
+        return
+    if record_reference and size is not None and size != card.size:
+        raise BenchError(f"--record-reference records a full-size build ({card.size:,} steps); "
+                         "drop --size")  # fmt: skip
     total = check_build(card, size, force)  # refusals are one line, before the progress bar
     check_root_writable()  # before any progress is shown
     with progress_bar(f"building {card.id}", total, not quiet) as (advance, _):
-        ds = build_dataset(card, size=size, progress=advance, force=force)
+        ds = build_dataset(card, size=size, progress=advance, force=force,
+                           allow_mismatch=allow_mismatch or record_reference)  # fmt: skip
     meta = ds.storage.metadata
     stdout.print(
         f"built {card.minari_id}: {ds.total_episodes} episodes, {ds.total_steps} steps, "
         f"ref_min {meta['ref_min_score']:.2f}, ref_max {meta['ref_max_score']:.2f}"
     )
+    if record_reference:
+        from bench.data.identity import content
+
+        path = _record_reference(card, content(ds))
+        stdout.print(f"recorded the reference build in {path}")
+    else:
+        stdout.print(f"content {meta['bench_content_hash'][:16]}: {meta['bench_reference']}")
+
+
+def _record_reference(card, built) -> Path:
+    """Write a build's content into its card ([reference]) and reference/<id>.npz."""
+    import re
+
+    from bench.data.cards import write_card
+    from bench.data.identity import reference_file, save_reference
+
+    if card.path is None:
+        raise BenchError(f"dataset '{card.id}' has no card file to record into")
+    text = card.path.read_text()
+    table = (f"[reference]\n# the reference build (`bench datasets build {card.id} "
+             f"--record-reference`)\ncontent_hash = \"{built.hash}\"\nepisodes = "
+             f"{built.episodes}\nsteps = {built.steps}\n")  # fmt: skip
+    pattern = re.compile(r"^\[reference\]\n(?:(?!\[).*\n?)*", re.M)
+    text = pattern.sub(table + "\n", text, count=1) if pattern.search(text) else (
+        text.rstrip("\n") + "\n\n" + table)  # fmt: skip
+    save_reference(reference_file(card.path.parent, card.id), built)
+    write_card(card.path, text)
+    return card.path
 
 
 @datasets_app.command("import")

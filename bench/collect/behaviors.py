@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
+from bench import seeding
 from bench.data.cards import PolicySpec
 from bench.errors import DatasetError, UnknownNameError
 
@@ -75,22 +77,34 @@ def _mountaincar_energy(action_space: gym.Space, seed: int, sign: int = 1):
 
 
 @scripted("checkpoint")
-def _checkpoint(action_space: gym.Space, seed: int, file: str, mode: str = "sample"):
-    """A learned policy shipped as a file (saved by `bench behavior train`), path relative to
-    the cards folder. mode "sample" draws from the stochastic policy (as D4RL's behaviors
-    did), "deterministic" acts with its evaluation policy without noise."""
-    import torch
-
+def _checkpoint(
+    action_space: gym.Space,
+    seed: int,
+    file: str,
+    mode: str = "sample",
+    *,
+    locate: Callable[[str], Path] | None = None,
+    noise: np.random.Generator | None = None,
+):
+    """A learned policy shipped as a file (saved by `bench behavior train`), named relative to
+    the card's folder. mode "sample" draws from the stochastic policy (as D4RL's behaviors
+    did), "deterministic" acts with its mean (tanh(mu), or the most probable action). It acts
+    through ExactPolicy: float64 networks, numpy noise, actions on a grid, so every CPU builds
+    the same dataset."""
+    from bench.collect.exact import ExactPolicy
     from bench.collect.online import load_policy
     from bench.data.cards import cards_dir
 
-    algo = load_policy(cards_dir() / file, seed=seed)
-    if hasattr(algo.config, "deterministic_eval"):
-        algo.config.deterministic_eval = mode == "deterministic"
+    if mode not in ("sample", "deterministic"):
+        raise DatasetError(
+            f"behavior 'checkpoint': mode must be sample or deterministic, got {mode!r}"
+        )
+    path = locate(file) if locate is not None else cards_dir() / file
+    policy = ExactPolicy(load_policy(path, seed=seed), mode == "deterministic",
+                         noise if noise is not None else seeding.rng("behavior_noise", seed))  # fmt: skip
 
     def act(obs: np.ndarray, envs=None) -> np.ndarray:
-        obs_t = torch.as_tensor(obs, dtype=torch.float32)[None]  # [1 seed, envs, obs]
-        return algo.act(obs_t, deterministic=mode == "deterministic")[0].numpy()
+        return policy(obs)
 
     return act
 
@@ -230,7 +244,12 @@ class Behavior:
         n_envs: int,
         seed: int,
         envs: list[gym.Env] | None = None,
+        purpose: str = "build",
+        locate: Callable[[str], Path] | None = None,
     ):
+        """seed: the card's build seed; purpose: "build" (collecting the dataset) or "refs"
+        (measuring reference returns): each draws its own streams (bench.seeding). locate
+        finds a file a component names (its card's folder)."""
         if spec.policy == MIXTURE:
             self.components, self.weights = mixture_components(spec)
         else:
@@ -240,9 +259,15 @@ class Behavior:
                 raise UnknownNameError("behavior policy", c.policy, [*SCRIPTED, MIXTURE])
         self.spec = spec
         self.action_space = action_space
-        self.policies = [SCRIPTED[c.policy](action_space, seed, **c.params)
-                         for c in self.components]  # fmt: skip
-        self.rng = np.random.default_rng(seed)
+        code = seeding.PURPOSES.index(purpose)
+        self.policies = [
+            SCRIPTED[c.policy](action_space, seed, **c.params, locate=locate,
+                               noise=seeding.rng("behavior_noise", seed, code, i))
+            if c.policy == "checkpoint" else SCRIPTED[c.policy](action_space, seed, **c.params)
+            for i, c in enumerate(self.components)
+        ]  # fmt: skip
+        # epsilon and mixture draws: for a build, numpy's default_rng(card seed), as always
+        self.rng = seeding.rng(purpose, seed)
         self.envs = envs  # the envs acted on, one per observation row (RAM-reading policies)
         self.eps = np.zeros(n_envs)
         self.component = np.zeros(n_envs, dtype=np.int64)  # each env's policy this episode

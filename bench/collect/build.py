@@ -13,6 +13,15 @@ import numpy as np
 
 from bench.collect.behaviors import Behavior
 from bench.data.cards import Card, PolicySpec
+from bench.data.identity import (
+    BUILD_VERSION,
+    BUILD_VERSION_KEY,
+    CONTENT_HASH_KEY,
+    Content,
+    content,
+    describe_mismatch,
+    reference_file,
+)
 from bench.data.minari_io import (
     check_free_space,
     check_root_writable,
@@ -26,32 +35,62 @@ from bench.data.minari_io import (
 from bench.envs import make_env
 from bench.errors import DatasetError
 from bench.evaluate import rollout_returns
-
-#: Minari's get_average_reference_score seeds its reference env with 123.
-REF_SEED = 123
+from bench.seeding import env_seed
 
 
-def measure_policy(card: Card, spec: PolicySpec, episodes: int, seed: int = REF_SEED) -> np.ndarray:
-    """Returns of a behavior policy over `episodes` episodes of the card's env."""
+def _locate(card: Card):
+    """Files a card names (behavior weights, replay logs): inside its folder or the package's."""
+    from bench.data import cards
+
+    if hasattr(cards, "card_file"):
+        return lambda name: cards.card_file(card, name)
+    return lambda name: cards.cards_dir() / name
+
+
+def measure_policy(card: Card, spec: PolicySpec, episodes: int) -> np.ndarray:
+    """Returns of a policy over `episodes` episodes of the card's env, on the env seeds and
+    random streams of the "refs" purpose (bench.seeding): the same episodes for every policy."""
     probe = make_env(card.env)
     space = probe.action_space
     probe.close()
     n_envs = min(episodes, 10)
-    behavior = Behavior(spec, space, n_envs, seed)
+    behavior = Behavior(spec, space, n_envs, card.seed, purpose="refs", locate=_locate(card))
     return rollout_returns(
-        card.env, behavior, episodes, seed,
+        card.env, behavior, episodes, env_seed("refs", card.seed),
         on_episode_end=behavior.new_episode, attach=lambda envs: setattr(behavior, "envs", envs),
     )  # fmt: skip
 
 
 def measure_refs(card: Card) -> tuple[float, float]:
-    """Minari's convention: ref_min = uniform random, ref_max = expert, mean over N episodes."""
-    if not card.measured_refs:
-        return float(card.ref_min), float(card.ref_max)
-    random = PolicySpec(policy="random", epsilon=1.0)
-    ref_min = float(np.mean(measure_policy(card, random, card.ref_episodes)))
-    ref_max = float(np.mean(measure_policy(card, card.expert, card.ref_episodes)))
+    """Minari's convention, measured now: ref_min = uniform random, ref_max = the card's expert,
+    mean over the card's reference episodes. Only `bench datasets build --measure-refs` calls
+    it: a build always uses the card's constants."""
+    if card.expert.policy == "none":
+        raise DatasetError(
+            f"dataset '{card.id}' has published references ({card.ref_source}): there is no "
+            "expert policy to measure"
+        )
+    with _torch_threads(BUILD_THREADS):
+        random = PolicySpec(policy="random", epsilon=1.0)
+        ref_min = float(np.mean(measure_policy(card, random, card.ref_episodes)))
+        ref_max = float(np.mean(measure_policy(card, card.expert, card.ref_episodes)))
     return ref_min, ref_max
+
+
+def card_refs(card: Card) -> tuple[float, float]:
+    """The card's normalization references: constants, never measured by a build."""
+    if card.measured_refs:
+        raise DatasetError(
+            f"dataset card '{card.id}' has no ref_min/ref_max: measure them with `bench datasets "
+            f"build {card.id} --measure-refs` and write them into its [normalization] table"
+        )
+    return float(card.ref_min), float(card.ref_max)
+
+
+#: torch threads of a build: learned behaviors act on one observation per step, so more only
+#: add overhead (5x slower builds measured beside other processes). The data does not depend on
+#: it (tests/data/test_identity.py builds with 1 and 2).
+BUILD_THREADS = 1
 
 
 @contextmanager
@@ -67,7 +106,7 @@ def _torch_threads(n: int):
 
 
 def _episode_seed(card: Card, episode: int) -> int:
-    return card.seed * 1_000_003 + episode
+    return env_seed("build", card.seed, episode)
 
 
 def _space_bytes(space) -> int:
@@ -114,6 +153,7 @@ def check_build(card: Card, size: int | None = None, force: bool = False) -> int
         )
     if size <= 0:
         raise DatasetError(f"dataset '{card.id}': size must be positive, got {size}")
+    card_refs(card)  # constants, before anything is collected
     if dataset_exists(card.minari_id) and not force:
         raise DatasetError(f"dataset {card.minari_id} already exists (use --force to replace it)")
     # episodes: at least one per time limit's worth of steps; shorter ones are caught while
@@ -124,10 +164,14 @@ def check_build(card: Card, size: int | None = None, force: bool = False) -> int
     return size
 
 
-def build_dataset(card: Card, size: int | None = None, progress=None, force: bool = False):
+def build_dataset(card: Card, size: int | None = None, progress=None, force: bool = False,
+                  allow_mismatch: bool = False):  # fmt: skip
     """Collect `size` transitions (default: the card's) and write the Minari dataset.
 
     progress: optional callable(advance: int) called as steps are collected.
+    A build of the card's full size is compared with the card's reference build (its content
+    hash): a mismatch is one error line and nothing is kept, unless allow_mismatch, which keeps
+    it as a dataset of its own (its content hash is its identity).
     Returns the opened MinariDataset. Refused up front when the Minari root's disk cannot
     hold the estimate, and stopped when the disk fills while collecting (HDF5 crashes
     rather than raising when the disk fills up).
@@ -135,7 +179,8 @@ def build_dataset(card: Card, size: int | None = None, progress=None, force: boo
     size = check_build(card, size, force)
     root = minari_root()
     try:
-        return _build(card, size, progress, force, SpaceGuard(root, transition_bytes(card)))
+        return _build(card, size, progress, force, SpaceGuard(root, transition_bytes(card)),
+                      allow_mismatch)  # fmt: skip
     except OSError as e:  # the disk filled anyway (another writer)
         if not is_disk_full(e):
             raise
@@ -171,12 +216,33 @@ class SpaceGuard:
         check_free_space(self.folder, self.pending, free=self.free)
 
 
-def _build(card: Card, size: int, progress, force: bool, guard: SpaceGuard):
+#: What a build's metadata says of its reference (CLI and `bench datasets info` show it).
+IDENTICAL = "identical to the reference build"
+OWN_IDENTITY = "differs from the reference build (kept with --allow-mismatch)"
+
+
+def reference_status(card: Card, size: int, built: Content) -> tuple[str, str | None]:
+    """(status, error): how a build compares with its card's reference build."""
+    ref = card.reference
+    if ref is None:
+        return "the card records no reference build", None
+    if size != card.size:
+        return f"no reference build at this size ({size:,}; the card's is {card.size:,})", None
+    if built.hash == ref.content_hash:
+        return IDENTICAL, None
+    from bench.data.cards import cards_dir
+
+    folder = card.path.parent if card.path is not None else cards_dir()
+    return OWN_IDENTITY, describe_mismatch(card.id, ref.content_hash, ref.episodes, ref.steps,
+                                           built, reference_file(folder, card.id))  # fmt: skip
+
+
+def _build(card: Card, size: int, progress, force: bool, guard: SpaceGuard,
+           allow_mismatch: bool = False):  # fmt: skip
     from minari import DataCollector
 
-    # learned behaviors act on one observation per step: more torch threads only add overhead,
-    # and oversubscribe the cores when other processes run (5x slower builds, measured)
-    with _torch_threads(1), staged_dataset(card.minari_id, force):  # writes into a staging root
+    ref_min, ref_max = card_refs(card)
+    with _torch_threads(BUILD_THREADS), staged_dataset(card.minari_id, force):  # a staging root
         base_env = make_env(card.env, stacked=False)  # frames are stored once, unstacked
         # the plain env's spec: Minari cannot recreate the collector wrapper itself
         eval_spec = base_env.spec
@@ -184,7 +250,6 @@ def _build(card: Card, size: int, progress, force: bool, guard: SpaceGuard):
         collect = _collect_replay if card.behavior.policy == "replay" else _collect_behavior
         returns = collect(env, card, size, progress, guard)
         # A last unfinished episode is stored as truncated by Minari (bootstrapped, not final).
-        ref_min, ref_max = measure_refs(card)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*author_email.*")
             dataset = env.create_dataset(
@@ -207,12 +272,24 @@ def _build(card: Card, size: int, progress, force: bool, guard: SpaceGuard):
             }
         )
         env.close()
+        built = content(dataset)
+        status, error = reference_status(card, size, built)
+        if error is not None and not allow_mismatch:
+            raise DatasetError(error)  # the staging folder goes, nothing is kept
+        dataset.storage.update_metadata(
+            {
+                CONTENT_HASH_KEY: built.hash,
+                BUILD_VERSION_KEY: BUILD_VERSION,
+                "bench_reference": status,
+            }  # fmt: skip
+        )
     return open_dataset(card.minari_id)
 
 
 def _collect_behavior(env, card: Card, size: int, progress, guard: SpaceGuard) -> list[float]:
     """Roll the card's behavior out for exactly `size` steps; returns complete episodes' returns."""
-    behavior = Behavior(card.behavior, env.action_space, 1, card.seed, envs=[env])
+    behavior = Behavior(card.behavior, env.action_space, 1, card.seed, envs=[env],
+                        locate=_locate(card))  # fmt: skip
     episode = 0
     obs, _ = env.reset(seed=_episode_seed(card, episode))
     returns, ret = [], 0.0
@@ -235,11 +312,9 @@ def _collect_behavior(env, card: Card, size: int, progress, guard: SpaceGuard) -
 def _collect_replay(env, card: Card, size: int, progress, guard: SpaceGuard) -> list[float]:
     """Replay recorded episodes (reset seed + actions, from `bench behavior train`'s
     replay.npz) through the env: rebuilds an online agent's replay buffer exactly."""
-    from bench.data.cards import cards_dir
-
-    path = cards_dir() / card.behavior.params["file"]
+    path = _locate(card)(card.behavior.params["file"])
     try:
-        with np.load(path) as f:
+        with np.load(path, allow_pickle=False) as f:
             seeds, lengths, actions = f["seeds"], f["lengths"], f["actions"]
     except (OSError, KeyError, ValueError) as e:
         raise DatasetError(f"dataset '{card.id}': cannot read replay file {path}: {e}") from None

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from bench.errors import DatasetError
-from bench.seeding import SeedStreams
+from bench.seeding import SeedStreams, stream_seed
 from bench.types import Batch
 
 
@@ -251,9 +251,10 @@ class OfflineData:
         )
 
 
-#: The held-out episodes of a dataset are drawn with this fixed seed, not the run's: every seed
-#: and every algorithm trained on a dataset with the same fraction holds out the same episodes.
-HOLDOUT_SEED = 0
+#: The held-out episodes of a dataset are drawn from the seed plan's "holdout" stream with seed
+#: 0, not the run's seed: every seed and every algorithm trained on a dataset with the same
+#: fraction holds out the same episodes.
+HOLDOUT_SEED = stream_seed("holdout", 0)
 
 
 def held_out_episodes(num_episodes: int, fraction: float) -> int:

@@ -25,6 +25,7 @@ import torch
 from bench.data.data import split_transitions
 from bench.nets import ActionScale
 from bench.ope.candidates import policy_actions, q_values
+from bench.seeding import stream_seed
 
 #: Transitions of the fixed sample that td and likelihood average over.
 SAMPLE_SIZE = 10_000
@@ -42,7 +43,7 @@ def sample_transitions(data, holdout: float = 0.0, seed: int = 0) -> torch.Tenso
     if N <= SAMPLE_SIZE:
         pick = torch.arange(N, device=data.act.device)
     else:
-        g = torch.Generator().manual_seed(seed)
+        g = torch.Generator().manual_seed(stream_seed("select", seed))
         pick = torch.randperm(N, generator=g)[:SAMPLE_SIZE].sort().values.to(data.act.device)
     return pick if pool is None else pool[pick]
 

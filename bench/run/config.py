@@ -24,6 +24,7 @@ from bench.algos import get_algorithm
 from bench.algos.base import Algorithm, resolve_config
 from bench.data.cards import Card
 from bench.errors import BenchError
+from bench.seeding import env_seed
 
 #: config.json layout version. 1: before run keys; 2: before seeds trained together (both read
 #: back, never matched to a newer run: their random draws were made another way); 3: before
@@ -31,11 +32,10 @@ from bench.errors import BenchError
 SCHEMA_VERSION = 4
 #: How random draws are made (part of the key): 2 = one stream per seed (bench.seeding).
 RANDOM_STREAMS = 2
-#: Evaluation env seeds: EVAL_SEED_BASE + 1000 * run seed + env index (disjoint from build seeds).
-EVAL_SEED_BASE = 1_000_000
-#: The final evaluation's env seeds start FINAL_SEED_OFFSET above the periodic ones' (its
-#: episodes are not the learning curve's).
-FINAL_SEED_OFFSET = 500
+#: Evaluation env seeds come from the seed plan (bench.seeding): env i of run seed s resets with
+#: env_seed("eval", s, i), its final evaluation with env_seed("final", s, i). A run records the
+#: plan's first eval seed (older runs: 1_000_000, when seeds were EVAL_SEED_BASE + 1000 s + i).
+EVAL_SEED_BASE = env_seed("eval", 0)
 #: The parts of the code whose versions are part of a run's identity: the algorithm's
 #: implementation (Algorithm.version) and the evaluation protocol (bench.evaluate.EVAL_VERSION).
 VERSION_PARTS = ("algo", "eval")

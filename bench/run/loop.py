@@ -9,8 +9,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import math
 import re
 import shutil
+import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -21,11 +23,11 @@ import torch
 
 from bench.algos import get_algorithm
 from bench.algos.base import Algorithm, resolve_config
-from bench.collect.build import ensure_dataset
+from bench.collect.build import card_refs, ensure_dataset
 from bench.data.cards import Card
 from bench.data.catalog import resolve_card
 from bench.data.data import OfflineData, Sampler, held_out_episodes, split_transitions
-from bench.data.minari_io import metadata_hash
+from bench.data.identity import content_hash, dataset_identity
 from bench.data.validate import validate
 from bench.envs import make_env
 from bench.errors import BenchError, DatasetError
@@ -49,10 +51,10 @@ from bench.run.checkpoint import (
     save_checkpoint,
     stack_checkpoints,
 )
-from bench.run.config import FINAL_SEED_OFFSET, RunConfig, RunOptions, check_algorithm, resolve
+from bench.run.config import RunConfig, RunOptions, check_algorithm, resolve
 from bench.run.policies import save_policies
 from bench.run.provenance import provenance
-from bench.seeding import split_seeds
+from bench.seeding import env_seed, split_seeds
 from bench.types import EnvInfo
 
 #: Training stats are averaged over windows of this many updates (at most) before logging.
@@ -120,12 +122,15 @@ def prepare(opts: RunOptions, show_progress: bool = True) -> Prepared:
     probe.close()
     _check_action_kind(cls, card, probe.action_space)  # before any dataset is built
     check_algorithm(opts)  # a bad preset or --set before any dataset is built
+    ref_min, ref_max = card_refs(card)  # the card's constants (a Minari id's: its metadata)
+    if not (math.isfinite(ref_min) and math.isfinite(ref_max)) or ref_max == ref_min:
+        raise DatasetError(
+            f"dataset {card.id}: reference scores ref_min {ref_min!r} / ref_max {ref_max!r} "
+            "cannot normalize scores (they must be finite and differ)"
+        )
     dataset = ensure_dataset(card, show_progress)
-    meta = dataset.storage.metadata
-    ref_min, ref_max = meta.get("ref_min_score"), meta.get("ref_max_score")
-    if ref_min is None or ref_max is None or ref_max == ref_min:
-        raise DatasetError(f"dataset {card.minari_id} has no usable ref_min_score/ref_max_score")
-    config = resolve(opts, card, metadata_hash(dataset))
+    config = resolve(opts, card, dataset_identity(dataset, ref_min, ref_max))
+    _note_reference(card, dataset)
     held_out_episodes(dataset.total_episodes, config.holdout)  # leaves episodes to train on
     if 0 < dataset.total_steps < config.batch_size:  # an empty one: validation says so
         raise BenchError(
@@ -134,6 +139,19 @@ def prepare(opts: RunOptions, show_progress: bool = True) -> Prepared:
         )
     return Prepared(config, cls, card, dataset, float(ref_min), float(ref_max),
                     probe.observation_space, probe.action_space)  # fmt: skip
+
+
+def _note_reference(card: Card, dataset) -> None:
+    """One line on stderr when a full-size build of a card is not its reference build (built by
+    an older bench, or kept with --allow-mismatch): its runs get keys of their own."""
+    ref = card.reference
+    if ref is None or dataset.total_steps != card.size:
+        return
+    built = content_hash(dataset)
+    if built != ref.content_hash:
+        print(f"bench: note: dataset '{card.id}' is not the card's reference build (content "
+              f"{built[:12]}, reference {ref.content_hash[:12]}): its runs get keys of their "
+              f"own; `bench datasets build {card.id} --force` rebuilds it", file=sys.stderr)  # fmt: skip
 
 
 def run(opts: RunOptions | None = None, show_progress: bool = True, on_eval=None,
@@ -408,7 +426,7 @@ def _train(dirs: list[Path], configs: list[RunConfig], prep: Prepared, algo, sam
                 advance(count)
             if evaluate:
                 algo.act_rng.reseed("eval", step)  # a seed's acting noise is its own
-                seeds = [c.eval_seed_base + 1000 * cfg.seed for cfg in configs]
+                seeds = [env_seed("eval", cfg.seed) for cfg in configs]
                 returns, discounted = algorithm_returns(
                     algo, prep.card.env, c.eval_episodes, seeds, EVAL_DISCOUNT
                 )
@@ -442,12 +460,12 @@ def _train(dirs: list[Path], configs: list[RunConfig], prep: Prepared, algo, sam
 def _final_evaluation(dirs: list[Path], configs: list[RunConfig], prep: Prepared, algo,
                       t0: float) -> list[dict | None]:  # fmt: skip
     """The last policy of every seed, over final_episodes episodes on env seeds of its own
-    (FINAL_SEED_OFFSET above the periodic ones), written to final.parquet apart from the
+    (the seed plan's "final" purpose), written to final.parquet apart from the
     learning curve. A run is complete once this file exists; a job killed before it resumes from
     its last checkpoint (the last step's) and only evaluates."""
     c = prep.config
     algo.act_rng.reseed("final", c.steps)
-    seeds = [c.eval_seed_base + 1000 * cfg.seed + FINAL_SEED_OFFSET for cfg in configs]
+    seeds = [env_seed("final", cfg.seed) for cfg in configs]
     returns, discounted = algorithm_returns(
         algo, prep.card.env, c.final_episodes, seeds, EVAL_DISCOUNT
     )
