@@ -24,7 +24,7 @@ def test_online_training_saves_policies_and_a_replayable_buffer(tmp_path, monkey
     # a saved policy file restores the evaluation policy exactly
     policy = load_policy(out / result.records[-1]["file"])
     obs = torch.randn(1, 8, 4)  # one seed, 8 observations
-    payload = torch.load(out / result.records[-1]["file"], weights_only=False)
+    payload = torch.load(out / result.records[-1]["file"], weights_only=True)
     assert payload["return_mean"] == result.records[-1]["return_mean"]
     assert set(payload["policy"]) == {"actor"} and payload["command"].startswith("bench ")
     assert policy.act(obs).shape == (1, 8)

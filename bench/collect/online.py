@@ -24,17 +24,18 @@ import numpy as np
 import torch
 
 from bench.algos import get_algorithm
-from bench.algos.base import Algorithm, resolve_config
+from bench.algos.base import REGISTRY, Algorithm, resolve_config
+from bench.data.safe_load import load_torch, plain
 from bench.envs import make_env
 from bench.errors import BenchError
 from bench.evaluate import algorithm_returns
 from bench.progress import progress_bar
 from bench.results.schema import atomic_write_bytes, atomic_write_json
-from bench.seeding import seed_everything
+from bench.seeding import env_seed, seed_everything, stream_seed
 from bench.types import Batch, EnvInfo, EnvSpec
 
-#: Online evaluation env seeds (disjoint from dataset build and offline evaluation seeds).
-ONLINE_EVAL_SEED = 2_000_000
+#: Online training resets episode k with env_seed("online", seed, k) and evaluates on
+#: env_seed("online_eval", seed, i): ranges of their own in the seed plan (bench.seeding).
 #: Bounds of the options (checked before anything is made or written).
 MAX_SEED = 2**31 - 1
 MAX_STEPS = 10**8
@@ -68,7 +69,7 @@ class ReplayBuffer:
         self.rew = np.zeros(capacity, np.float32)
         self.terminated = np.zeros(capacity, np.float32)
         self.size = 0
-        self.generator = torch.Generator().manual_seed(seed)
+        self.generator = torch.Generator().manual_seed(stream_seed("online", seed))
 
     def add(self, obs, act, rew, next_obs, terminated) -> None:
         i = self.size
@@ -113,33 +114,40 @@ def policy_file_payload(algo: Algorithm, spec: OnlineSpec, step: int, returns: n
 
 
 def load_policy(path: Path, device="cpu", seed: int = 0) -> Algorithm:
-    """An algorithm whose policy networks come from a saved behavior-policy file."""
-    try:
-        payload = torch.load(path, map_location=device, weights_only=False)
-    except (OSError, RuntimeError, EOFError) as e:
-        raise BenchError(f"cannot read policy file {path}: {e}") from None
+    """An algorithm whose policy networks come from a saved behavior-policy file. The file is
+    read with torch.load(weights_only=True): one that holds anything but tensors and plain
+    values is refused unread (unpickling it could run code); nothing else is ever unpickled."""
+    payload = load_torch(path, "policy file", map_location=device)
     if not isinstance(payload, dict) or payload.get("format") != POLICY_FORMAT:
         raise BenchError(
             f"policy file {path} was saved by an older bench (networks without a seed "
             "dimension); train it again with `bench behavior train`"
         )
-    cls = get_algorithm(payload["algo"])
-    types = {f.name: f.type for f in dataclasses.fields(cls.Config)}
-    config = cls.Config(
-        **{k: tuple(v) if isinstance(v, list) and "tuple" in str(types[k]) else v
-           for k, v in payload["config"].items()}
-    )  # fmt: skip
-    space_d = payload["action_space"]
-    space = (
-        gym.spaces.Discrete(space_d["n"])
-        if "n" in space_d
-        else gym.spaces.Box(
-            np.array(space_d["low"], np.float32), np.array(space_d["high"], np.float32)
+    try:
+        cls = get_algorithm(payload["algo"])
+        types = {f.name: f.type for f in dataclasses.fields(cls.Config)}
+        config = cls.Config(
+            **{k: tuple(v) if isinstance(v, list) and "tuple" in str(types[k]) else v
+               for k, v in payload["config"].items()}
+        )  # fmt: skip
+        space_d = payload["action_space"]
+        space = (
+            gym.spaces.Discrete(space_d["n"])
+            if "n" in space_d
+            else gym.spaces.Box(
+                np.array(space_d["low"], np.float32), np.array(space_d["high"], np.float32)
+            )
         )
-    )
-    algo = cls(config, EnvInfo(tuple(payload["obs_shape"]), space), device, [seed])
-    for k, m in algo.policy_modules().items():
-        m.load_state_dict(payload["policy"][k])
+        algo = cls(config, EnvInfo(tuple(payload["obs_shape"]), space), device, [seed])
+        for k, m in algo.policy_modules().items():
+            m.load_state_dict(payload["policy"][k])
+    except BenchError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as e:
+        why = " ".join(f"{type(e).__name__}: {e}".split())[:200]
+        raise BenchError(
+            f"policy file {path} is not a behavior policy bench can load ({why})"
+        ) from None
     return algo
 
 
@@ -172,6 +180,20 @@ def check_spec(spec: OnlineSpec) -> None:
             f"--eval-every ({spec.eval_every:,}) is more than --steps ({spec.steps:,}): no "
             "policy would ever be evaluated or saved"
         )
+    if not can_train_online(get_algorithm(spec.algo)):
+        raise BenchError(
+            f"algorithm '{spec.algo}' cannot train online (it has no exploration policy); "
+            f"choose one of: {', '.join(online_algorithms())}"
+        )
+
+
+def can_train_online(cls: type[Algorithm]) -> bool:
+    """Whether cls collects its own data: it defines an exploration policy (explore)."""
+    return cls.explore is not Algorithm.explore
+
+
+def online_algorithms() -> list[str]:
+    return sorted(name for name, cls in REGISTRY.items() if can_train_online(cls))
 
 
 def _rmdir_empty(folders: list[Path]) -> None:
@@ -221,7 +243,7 @@ def train_online(spec: OnlineSpec, show_progress: bool = True) -> OnlineResult:
     buffer = ReplayBuffer(
         spec.steps, info.obs_shape, env.action_space.shape, env.action_space.dtype, spec.seed
     )
-    env.action_space.seed(spec.seed)
+    env.action_space.seed(stream_seed("online", spec.seed, 1))  # the start steps' actions
     created = make_out_folder(spec.out)
     try:
         return _train(spec, env, env_spec, algo, buffer, gamma, show_progress)
@@ -232,7 +254,8 @@ def train_online(spec: OnlineSpec, show_progress: bool = True) -> OnlineResult:
 
 def _train(spec, env, env_spec, algo, buffer, gamma, show_progress) -> OnlineResult:
     episodes: list[dict] = []  # reset seed and actions of every episode, for exact replay
-    ep_seed = spec.seed * 1_000_003
+    episode = 0
+    ep_seed = env_seed("online", spec.seed, episode)
     obs, _ = env.reset(seed=ep_seed)
     episodes.append({"seed": ep_seed, "actions": []})
     records: list[dict] = []
@@ -254,7 +277,8 @@ def _train(spec, env, env_spec, algo, buffer, gamma, show_progress) -> OnlineRes
             obs = next_obs
             if term or trunc:
                 last_return, ep_return = ep_return, 0.0
-                ep_seed += 1
+                episode += 1
+                ep_seed = env_seed("online", spec.seed, episode)
                 obs, _ = env.reset(seed=ep_seed)
                 episodes.append({"seed": ep_seed, "actions": []})
             if t > spec.start_steps and buffer.size >= spec.batch_size:
@@ -262,12 +286,12 @@ def _train(spec, env, env_spec, algo, buffer, gamma, show_progress) -> OnlineRes
                     algo.update(buffer.sample(spec.batch_size, gamma, algo.device))
             advance(1)
             if t % spec.eval_every == 0:
-                returns = algorithm_returns(algo, env_spec, spec.eval_episodes, [ONLINE_EVAL_SEED])[
-                    0
-                ]
+                returns = algorithm_returns(
+                    algo, env_spec, spec.eval_episodes, [env_seed("online_eval", spec.seed)]
+                )[0]
                 file = spec.out / f"{spec.algo}_{env_spec.id}_step{t}.pt"
                 buf = io.BytesIO()
-                torch.save(policy_file_payload(algo, spec, t, returns), buf)
+                torch.save(plain(policy_file_payload(algo, spec, t, returns)), buf)
                 atomic_write_bytes(file, buf.getvalue())
                 records.append(
                     {"step": t, "return_mean": float(returns.mean()),

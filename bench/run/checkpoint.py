@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from bench.data.safe_load import load_torch, plain
 from bench.errors import BenchError
 from bench.results.schema import atomic_write_bytes
 from bench.seeding import stack_seeds
@@ -35,20 +36,23 @@ FORMAT = 2
 
 def save_checkpoint(path: Path, run_id: str, fingerprint: str, state: dict, step: int,
                     elapsed: float, eval_rows: list[dict], train_rows: list[dict]) -> None:  # fmt: skip
-    """One seed's checkpoint: state = {"algo": ..., "sampler": ...}, that seed's slice."""
+    """One seed's checkpoint: state = {"algo": ..., "sampler": ...}, that seed's slice. It holds
+    only tensors and plain values (numpy values are converted), so it loads with weights_only."""
     buf = io.BytesIO()
     torch.save(
-        {
-            "format": FORMAT,
-            "run_id": run_id,
-            "fingerprint": fingerprint,
-            "algo": state["algo"],
-            "sampler": state["sampler"],
-            "step": step,
-            "elapsed_s": elapsed,
-            "eval_rows": eval_rows,
-            "train_rows": train_rows,
-        },
+        plain(
+            {
+                "format": FORMAT,
+                "run_id": run_id,
+                "fingerprint": fingerprint,
+                "algo": state["algo"],
+                "sampler": state["sampler"],
+                "step": step,
+                "elapsed_s": elapsed,
+                "eval_rows": eval_rows,
+                "train_rows": train_rows,
+            }
+        ),
         buf,
     )
     atomic_write_bytes(path, buf.getvalue())
@@ -61,7 +65,10 @@ def load_checkpoint(run_dir: Path, fingerprint: str, steps: int) -> dict[str, An
     if not path.is_file():
         return None
     try:
-        state = torch.load(path, weights_only=False)
+        state = load_torch(path, "checkpoint", map_location=None)  # tensors where saved
+    except BenchError as e:
+        raise BenchError(f"--resume {run_dir}: {e}") from None
+    try:
         ok = (
             isinstance(state, dict)
             and state.get("fingerprint") == fingerprint
@@ -71,8 +78,8 @@ def load_checkpoint(run_dir: Path, fingerprint: str, steps: int) -> dict[str, An
             and all(k in state for k in ("algo", "eval_rows", "train_rows"))
             and all(r.get("run_id") == state["run_id"] for r in state["eval_rows"])
         )
-    except Exception as e:  # noqa: BLE001 - an unreadable checkpoint is one line
-        raise BenchError(f"--resume {run_dir}: checkpoint.pt cannot be read ({e})") from None
+    except (AttributeError, TypeError):  # rows that are not dicts: an edited file
+        ok = False
     if not ok:
         raise BenchError(
             f"--resume {run_dir}: checkpoint.pt does not belong to this run (edited or foreign)"

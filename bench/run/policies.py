@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from bench.data.safe_load import load_torch, plain
 from bench.errors import BenchError
 from bench.results.schema import atomic_write_bytes
 from bench.seeding import split_seeds, stack_seeds
@@ -67,8 +68,8 @@ def save_policies(dirs: list[Path], run_ids: list[str], algo, step: int,
         except OSError as e:
             raise BenchError(f"cannot create {path.parent}: {e.strerror}") from None
         buf = io.BytesIO()
-        torch.save({"format": POLICY_FORMAT, "run_id": run_id, "algo": algo.name,
-                    "step": step} | state, buf)  # fmt: skip
+        torch.save(plain({"format": POLICY_FORMAT, "run_id": run_id, "algo": algo.name,
+                          "step": step} | state), buf)  # fmt: skip
         atomic_write_bytes(path, buf.getvalue())
         if keep is not None:
             for old in kept_steps(run_dir)[:-keep]:
@@ -79,10 +80,7 @@ def load_policy_state(run_dir: Path, step: int, run_id: str) -> dict[str, Any]:
     """One kept policy's state ({"modules", "tensors"}, one seed's slice); one error line when
     the file is unreadable or not this run's."""
     path = policy_path(run_dir, step)
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - torch raises several kinds for a bad file
-        raise BenchError(f"cannot read kept policy {path} ({type(e).__name__})") from None
+    payload = load_torch(path, "kept policy")
     if (
         not isinstance(payload, dict)
         or payload.get("format") != POLICY_FORMAT

@@ -39,7 +39,7 @@ def test_a_job_of_two_seeds_keeps_the_datasets_statistics_in_each_checkpoint(
     for r in results:
         scores = [row["normalized_score"] for row in r.eval_rows]
         assert len(scores) == 2 and np.isfinite(scores).all()
-        state = torch.load(r.run_dir / "checkpoint.pt", weights_only=False)["algo"]
+        state = torch.load(r.run_dir / "checkpoint.pt", weights_only=True)["algo"]
         mean = state["tensors"]["obs_mean"]
         assert mean.shape == (1, 1, 3)  # this seed's slice
         assert torch.allclose(mean[0, 0].double(), s_t.mean(0), atol=1e-5)

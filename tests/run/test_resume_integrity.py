@@ -55,7 +55,7 @@ def test_a_checkpoint_without_its_fingerprint_is_refused(two_seeds):
     import torch
 
     a, _ = two_seeds
-    state = torch.load(a / "checkpoint.pt", weights_only=False)
+    state = torch.load(a / "checkpoint.pt", weights_only=True)
     del state["fingerprint"]
     torch.save(state, a / "checkpoint.pt")
     refused(a, "does not belong to this run")

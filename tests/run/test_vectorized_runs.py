@@ -52,7 +52,7 @@ def test_a_job_of_three_seeds_writes_what_three_one_seed_runs_write(tiny_cartpol
     ckpts = {}
     for name in ("job", "one"):
         d = sorted((tmp_path / name / "runs").iterdir())[1]
-        ckpts[name] = torch.load(d / "checkpoint.pt", weights_only=False)["algo"]
+        ckpts[name] = torch.load(d / "checkpoint.pt", weights_only=True)["algo"]
     a, b = ckpts["job"]["modules"]["net"], ckpts["one"]["modules"]["net"]
     assert a.keys() == b.keys()
     assert all(a[k].shape == b[k].shape and a[k].shape[0] == 1 for k in a)
