@@ -79,6 +79,29 @@ class TrainDefaults:
 
 
 @dataclass(frozen=True)
+class Reference:
+    """What a card's reference build holds (`bench datasets build` compares every full build)."""
+
+    content_hash: str  # sha256, 64 hex characters
+    episodes: int
+    steps: int
+
+
+def _reference(raw: Any, where: str) -> Reference | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise DatasetError(f"dataset card {where}: 'reference' must be a table")
+    h = _get(raw, "content_hash", where, str)
+    if not re.fullmatch(r"[0-9a-f]{64}", h):
+        raise DatasetError(f"dataset card {where}: reference content_hash must be 64 hex digits")
+    episodes, steps = _get(raw, "episodes", where, int), _get(raw, "steps", where, int)
+    if episodes < 1 or steps < episodes:
+        raise DatasetError(f"dataset card {where}: reference episodes/steps out of range")
+    return Reference(h, episodes, steps)
+
+
+@dataclass(frozen=True)
 class Card:
     id: str
     description: str
@@ -99,6 +122,9 @@ class Card:
     #: The Minari remote dataset that plays this card's role (e.g. mujoco/hopper/medium-v0),
     #: where one exists: `--dataset minari:<card id>` uses it (downloaded when online).
     remote: str | None = None
+    #: The reference build (full size, the card's seed): its content hash
+    #: (bench.data.identity), episode count and step count; None until one is recorded.
+    reference: Reference | None = None
 
     @property
     def measured_refs(self) -> bool:
@@ -176,6 +202,7 @@ def parse_card(raw: dict[str, Any], where: str, path: Path | None = None) -> Car
         train=TrainDefaults(**train),
         path=path,
         remote=_get(raw, "remote", where, str, None),
+        reference=_reference(raw.get("reference"), where),
     )
 
 
@@ -202,11 +229,14 @@ def card_path(dataset_id: str) -> Path | None:
     """The file of a card id: shipped first, then user cards; None when there is none."""
     if not CARD_ID_RE.fullmatch(dataset_id):  # also keeps ids inside the folders (no "..")
         return None
-    shipped = cards_dir() / f"{dataset_id}.toml"
-    if "/" not in dataset_id and shipped.is_file():
-        return shipped
-    user = user_cards_dir() / f"{dataset_id}.toml"
-    return user if user.is_file() else None
+    try:  # a name too long for the file system (ENAMETOOLONG) is no card either
+        shipped = cards_dir() / f"{dataset_id}.toml"
+        if "/" not in dataset_id and shipped.is_file():
+            return shipped
+        user = user_cards_dir() / f"{dataset_id}.toml"
+        return user if user.is_file() else None
+    except OSError:
+        return None
 
 
 def load_card(dataset_id: str) -> Card:
@@ -226,12 +256,65 @@ def load_card(dataset_id: str) -> Card:
     return card
 
 
+def card_file(card: Card, name: str) -> Path:
+    """The file a card names (behavior weights, a replay record), resolved relative to the
+    card's own folder first, then the shipped cards folder (cards_dir()).
+
+    A card can name only files inside one of those two folders: an absolute path, a `..`
+    part, a name that resolves (after symlinks) outside both folders, or a missing file is
+    one DatasetError line."""
+    where = f"dataset card {card.path if card.path is not None else card.id}"
+    if not isinstance(name, str) or not name.strip():
+        raise DatasetError(f"{where}: a file name must be a non-empty string (got {name!r})")
+    if "\0" in name:
+        raise DatasetError(f"{where}: file name {name!r} holds a NUL character")
+    rel = Path(name)
+    if rel.is_absolute() or name.startswith("~"):
+        raise DatasetError(
+            f"{where}: file '{name}' is an absolute path; a card names files relative to its "
+            "own folder or the cards folder"
+        )
+    if ".." in rel.parts:
+        raise DatasetError(
+            f"{where}: file '{name}' leaves its folder ('..'); a card names files inside its "
+            "own folder or the cards folder"
+        )
+    folders = ([card.path.parent] if card.path is not None else []) + [cards_dir()]
+    for folder in dict.fromkeys(folders):  # the shipped cards' own folder is cards_dir()
+        candidate = folder / rel
+        try:
+            if not (candidate.exists() or candidate.is_symlink()):
+                continue
+            real, root = candidate.resolve(), folder.resolve()
+        except (OSError, RuntimeError) as e:  # a name too long, a symlink loop
+            why = " ".join(str(getattr(e, "strerror", None) or e).split())
+            raise DatasetError(f"{where}: file '{name}' cannot be opened ({why})") from None
+        if not real.is_relative_to(root):
+            raise DatasetError(
+                f"{where}: file '{name}' resolves to {real}, outside its folder {root}; a card "
+                "names files inside its own folder or the cards folder"
+            )
+        if not real.is_file():
+            raise DatasetError(f"{where}: file '{name}' ({candidate}) is not a file")
+        return real
+    looked = " or ".join(str(f) for f in dict.fromkeys(folders))
+    raise DatasetError(f"{where}: file '{name}' not found (looked in {looked})")
+
+
 # ----------------------------------------------------------------- user cards (imports)
 #: One segment of an imported id: what Minari accepts ([-_\w]), ASCII, starting alphanumeric.
 _SEGMENT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 _VERSION_RE = re.compile(r"-v\d+$")
 #: Namespace of the Minari ids given to plain import names (my-acrobot -> imported/my-acrobot-v0).
 IMPORT_NAMESPACE = "imported"
+#: Longest segment of an imported id and longest id: each segment names a file or folder (a
+#: card `<segment>.toml`, a Minari folder `<segment>-vN`), which file systems cap at 255 bytes.
+MAX_SEGMENT_CHARS = 100
+MAX_ID_CHARS = 200
+
+
+def _shorten(text: str, keep: int = 60) -> str:
+    return text if len(text) <= keep else f"{text[:keep]}..."
 
 
 def import_ids(name: str) -> tuple[str, str]:
@@ -248,6 +331,11 @@ def import_ids(name: str) -> tuple[str, str]:
         raise DatasetError(
             f"invalid dataset id '{name}': use namespace/name-vN (letters, digits, '-' and '_' "
             "between slashes, e.g. mine/hopper-v0) or a plain name such as my-hopper"
+        )
+    if len(raw) > MAX_ID_CHARS or any(len(p) > MAX_SEGMENT_CHARS for p in parts):
+        raise DatasetError(
+            f"invalid dataset id '{_shorten(raw)}' ({len(raw)} characters): an id has at most "
+            f"{MAX_ID_CHARS} characters and at most {MAX_SEGMENT_CHARS} between slashes"
         )
     versioned = raw if _VERSION_RE.search(parts[-1]) else f"{raw}-v0"
     if len(parts) == 1:
