@@ -282,6 +282,8 @@ def datasets_info(dataset: str = typer.Argument(..., help="Dataset card id.")):
         table.add_row("built", f"no ({how})")
         console.print(table)
         return
+    from bench.data.identity import content_hash
+
     ds = open_dataset(card.minari_id)
     meta = ds.storage.metadata
     data = OfflineData.from_minari(ds, frame_stack=card.env.frame_stack)
@@ -294,11 +296,26 @@ def datasets_info(dataset: str = typer.Argument(..., help="Dataset card id.")):
     table.add_row(
         "return min / mean / max", f"{rets.min():.1f} / {rets.mean():.1f} / {rets.max():.1f}"
     )
+    ref_min, ref_max = (meta["ref_min_score"], meta["ref_max_score"]) if card.measured_refs else (
+        card.ref_min, card.ref_max)  # fmt: skip
     table.add_row(
-        "reference scores",
-        f"ref_min {meta['ref_min_score']:.2f}, ref_max {meta['ref_max_score']:.2f} ({card.ref_source})",
+        "reference scores", f"ref_min {ref_min:.2f}, ref_max {ref_max:.2f} ({card.ref_source})"
     )
-    score = normalized_score(rets.mean(), meta["ref_min_score"], meta["ref_max_score"])
+    built = content_hash(ds)
+    table.add_row("content hash", built)
+    ref = card.reference
+    if ref is None:
+        status = "the card records no reference build"
+    elif ds.total_steps != ref.steps:
+        status = (f"none at this size ({ds.total_steps:,} steps; the reference build has "
+                  f"{ref.steps:,}): its content hash is its identity")  # fmt: skip
+    elif built == ref.content_hash:
+        status = "identical to the reference build"
+    else:
+        status = (f"differs from the reference build ({ref.content_hash[:16]}, {ref.episodes:,} "
+                  f"episodes, {ref.steps:,} steps): runs on it get keys of their own")  # fmt: skip
+    table.add_row("reference build", status)
+    score = normalized_score(rets.mean(), ref_min, ref_max)
     table.add_row("dataset return score", f"{score:.1f} (normalized: 0 = ref_min, 100 = ref_max)")
     if "bench_behavior_return_mean" in meta:
         table.add_row(
