@@ -49,7 +49,9 @@ def test_build_seed_0_keeps_its_episode_seeds_and_numpy_stream():
 
 
 def test_streams_differ_by_purpose_seed_and_index():
-    draws = {(p, s, i): rng(p, s, i).integers(2**62) for p in PURPOSES for s in (0, 1) for i in (0, 1)}
+    draws = {
+        (p, s, i): rng(p, s, i).integers(2**62) for p in PURPOSES for s in (0, 1) for i in (0, 1)
+    }
     assert len(set(draws.values())) == len(draws)
     seeds = {stream_seed(p, s, i) for p in PURPOSES for s in (0, 1, MAX_SEED) for i in (0, 1)}
     assert len(seeds) == len(PURPOSES) * 3 * 2
@@ -57,8 +59,15 @@ def test_streams_differ_by_purpose_seed_and_index():
 
 
 @pytest.mark.parametrize(
-    "args", [("eval", -1, 0), ("eval", MAX_SEED + 1, 0), ("eval", 0, SEED_STRIDE), ("nope", 0, 0),
-             ("eval", True, 0), ("eval", 1.5, 0)],  # fmt: skip
+    "args",
+    [
+        ("eval", -1, 0),
+        ("eval", MAX_SEED + 1, 0),
+        ("eval", 0, SEED_STRIDE),
+        ("nope", 0, 0),
+        ("eval", True, 0),
+        ("eval", 1.5, 0),
+    ],  # fmt: skip
 )
 def test_out_of_range_is_refused(args):
     with pytest.raises(ValueError):

@@ -200,8 +200,13 @@ def _time_limit(card: Card) -> int | None:
 
 class SpaceGuard:
     """Free space watched while collecting. Minari writes an episode when it ends, so before
-    each step the episode's pending bytes (plus the margin) must fit in what was free when it
-    began: the build stops with one line before HDF5 would hit a full disk."""
+    each step the episode's pending bytes (plus the margin) must fit in what is free: the
+    build stops with one line before HDF5 would hit a full disk. What is free is read again at
+    every episode's start and every RECHECK_EVERY steps, so another process filling the disk
+    during a long episode stops the build too."""
+
+    #: steps between two reads of the free space inside an episode (a statvfs call each)
+    RECHECK_EVERY = 256
 
     def __init__(self, folder, per_step: int):
         self.folder, self.per_step = folder, per_step
@@ -210,9 +215,13 @@ class SpaceGuard:
     def new_episode(self) -> None:
         self.free = free_bytes(self.folder)
         self.pending = EPISODE_BYTES
+        self.steps = 0
 
     def step(self) -> None:
         self.pending += self.per_step
+        self.steps += 1
+        if self.steps % self.RECHECK_EVERY == 0:
+            self.free = free_bytes(self.folder)
         check_free_space(self.folder, self.pending, free=self.free)
 
 

@@ -232,6 +232,30 @@ def test_build_stops_when_the_disk_fills_while_collecting(user_cards, tmp_path, 
     assert not [p for p in root.rglob("*") if p.is_file()], list(root.rglob("*"))
 
 
+def test_build_stops_when_another_process_fills_the_disk_mid_episode(user_cards, tmp_path,
+                                                                     monkeypatch, capsys):  # fmt: skip
+    """Free space read only at an episode's start missed another writer filling the disk during
+    a long episode (HDF5 then crashed): it is read again every RECHECK_EVERY steps."""
+    from bench.collect import build
+
+    reads = []
+
+    def free():
+        reads.append(True)
+        # plenty at first (the up-front checks, the episode's start), nothing from then on: the
+        # one 500-step episode (CartPole's PD expert) must not be written
+        return 10**12 if len(reads) <= 3 else 0
+
+    fake_disk(monkeypatch, free)
+    monkeypatch.setattr(build.SpaceGuard, "RECHECK_EVERY", 100)
+    code, _, err = run_main(monkeypatch, capsys, "datasets", "build", "cartpole-expert",
+                            "--size", 500, "-q")  # fmt: skip
+    assert code == 2 and len(err) == 1, err
+    assert "not enough disk space in" in err[0] and " 0 MiB free" in err[0]
+    root = tmp_path / "minari"
+    assert not [p for p in root.rglob("*") if p.is_file()], list(root.rglob("*"))
+
+
 def test_export_on_a_full_disk_is_one_line_and_leaves_nothing(user_cards, tmp_path, monkeypatch,
                                                               capsys):  # fmt: skip
     src = d4rl_file(tmp_path / "p.hdf5")

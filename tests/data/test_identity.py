@@ -159,7 +159,9 @@ def test_a_mismatch_names_what_differs_and_keeps_nothing(root, tmp_path):
     assert content(build_module.open_dataset(card.minari_id)).hash == built.hash
     # a changed episode count is named too
     fewer = _with_reference(card, built, content_hash="0" * 64, episodes=built.episodes + 1)
-    with pytest.raises(DatasetError, match=rf"{built.episodes} episodes .* reference {built.episodes + 1}"):
+    with pytest.raises(
+        DatasetError, match=rf"{built.episodes} episodes .* reference {built.episodes + 1}"
+    ):
         build_dataset(fewer, size=built.steps, force=True)
     # the opt-out keeps it, as a dataset of its own
     ds = build_dataset(wrong, size=built.steps, force=True, allow_mismatch=True)
