@@ -23,6 +23,22 @@ from bench.errors import BenchError
 
 #: How torch's weights-only unpickler starts the message of a file it refuses.
 _REFUSED = "Weights only load failed"
+#: What its message says when the file asks for an object it does not allow.
+_OBJECTS = ("GLOBAL", "Can only build", "Can only create new object")
+#: How a torch file (a zip archive) and a pickle of protocol 2 or later start.
+_PICKLE_STARTS = (b"PK", b"\x80")
+
+
+def _asks_for_objects(path: Path | str, message: str) -> bool:
+    """Whether the weights-only unpickler refused a pickle (as opposed to bytes that are no
+    pickle at all): the message names a global or class, or the file starts like one."""
+    if any(word in message for word in _OBJECTS):
+        return True
+    try:
+        with open(path, "rb") as f:
+            return f.read(2).startswith(_PICKLE_STARTS)
+    except OSError:
+        return False
 
 
 def _one_line(text: object) -> str:
@@ -46,9 +62,9 @@ def load_torch(path: Path | str, what: str, map_location: Any = "cpu") -> Any:
             warnings.simplefilter("ignore")
             return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        if _REFUSED in str(e):
+        if _REFUSED in str(e) and _asks_for_objects(path, str(e)):
             raise BenchError(refusal(path, what)) from None
-        raise BenchError(f"cannot read {what} {path} (not a torch file: {_one_line(e)})") from None
+        raise BenchError(f"cannot read {what} {path} (not a torch file)") from None
     except FileNotFoundError:
         raise BenchError(f"cannot read {what} {path} (no such file)") from None
     except IsADirectoryError:
