@@ -30,6 +30,7 @@ from bench.analysis.metrics import AGGREGATES, iqm_r, mean_r, median_r, probabil
 from bench.analysis.scores import SCORED_CURVE, Results, ScoreSpec, load_results, per_task
 from bench.errors import BenchError
 from bench.results.schema import runs_dir
+from bench.run.config import VERSION_PARTS
 
 RUN_METRICS = {"mean": mean_r, "median": median_r, "iqm": iqm_r}
 
@@ -82,7 +83,43 @@ def leaderboard(
             "command": res.command(g.key.iloc[0], g.seed.tolist()),
         }
         rows.append(row)
-    return Board(pd.DataFrame(rows), aggregate_blocks(done, reps), res)
+    table = pd.DataFrame(rows)
+    if len(table):
+        table["command"] = _told_apart(table, res)
+    return Board(table, aggregate_blocks(done, reps), res)
+
+
+def _told_apart(rows: pd.DataFrame, res: Results) -> pd.Series:
+    """The rows' reproduce commands, each that another row (another key) shares followed by a
+    shell comment naming what the command cannot: the dataset's content (which build of it)
+    and the code's versions. The command stays one to paste."""
+    configs = {c.key(): c for c in res.configs.values()}
+    out = rows.command.copy()
+    for _, g in rows.groupby("command", sort=False):
+        if g.key.nunique() < 2:
+            continue
+        cfgs = {i: configs[k] for i, k in zip(g.index, g.key, strict=True)}
+        for i, c in cfgs.items():
+            notes = []
+            if len({o.dataset_hash for o in cfgs.values()}) > 1:
+                size = _dataset_steps(res, c.key())
+                notes.append(f"dataset content {c.dataset_hash}"
+                             + (f" ({size:,} transitions)" if size else ""))  # fmt: skip
+            for part in VERSION_PARTS:
+                if len({o.version(part) for o in cfgs.values()}) > 1:
+                    v = c.version(part)
+                    notes.append(f"{part} {'(no recorded version)' if v is None else f'v{v}'}")
+            out[i] = f"{out[i]}  # {'; '.join(notes or [f'key {c.key()}'])}"
+    return out
+
+
+def _dataset_steps(res: Results, key: str) -> int | None:
+    """The transitions of a configuration's dataset, where its runs recorded them."""
+    for run_id, c in res.configs.items():
+        n = res.meta[run_id].get("dataset_steps") if c.key() == key else None
+        if isinstance(n, int) and not isinstance(n, bool):
+            return n
+    return None
 
 
 def aggregate_blocks(done: pd.DataFrame, reps: int = BOOTSTRAP_REPS) -> list[Block]:

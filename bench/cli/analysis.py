@@ -171,24 +171,39 @@ def check_cmd(
     update: bool = typer.Option(
         False, "--update", help="Write the current results as the new baseline instead."
     ),
-    score: str = SCORE_OPT,
-    last_k: int = LAST_K_OPT,
+    score: str | None = typer.Option(
+        None,
+        "--score",
+        help="With --update: the score the baseline is made with (as for `bench leaderboard`; "
+        "default final). A check compares by the baseline's own score; another one is refused.",
+    ),
+    last_k: int | None = typer.Option(
+        None, "--last-k", help="With --update: evaluations averaged by the last score (default 3)."
+    ),
 ):
     """Compare the current results with a baseline table; exit 1 on a regression.
 
     Fails when, for a configuration x dataset of the baseline (matched by run key), the current
     IQM falls below the baseline's 95% CI lower bound (its IQM, for a one-seed baseline) minus
-    the tolerance, or has no complete runs."""
+    the tolerance, or has no complete runs (then it says why: not run, not complete, or what
+    the nearest runs of that algorithm and dataset differ in)."""
     import math
 
     from bench.analysis.check import check, read_baseline, write_baseline
     from bench.analysis.leaderboard import fmt_ci
 
+    asked = None
+    if score is not None or last_k is not None:
+        asked = _score_spec("final" if score is None else score, 3 if last_k is None else last_k)
     if update:
-        base = write_baseline(results, baseline, _score_spec(score, last_k))
+        base = write_baseline(results, baseline, asked or _score_spec("final", 3))
         stdout.print(f"wrote {baseline}: {len(base)} configuration x dataset rows")
         return
-    rows = check(results, read_baseline(baseline), tolerance)
+    base = read_baseline(baseline)
+    if asked is not None and (score is None or last_k is None):  # the other one: the baseline's
+        kind, k = str(base.score.iloc[0]), int(base.last_k.iloc[0])
+        asked = _score_spec(kind if score is None else score, k if last_k is None else last_k)
+    rows = check(results, base, tolerance, asked)
     t = Table(title=f"bench check against {baseline} (tolerance {tolerance:g})")
     for col in ("algo", "dataset", "key", "baseline IQM [95% CI]", "threshold",
                 "current IQM [95% CI]", "seeds", "result"):  # fmt: skip
@@ -203,6 +218,9 @@ def check_cmd(
             "[green]pass[/]" if r.passed else "[red]FAIL[/]",
         )  # fmt: skip
     wide_console().print(t)
+    for r in rows[rows.why != ""].itertuples(index=False):
+        stdout.print(f"{r.label} x {r.dataset} (key {r.key}): {r.why}", soft_wrap=True,
+                     markup=False)  # fmt: skip
     failed = int((~rows.passed).sum())
     if failed:
         stdout.print(f"{failed} of {len(rows)} regressed")
