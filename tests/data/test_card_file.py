@@ -116,3 +116,41 @@ def test_a_symlink_inside_the_folder_is_followed(folders):
     card, _, user, _ = folders
     os.symlink(user / "behaviors" / "weights.pt", user / "alias.pt")
     assert card_file(card, "alias.pt") == (user / "behaviors" / "weights.pt").resolve()
+
+
+@pytest.mark.parametrize(
+    "card, old, name, message",
+    [
+        ("pendulum-medium", "behaviors/pendulum_redq_medium.pt", "../outside.pt", "leaves its"),
+        ("pendulum-medium", "behaviors/pendulum_redq_medium.pt", "{tmp}/outside.pt", "absolute"),
+        ("pendulum-replay", "behaviors/pendulum_redq_replay.npz", "../outside.npz", "leaves its"),
+        ("pendulum-replay", "behaviors/pendulum_redq_replay.npz", "link.npz", "outside its"),
+    ],
+)
+def test_building_a_card_that_names_a_file_outside_is_one_line(card, old, name, message,
+                                                               tmp_path, monkeypatch, capsys):  # fmt: skip
+    """Through `bench datasets build`: the build reads no file outside the card's folders."""
+    import shutil
+    import sys
+
+    from bench.cli import main
+
+    shipped = cards_dir()
+    cards = tmp_path / "cards"
+    cards.mkdir()
+    for outside in ("outside.pt", "outside.npz"):
+        src = "pendulum_redq_medium.pt" if outside.endswith(".pt") else "pendulum_redq_replay.npz"
+        shutil.copy(shipped / "behaviors" / src, tmp_path / outside)
+    os.symlink(tmp_path / "outside.npz", cards / "link.npz")
+    name = name.replace("{tmp}", str(tmp_path))
+    text = (shipped / f"{card}.toml").read_text().replace(card, "x-card").replace(old, name)
+    (cards / "x-card.toml").write_text(text.replace("size = 100_000", "size = 400"))
+    monkeypatch.setenv("BENCH_DATASETS_DIR", str(cards))
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    monkeypatch.setattr(sys, "argv", ["bench", "datasets", "build", "x-card", "-q"])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2, err
+    assert len(err) == 1 and err[0].startswith("bench: error: ") and message in err[0], err
+    assert not list((tmp_path / "minari").rglob("*.hdf5"))
