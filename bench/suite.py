@@ -22,14 +22,16 @@ change, so that a suite's version names one protocol.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench.errors import BenchError, UnknownNameError
-from bench.run.config import RunOptions
+from bench.run.config import RunOptions, check_algorithm
 
 SUITES_DIR = Path(__file__).parent / "suites"
 #: The run options a grid may set (the rest are how a run is executed, not what it measures).
@@ -37,6 +39,10 @@ GRID_OPTIONS = ("steps", "eval_every", "eval_episodes", "final_episodes", "batch
                 "holdout")  # fmt: skip
 #: What every grid must pin, so that a card default never changes a versioned suite.
 PINNED = ("steps", "eval_every", "eval_episodes", "final_episodes", "batch_size")
+#: A suite name: a slug (it names a results folder, the copied file and README markers).
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+#: Versions above this are refused as typos (the version is part of a file name).
+MAX_VERSION = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -94,11 +100,23 @@ def load_suite(name: str) -> Suite:
         raise BenchError(f"{where}: not valid TOML ({e})") from None
     _only(raw, ("name", "version", "description", "seeds", "grid"), where)
     suite_name = _typed(raw, "name", str, where)
+    if not NAME_RE.fullmatch(suite_name):
+        raise BenchError(
+            f"{where}: name {suite_name!r} is not a suite name: 1 to 64 letters, digits, '-' "
+            "and '_', starting with a letter or digit (it names the results folder)"
+        )
     if path.parent == SUITES_DIR and suite_name != path.stem:
         raise BenchError(f"{where}: name '{suite_name}' does not match its file name")
     version = _typed(raw, "version", int, where)
-    if version < 1:
-        raise BenchError(f"{where}: version must be >= 1, got {version}")
+    if not 1 <= version <= MAX_VERSION:
+        raise BenchError(f"{where}: version must be in 1..{MAX_VERSION:,}, got {version}")
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        raise BenchError(f"{where}: 'description' must be a str, got {description!r}")
+    try:
+        seeds = parse_seeds(_typed(raw, "seeds", str, where))
+    except BenchError as e:
+        raise BenchError(f"{where}: {str(e).replace('--seeds', 'seeds')}") from None
     grids_raw = _typed(raw, "grid", list, where)
     if not grids_raw:
         raise BenchError(f"{where}: no [[grid]] tables")
@@ -112,12 +130,14 @@ def load_suite(name: str) -> Suite:
         if missing:
             raise BenchError(f"{gw}: pin {', '.join(missing)} (a suite never takes a card's)")
         algos, datasets = _names(g, "algos", gw), _names(g, "datasets", gw)
-        overrides = g.get("set", {})
-        if not isinstance(overrides, dict):
-            raise BenchError(f"{gw}: 'set' must be a table of key = value")
+        overrides = _overrides(g.get("set", {}), gw)
         values = {k: g[k] for k in GRID_OPTIONS if k in g}
+        if "preset" in values and not isinstance(values["preset"], str):
+            raise BenchError(f"{gw}: 'preset' must be a str, got {values['preset']!r}")
         try:
-            options = RunOptions(**values, overrides={str(k): str(v) for k, v in overrides.items()})
+            options = RunOptions(**values, overrides=overrides)
+            for a in algos:  # names, preset and --set keys and values, as `suite run` will
+                check_algorithm(dataclasses.replace(options, algo=a))
         except BenchError as e:
             raise BenchError(f"{gw}: {e}") from None
         for pair in ((a, d) for a in algos for d in datasets):
@@ -128,8 +148,8 @@ def load_suite(name: str) -> Suite:
     return Suite(
         name=suite_name,
         version=version,
-        description=str(raw.get("description", "")),
-        seeds=parse_seeds(_typed(raw, "seeds", str, where)),
+        description=description,
+        seeds=seeds,
         grids=grids,
         path=path,
         sha256=hashlib.sha256(data).hexdigest(),
@@ -152,6 +172,27 @@ def _typed(table: dict, key: str, typ: type, where: str):
     return value
 
 
+def _overrides(table: Any, where: str) -> dict[str, str]:
+    """A grid's `set` table: key = a scalar (string, number or boolean), as `--set key=value`
+    would give it; arrays and tables are refused here, not when the suite runs."""
+    if not isinstance(table, dict):
+        raise BenchError(f"{where}: 'set' must be a table of key = value")
+    out = {}
+    for k, v in table.items():
+        if isinstance(v, bool):
+            out[str(k)] = str(v).lower()
+        elif isinstance(v, str | int | float):
+            out[str(k)] = str(v)
+        else:
+            kind = "an array" if isinstance(v, list) else f"a {type(v).__name__}"
+            hint = (
+                ' (write a list as a string: hidden_sizes = "64,64")' if isinstance(v, list) else ""
+            )
+            raise BenchError(f"{where}: set.{k} is {kind}; values are strings, numbers or "
+                             f"booleans{hint}")  # fmt: skip
+    return out
+
+
 def _names(table: dict, key: str, where: str) -> list[str]:
     value = _typed(table, key, list, where)
     if not value or not all(isinstance(v, str) and v for v in value):
@@ -172,3 +213,87 @@ def store_suite_file(suite: Suite, results_dir: Path) -> Path:
     out = folder / f"{suite.name}-v{suite.version}.toml"
     atomic_write_bytes(out, suite.text)
     return out
+
+
+# ---------------------------------------------------------------------- the suite's own runs
+#: What decides a run's numbers, as the key hashes it, less the dataset's content hash (checked
+#: apart, when the dataset is on this machine).
+_IDENTITY = ("algo", "minari_id", "steps", "eval_every", "eval_episodes", "batch_size",
+             "algo_config", "eval_env", "eval_seed_base", "random_streams", "final_episodes",
+             "holdout")  # fmt: skip
+#: Without the dataset's card (a minari: id or a file not on this machine): what the suite
+#: declares, compared with what the run recorded.
+_DECLARED = ("algo", "dataset", "steps", "eval_every", "eval_episodes", "final_episodes",
+             "batch_size", "holdout", "overrides")  # fmt: skip
+
+
+def _card_here(dataset: str):
+    """The dataset's card when it can be had without building, importing or downloading
+    anything; else None."""
+    from bench.data.catalog import MINARI_PREFIX, remote_alias, resolve_card
+    from bench.data.minari_io import dataset_exists
+
+    if dataset.endswith((".hdf5", ".h5")):  # imported under an env a suite does not name
+        return None
+    try:
+        if dataset.startswith(MINARI_PREFIX):
+            if not dataset_exists(remote_alias(dataset[len(MINARI_PREFIX) :])):
+                return None
+        return resolve_card(dataset)
+    except (BenchError, OSError):
+        return None
+
+
+def _matcher(grid: Grid, algo: str, dataset: str):
+    """A test of a run's RunConfig: is it this grid cell's configuration (any seed)? Its key,
+    resolved as `bench suite run` resolves it, when the dataset is on this machine; else the
+    fields of the key but the dataset's content hash (with the card), or the fields the suite
+    declares (without it)."""
+    from bench.algos import get_algorithm
+    from bench.data.minari_io import dataset_exists
+    from bench.run.config import resolve, resolve_preset
+    from bench.run.loop import prepare
+
+    opts = dataclasses.replace(grid.options, algo=algo, dataset=dataset, device="cpu")
+    card = _card_here(dataset)
+    if card is None:
+        preset = None if grid.options.preset is None else resolve_preset(
+            get_algorithm(algo), None, grid.options.preset)  # fmt: skip
+
+        def declared(c) -> bool:
+            same = all(getattr(c, f) == getattr(opts, f) for f in _DECLARED)
+            return same and (grid.options.preset is None or c.preset == preset)
+
+        return declared
+    if dataset_exists(card.minari_id):
+        try:
+            key = prepare(opts, show_progress=False).config.key()
+            return lambda c: c.key() == key
+        except BenchError:
+            pass  # the suite could not run it here either: compare what can be compared
+    want = resolve(opts, card, "")
+    ident = {f: getattr(want, f) for f in _IDENTITY}
+    return lambda c: {f: getattr(c, f) for f in _IDENTITY} == ident
+
+
+def own_runs(suite: Suite, results_dir: Path) -> tuple[list[str], list[str]]:
+    """(the run ids under results_dir that are the suite's: a grid cell's configuration, as
+    `bench suite run` matches them, and one of its seeds; the other run ids). A run whose
+    config.json cannot be read back is among the others."""
+    from bench.results.schema import runs_dir
+    from bench.results.store import read_runs
+    from bench.run.config import RunConfig
+
+    raw, _, _ = read_runs(results_dir)
+    matchers = [_matcher(g, a, d) for g in suite.grids for a in g.algos for d in g.datasets]
+    seeds = set(suite.seeds)
+    own, others = [], []
+    for run_id, cfg in sorted(raw.items()):
+        try:
+            c = RunConfig.from_json(cfg, str(runs_dir(results_dir) / run_id / "config.json"))
+        except BenchError:
+            others.append(run_id)
+            continue
+        mine = c.seed in seeds and any(m(c) for m in matchers)
+        (own if mine else others).append(run_id)
+    return own, others

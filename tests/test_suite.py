@@ -1,6 +1,7 @@
 """Named suites: the TOML declaration, its checks, and `bench suite run` recording the suite."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -52,21 +53,59 @@ def test_a_suite_file_parses(tmp_path):
 
 
 @pytest.mark.parametrize("edit, message", [
-    (("version = 2", "version = 0"), "version must be >= 1"),
+    (("version = 2", "version = 0"), "version must be in 1..1,000,000, got 0"),
+    (("version = 2", "version = 10000000000"), "version must be in 1..1,000,000"),
     (("version = 2", 'version = "2"'), "'version' must be a int"),
     (("steps = 20\n", ""), "pin steps"),
     (("steps = 20", "steps = -5"), "--steps must be positive"),
     (("final_episodes = 3", "final_episodes = -1"), "--final-episodes must be >= 0"),
     (('algos = ["bc", "discrete_bcq"]', "algos = []"), "'algos' must be a non-empty list"),
-    (('seeds = "0-1"', 'seeds = "1-0"'), "bad --seeds range"),
+    (('seeds = "0-1"', 'seeds = "1-0"'), "mini.toml: bad seeds range"),
+    (('seeds = "0-1"', 'seeds = "0-99999999"'), "mini.toml: seeds '0-99999999' asks for more"),
+    (('seeds = "0-1"', 'seeds = "0-99999999999"'), "mini.toml: bad seeds '0-99999999999'"),
+    (('name = "mini"', 'name = "../../escaped"'), "name '../../escaped' is not a suite name"),
+    (('name = "mini"', 'name = ""'), "name '' is not a suite name"),
+    (('name = "mini"', 'name = "a\\u0000b"'), "name 'a\\x00b' is not a suite name"),
+    (('name = "mini"', 'name = "a/b"'), "name 'a/b' is not a suite name"),
+    (('name = "mini"', 'name = ".hidden"'), "name '.hidden' is not a suite name"),
+    (('name = "mini"', 'name = "' + "x" * 65 + '"'), "is not a suite name"),
+    (('set = { hidden_sizes = "16" }', "set = { hidden_sizes = [32, 32] }"),
+     'set.hidden_sizes is an array; values are strings, numbers or booleans (write a list as a '
+     'string: hidden_sizes = "64,64")'),
+    (('set = { hidden_sizes = "16" }', "set = { hidden_sizes = { a = 1 } }"),
+     "set.hidden_sizes is a dict"),
+    (('set = { hidden_sizes = "16" }', "set = { lr = nan }"), "bad value 'nan' for bc.lr"),
+    (('set = { hidden_sizes = "16" }', "set = { nope = 1 }"), "unknown config key for bc 'nope'"),
+    (('set = { hidden_sizes = "16" }', 'set = "lr=1"'), "'set' must be a table"),
+    (("batch_size = 16", "batch_size = 16\npreset = 3"), "'preset' must be a str, got 3"),
+    (("batch_size = 16", 'batch_size = 16\npreset = "huge"'), "unknown preset for bc 'huge'"),
+    (("batch_size = 16", "batch_size = 16.5"), "--batch-size must be an integer"),
+    (('algos = ["bc", "discrete_bcq"]', 'algos = ["bc", "nope"]'), "unknown algorithm 'nope'"),
+    (('description = "two algorithms on the tiny cartpole"', "description = { a = 1 }"),
+     "'description' must be a str"),
     (("batch_size = 16", "batch_size = 16\nlr = 3"), "unknown key(s) lr"),
     (('name = "mini"', 'name = "mini"\ncolour = 1'), "unknown key(s) colour"),
     (("[[grid]]", "[[grid]]\n[[grid]]"), "grid 1: pin steps, eval_every"),
     (("version = 2", "version = 2 ="), "not valid TOML"),
 ])  # fmt: skip
 def test_a_bad_suite_file_is_one_line(tmp_path, edit, message):
-    with pytest.raises(BenchError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(BenchError, match=re.escape(message)):
         load_suite(write(tmp_path, GOOD.replace(*edit)))
+
+
+def test_a_boolean_in_set_is_passed_as_the_cli_spells_it(tmp_path):
+    s = load_suite(
+        write(
+            tmp_path,
+            GOOD.replace(
+                'set = { hidden_sizes = "16" }', 'set = { hidden_sizes = "16", lr = 0.5 }'
+            ),
+        )
+    )
+    assert s.grids[0].options.overrides == {"hidden_sizes": "16", "lr": "0.5"}
+    from bench.suite import _overrides
+
+    assert _overrides({"flag": True}, "w") == {"flag": "true"}
 
 
 def test_a_pair_in_two_grids_is_refused(tmp_path):
@@ -122,6 +161,84 @@ def test_report_table_compares_with_bc_on_each_dataset_and_fills_the_readme(tmp_
     with pytest.raises(BenchError, match="needs the lines"):
         write_into(readme, "mini", text)
     assert readme.read_text() == "no markers\n"  # nothing written
+
+
+REPORTED = """
+name = "rep"
+version = 1
+seeds = "0-2"
+
+[[grid]]
+datasets = ["ds"]
+algos = ["bc", "iql"]
+steps = 200
+eval_every = 100
+eval_episodes = 10
+final_episodes = 50
+batch_size = 64
+"""
+
+
+def test_report_shows_only_the_suites_own_runs(tmp_path, cli):
+    """Runs of other configurations or seeds in the same folder are left out of the suite's
+    table (and counted), never published as the suite's."""
+    from tests.analysis.fake_runs import make_run
+
+    path = tmp_path / "rep.toml"
+    path.write_text(REPORTED)
+    res = tmp_path / "res"
+    own = dict(final_episodes=50)
+    for seed in range(3):
+        make_run(res, "bc", "ds", seed, [10, 20], final=10.0 + seed, **own)
+        make_run(res, "iql", "ds", seed, [10, 20], final=60.0 + seed, **own)
+    make_run(res, "bc", "ds", 7, [10, 20], final=99.0, **own)  # a seed the suite has not
+    make_run(res, "iql", "ds", 0, [10, 20, 30], final=99.0, suffix="long", **own)  # 300 steps
+    make_run(res, "discrete_cql", "ds", 0, [10, 20], final=99.0, **own)  # not in the grid
+    make_run(res, "bc", "ds", 0, [10, 20], final=99.0, suffix="h", holdout=0.5, **own)
+    make_run(res, "bc", "other", 0, [10, 20], final=99.0, **own)  # another dataset
+    out = cli("suite", "report", path, "--results-dir", res)
+    assert out.returncode == 0, out.stderr
+    rows = [line for line in out.stdout.splitlines() if line.startswith("| ds")]
+    assert len(rows) == 2 and rows[0].startswith("| ds | bc | 3 | 11.0 [10.0, 12.0] |")
+    assert rows[1].startswith("| ds | iql | 3 | 61.0 [60.0, 62.0] |")
+    assert "99" not in out.stdout and "other" not in out.stdout
+    assert out.stderr.strip() == (
+        f"suite rep; 5 other run(s) under {res}/runs are not this suite's (another "
+        "configuration or seed) and were left out"
+    )
+    readme = tmp_path / "README.md"
+    readme.write_text(
+        "<!-- bench suite report rep: start -->\n<!-- bench suite report rep: end -->\n"
+    )
+    out = cli("suite", "report", path, "--results-dir", res, "--readme", readme)
+    assert out.returncode == 0 and "5 other run(s)" in out.stdout
+    assert "| ds | bc | 3 |" in readme.read_text() and "99" not in readme.read_text()
+
+
+def test_report_without_the_suites_runs_is_one_line(tmp_path, cli):
+    from tests.analysis.fake_runs import make_run
+
+    path = tmp_path / "rep.toml"
+    path.write_text(REPORTED)
+    make_run(tmp_path / "res", "bc", "ds", 0, [10, 20], final=1.0)  # no final_episodes: other
+    out = cli("suite", "report", path, "--results-dir", tmp_path / "res")
+    err = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(err) == 1
+    assert err[0] == (
+        f"bench: error: no runs of suite rep v1 under {tmp_path}/res/runs (1 run(s) "
+        f"of other configurations or seeds); run it with `bench suite run {path}`"
+    )
+    assert not (tmp_path / "res" / "suites").exists()
+
+
+def test_suite_run_refuses_an_escaping_name_before_writing(tmp_path, cli, monkeypatch):
+    """`name = "../../escaped"` once wrote results to ./escaped and the suite copy outside
+    results/suites; now the file is refused when read, and nothing is written anywhere."""
+    monkeypatch.chdir(tmp_path)
+    path = write(tmp_path, GOOD.replace('name = "mini"', 'name = "../../escaped"'))
+    out = cli("suite", "run", path, "-q")
+    assert out.returncode == 2 and "is not a suite name" in out.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mini.toml"]
 
 
 def test_runs_record_the_hardware(tiny_cartpole, tmp_path):

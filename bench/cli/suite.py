@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
@@ -117,14 +118,48 @@ def report_cmd(
     """The suite's table from its parquet files: IQM [95% CI] per dataset and configuration,
     P(> bc) on the same dataset, the behavior's score, wall time and hardware, and the protocol
     (score: the final evaluation)."""
-    from bench.analysis.report import report_markdown, write_into
+    from bench.analysis.report import write_into
     from bench.suite import load_suite
 
     suite = load_suite(name)
     results_dir = results_dir or Path("results") / "suites" / suite.name
-    text = report_markdown(results_dir)
+    text, others = suite_report(suite, results_dir)
+    left_out = (f"; {others} other run(s) under {results_dir}/runs are not this suite's "
+                "(another configuration or seed) and were left out") if others else ""  # fmt: skip
     if readme is None:
         print(text, end="")
+        if left_out:
+            print(f"suite {suite.name}{left_out}", file=sys.stderr)
         return
     write_into(readme, suite.name, text)
-    stdout.print(f"wrote the {suite.name} table into {readme}", markup=False)
+    stdout.print(f"wrote the {suite.name} table into {readme}{left_out}", markup=False,
+                 soft_wrap=True)  # fmt: skip
+
+
+def suite_report(suite, results_dir: Path) -> tuple[str, int]:
+    """The suite's table from its own runs only (its grids' configurations and seeds), and how
+    many other runs the folder holds."""
+    import os
+    import tempfile
+
+    from bench.analysis.report import report_markdown
+    from bench.errors import BenchError
+    from bench.results.schema import runs_dir
+    from bench.suite import own_runs
+
+    own, others = own_runs(suite, results_dir)
+    if not own:
+        besides = f" ({len(others)} run(s) of other configurations or seeds)" if others else ""
+        raise BenchError(
+            f"no runs of suite {suite.name} v{suite.version} under {runs_dir(results_dir)}"
+            f"{besides}; run it with `bench suite run {suite.path}`"
+        )
+    with tempfile.TemporaryDirectory(prefix="bench-suite-report-") as tmp:
+        view = runs_dir(Path(tmp))  # the suite's runs alone, as links to their folders
+        view.mkdir()
+        for run_id in own:
+            os.symlink(runs_dir(results_dir).absolute() / run_id, view / run_id)
+        try:
+            return report_markdown(Path(tmp)), len(others)
+        except BenchError as e:
+            raise BenchError(str(e).replace(str(view), str(runs_dir(results_dir)))) from None
