@@ -52,11 +52,20 @@ MEMORY_SIZE_RANGE = (1_000, 10_000_000)
 #: Disk bytes per transition of the synthetic Atari dataset (an 84x84 uint8 frame, HDF5 and
 #: Minari's episode overhead): 1M transitions take ~7.1 GB.
 SYNTHETIC_BYTES_PER_TRANSITION = 7_100
+#: Memory the loading process takes per transition: the frame (84x84 bytes) and 10% more
+#: (measured: peak RSS 1.03-1.08 x the frame bytes; README "Performance").
+LOAD_BYTES_PER_TRANSITION = 7_800
+#: The loading process's own memory (python, torch, minari) beside the frames.
+LOAD_BASE_BYTES = 1 << 30
+#: Peak memory per seed of a training case (README "Many seeds in one process" measures at most
+#: 27 MiB for the vector networks, 85 MiB for the Atari CNN), with room to spare.
+SEED_BYTES = {"vector": 64 << 20, "atari": 160 << 20}
 
 
 def check_options(repeats: int, min_time: float, threads: list[int], sizes: list[int]) -> None:
     """Refuse out-of-range options up front, one line each; and memory sizes whose synthetic
-    dataset would not fit in the temp folder (each is written, measured and deleted in turn)."""
+    dataset would not fit in the temp folder (each is written, measured and deleted in turn),
+    with the margin every disk check keeps, or whose loading would not fit in memory."""
     if not 1 <= repeats <= MAX_REPEATS:
         raise BenchError(f"--repeats must be between 1 and {MAX_REPEATS} (got {repeats})")
     if not (math.isfinite(min_time) and 0 < min_time <= MAX_MIN_TIME):
@@ -76,17 +85,45 @@ def check_options(repeats: int, min_time: float, threads: list[int], sizes: list
                 f"(got {n:,})"
             )
     if sizes:
-        from bench.data.minari_io import free_bytes
+        from bench.data.minari_io import free_bytes, free_memory_bytes, with_margin
 
         folder = tempfile.gettempdir()
-        need = max(sizes) * SYNTHETIC_BYTES_PER_TRANSITION
+        need = with_margin(max(sizes) * SYNTHETIC_BYTES_PER_TRANSITION)
         free = free_bytes(folder)
         if free < need:
             raise BenchError(
                 f"--memory-sizes {max(sizes):,} needs ~{need / 2**20:,.0f} MiB in the temp "
-                f"folder {folder} for its synthetic dataset, {free / 2**20:,.0f} MiB free "
-                "(set TMPDIR elsewhere or give smaller sizes)"
+                f"folder {folder} for its synthetic dataset (margin included), "
+                f"{free / 2**20:,.0f} MiB free (set TMPDIR elsewhere or give smaller sizes)"
             )
+        need = with_margin(max(sizes) * LOAD_BYTES_PER_TRANSITION) + LOAD_BASE_BYTES
+        free = free_memory_bytes()
+        if free < need:
+            raise BenchError(
+                f"--memory-sizes {max(sizes):,} needs ~{need / 2**20:,.0f} MiB of memory to "
+                f"load, {free / 2**20:,.0f} MiB available; give smaller sizes"
+            )
+
+
+def check_seed_memory(cases: list[Case], device: str) -> None:
+    """The largest case (S seeds trained together) fits in the memory of the device: refused
+    up front, not killed by the kernel after minutes of measuring."""
+    if not cases:
+        return
+    from bench.data.minari_io import free_memory_bytes, with_margin
+
+    worst = max(cases, key=lambda c: SEED_BYTES[c.shape] * c.seeds)
+    need = with_margin(SEED_BYTES[worst.shape] * worst.seeds)
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        free, where = torch.cuda.mem_get_info(dev)[0], f"free on {dev}"
+    else:
+        free, where = free_memory_bytes(), "available"
+    if free < need:
+        raise BenchError(
+            f"--seeds {worst.seeds}: {worst.algo} ({worst.shape}) with {worst.seeds} seeds "
+            f"needs ~{need / 2**20:,.0f} MiB, {free / 2**20:,.0f} MiB {where}; give fewer seeds"
+        )
 
 
 def check_output_file(path) -> None:
@@ -382,14 +419,34 @@ print(json.dumps({"load_s": time.perf_counter() - t0, "rss_delta": rss("VmHWM:")
 """
 
 
+#: Runs write_synthetic_atari in a child process: an HDF5 crash (it aborts rather than raising
+#: when the disk fills) ends the child, never bench, which then removes the temp folder.
+_WRITE_PROBE = """
+import sys
+from bench.errors import BenchError
+from bench.perf import write_synthetic_atari
+try:
+    write_synthetic_atari(sys.argv[1], int(sys.argv[2]))
+except BenchError as e:
+    print(e, file=sys.stderr)
+    sys.exit(2)
+"""
+#: Prefix of the temp folders of the memory measurement (its pid follows, then a random part).
+TEMP_PREFIX = "bench-perf-pid"
+
+
 def write_synthetic_atari(root, n: int, episode_len: int = 1000, seed: int = 0) -> str:
     """A Minari dataset (HDF5, lossless) of n random 84x84 frames in episodes of episode_len,
-    written episode by episode into the Minari root `root`; returns its id."""
+    written episode by episode into the Minari root `root`; returns its id. The free space is
+    watched: before each episode, what is left to write (and the margin) must still fit, else
+    one BenchError line, before HDF5 meets a full disk."""
     import os
 
     import minari
     from minari.data_collector import EpisodeBuffer
     from minari.dataset.minari_storage import MinariStorage
+
+    from bench.data.minari_io import SPACE_MARGIN_BYTES, free_bytes
 
     minari_id = f"perf/atari-synthetic-{n}-v0"
     path = os.path.join(root, minari_id, "data")
@@ -400,6 +457,12 @@ def write_synthetic_atari(root, n: int, episode_len: int = 1000, seed: int = 0) 
     )
     rng = np.random.default_rng(seed)
     for start in range(0, n, episode_len):
+        left = (n - start) * SYNTHETIC_BYTES_PER_TRANSITION + SPACE_MARGIN_BYTES
+        if (free := free_bytes(root)) < left:
+            raise BenchError(
+                f"the temp folder {root} is filling up ({free / 2**20:,.0f} MiB free, "
+                f"~{left / 2**20:,.0f} MiB still to write): stopped before it is full"
+            )
         T = min(episode_len, n - start)
         trunc = [False] * T
         trunc[-1] = True
@@ -412,21 +475,59 @@ def write_synthetic_atari(root, n: int, episode_len: int = 1000, seed: int = 0) 
     return minari_id
 
 
-def measure_atari_memory(n: int) -> dict:
-    """Load n Atari transitions (frames stored once, stacks of 4 at sample time) in a fresh
-    process: peak RSS beyond the process before loading, against the raw frame bytes."""
-    import json
-    import os
+def _child(code: str, args: list[str], env: dict, what: str) -> str:
+    """Run `python -c code args` and return its stdout; a failure (an error, a crash, a kill by
+    the kernel) is one BenchError line."""
     import subprocess
     import sys
-    import tempfile
 
-    with tempfile.TemporaryDirectory(prefix="bench-perf-") as root:
-        minari_id = write_synthetic_atari(root, n)
+    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                         env=env)  # fmt: skip
+    if out.returncode != 0:
+        rc = out.returncode
+        how = f"killed by signal {-rc}" if rc < 0 else f"exit status {rc}"
+        last = (out.stderr.strip().splitlines() or [""])[-1].strip()
+        raise BenchError(f"{what} failed ({how}){': ' + last if last else ''}")
+    return out.stdout
+
+
+def _remove_stale_temp_folders(folder: str) -> None:
+    """Temp folders of measurements whose process is gone (killed with kill -9)."""
+    import shutil
+    from pathlib import Path
+
+    from bench.data.minari_io import alive
+
+    for d in Path(folder).glob(f"{TEMP_PREFIX}*-*"):
+        pid = d.name[len(TEMP_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not alive(int(pid)):
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def measure_atari_memory(n: int) -> dict:
+    """Load n Atari transitions (frames stored once, stacks of 4 at sample time) in a fresh
+    process: peak RSS beyond the process before loading, against the raw frame bytes. The
+    synthetic dataset is written by another child process into a temp folder that is removed
+    whatever happens (an error, a crash of either child, Ctrl-C)."""
+    import json
+    import shutil
+
+    base = tempfile.gettempdir()
+    _remove_stale_temp_folders(base)
+    try:
+        root = tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", dir=base)
+    except OSError as e:
+        raise BenchError(f"cannot write in the temp folder {base}: {e.strerror or e}") from None
+    try:
         env = {**os.environ, "MINARI_DATASETS_PATH": root, "OMP_NUM_THREADS": "1"}
-        out = subprocess.run(
-            [sys.executable, "-c", _LOAD_PROBE, minari_id],
-            capture_output=True, text=True, env=env, check=True,
-        )  # fmt: skip
-    r = json.loads(out.stdout.strip().splitlines()[-1])
+        _child(_WRITE_PROBE, [root, str(n)], env,
+               f"--memory-sizes {n:,}: writing the synthetic dataset")  # fmt: skip
+        minari_id = f"perf/atari-synthetic-{n}-v0"
+        out = _child(_LOAD_PROBE, [minari_id], env, f"--memory-sizes {n:,}: loading it")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    try:
+        r = json.loads(out.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise BenchError(f"--memory-sizes {n:,}: the loading process printed no result") from None
     return {**r, "rss_over_frames": r["rss_delta"] / r["frame_bytes"]}

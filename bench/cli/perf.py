@@ -29,7 +29,8 @@ def perf_cmd(
         "--memory-sizes",
         help="Atari dataset sizes (transitions, 1,000-10,000,000) whose loading memory is "
         "measured; '' skips. Each writes a synthetic lossless dataset to the temp folder "
-        "(~7.1 GB for 1M; refused up front when it does not fit).",
+        "(~7.1 GB for 1M), removed afterwards and on any failure; refused up front when it "
+        "does not fit on disk with a 10% + 8 MiB margin, or its loading in memory.",
     ),
     json_path: Path | None = typer.Option(
         None, "--json", help="Also write the results as JSON (its folder must exist)."
@@ -49,6 +50,7 @@ def perf_cmd(
     from bench.perf import (
         check_options,
         check_output_file,
+        check_seed_memory,
         default_cases,
         measure_acting,
         measure_atari_memory,
@@ -81,6 +83,7 @@ def perf_cmd(
     if json_path is not None:
         check_output_file(json_path)  # before minutes of measuring, not after
     cases = [c for c in default_cases(seed_counts) if c.algo in names]
+    check_seed_memory(cases, dev)
     rows = []
     table = Table(
         title=f"training on {dev}: S seeds per update; upd/s incl. sampling (median of repeats); "

@@ -60,6 +60,27 @@ def free_bytes(folder: Path) -> int:
     return shutil.disk_usage(probe).free
 
 
+def free_memory_bytes() -> int:
+    """Memory the kernel can give this process now without swapping (MemAvailable of
+    /proc/meminfo; elsewhere the physical memory, as os.sysconf reports it)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 2**63 - 1  # unknown: nothing is refused on this ground
+
+
+def with_margin(need_bytes: int) -> int:
+    """need_bytes plus the margin every space check adds."""
+    return int(need_bytes * (1 + SPACE_MARGIN_FRACTION)) + SPACE_MARGIN_BYTES
+
+
 def check_free_space(folder: Path, need_bytes: int, free: int | None = None) -> None:
     """Refuse a write when `folder`'s file system cannot hold ~need_bytes plus the margin
     (free: bytes known to be free, else shutil.disk_usage's): HDF5 crashes (segmentation
@@ -67,7 +88,7 @@ def check_free_space(folder: Path, need_bytes: int, free: int | None = None) -> 
     folder = Path(folder).absolute()
     if free is None:
         free = free_bytes(folder)
-    need = int(need_bytes * (1 + SPACE_MARGIN_FRACTION)) + SPACE_MARGIN_BYTES
+    need = with_margin(need_bytes)
     if free < need:
         raise DatasetError(
             f"not enough disk space in {folder}: need ~{need / 2**20:.0f} MiB, "
