@@ -79,7 +79,12 @@ def remote_alias(name: str) -> str:
 
 
 def minari_card(dataset_id: str) -> Card:
-    """A card for any Minari dataset: env and reference scores come from its metadata."""
+    """A card for any Minari dataset: env and reference scores come from its metadata; its run
+    defaults are those of the card that names this Minari id (shipped or imported), else those
+    an import gives data of its observation space (imported_defaults): one dataset trains with
+    one set of defaults however it is named."""
+    import math
+
     minari_id = remote_alias(dataset_id[len(MINARI_PREFIX) :])
     if not minari_id:
         raise DatasetError("empty Minari id: use minari:<namespace/name-vN>")
@@ -87,37 +92,78 @@ def minari_card(dataset_id: str) -> Card:
         download(minari_id)
     dataset = open_dataset(minari_id)
     meta = dataset.storage.metadata
-    ref_min, ref_max = meta.get("ref_min_score"), meta.get("ref_max_score")
-    if ref_min is None or ref_max is None:
+    refs = meta.get("ref_min_score"), meta.get("ref_max_score")
+    if None in refs:
         raise DatasetError(
             f"dataset {minari_id} has no ref_min_score/ref_max_score in its metadata: "
             "normalized scores need both"
         )
+    try:
+        ref_min, ref_max = (float(r) for r in refs)
+    except (TypeError, ValueError):
+        ref_min = ref_max = math.nan
+    if not (math.isfinite(ref_min) and math.isfinite(ref_max)) or ref_min == ref_max:
+        raise DatasetError(
+            f"dataset {minari_id}: ref_min_score {refs[0]!r} / ref_max_score {refs[1]!r} in its "
+            "metadata cannot normalize scores (they must be finite numbers that differ)"
+        )
     eval_json = meta.get("eval_env_spec")  # Minari's evaluation env, else the collecting one
-    spec = gym.envs.registration.EnvSpec.from_json(eval_json) if eval_json else dataset.env_spec
+    try:
+        spec = gym.envs.registration.EnvSpec.from_json(eval_json) if eval_json else dataset.env_spec
+        size = int(meta.get("total_steps", 0))
+        ref_episodes = int(meta.get("num_episodes_average_score", 0) or 0)
+    except Exception as e:  # noqa: BLE001 - tampered metadata: any parse error is one line
+        raise DatasetError(
+            f"dataset {minari_id}: its metadata cannot be read ({type(e).__name__}: "
+            f"{' '.join(str(e).split())[:200]})"
+        ) from None
     if spec is None:
         raise DatasetError(f"dataset {minari_id} records no environment to evaluate on")
+    named = card_of_minari_id(minari_id)
+    train = named.train if named is not None else imported_defaults(
+        dataset.observation_space.shape)  # fmt: skip
     return Card(
         id=dataset_id,
-        description=meta.get("description", "") or "",
+        description=str(meta.get("description", "") or ""),
         minari_id=minari_id,
         env=EnvSpec(id=spec.id, kwargs=dict(spec.kwargs)),
         behavior=PolicySpec(policy="external"),
-        size=int(meta.get("total_steps", 0)),
+        size=size,
         seed=0,
-        ref_min=float(ref_min),
-        ref_max=float(ref_max),
+        ref_min=ref_min,
+        ref_max=ref_max,
         ref_source=f"Minari metadata of {minari_id}",
         expert=PolicySpec(policy="external"),
-        ref_episodes=int(meta.get("num_episodes_average_score", 0) or 0),
-        train=TrainDefaults(),
+        ref_episodes=ref_episodes,
+        train=train,
     )
 
 
-def vector_preset(obs_shape: tuple[int, ...]) -> str | None:
+def card_of_minari_id(minari_id: str) -> Card | None:
+    """The card (shipped first, then imported) whose dataset is this Minari id; None if none.
+    Cards that cannot be read are passed over (`bench datasets list` names them)."""
+    for cid in card_ids():
+        try:
+            card = load_card(cid)
+        except DatasetError:
+            continue
+        if card.minari_id == minari_id:
+            return card
+    return None
+
+
+def vector_preset(obs_shape: tuple[int, ...] | None) -> str | None:
     """Train preset for imported data: vector observations get `small` (the algorithms that
     define it, e.g. discrete_bcq, then train with small-task settings, not Atari's)."""
-    return "small" if len(obs_shape) == 1 else None
+    return "small" if obs_shape is not None and len(obs_shape) == 1 else None
+
+
+def imported_defaults(obs_shape: tuple[int, ...] | None) -> TrainDefaults:
+    """The run defaults of data that comes without a card of its own (an import, a D4RL file
+    used directly, a Minari dataset no card names): vector observations get the `small` preset
+    and a final evaluation of 100 episodes (cheap there); anything else the card defaults."""
+    preset = vector_preset(None if obs_shape is None else tuple(obs_shape))
+    return TrainDefaults(preset=preset, final_episodes=100 if preset is not None else 0)
 
 
 def hdf5_id(file: Path, env_id: str) -> str:
@@ -138,7 +184,7 @@ def hdf5_card(path: str, env_id: str | None) -> Card:
     """A D4RL HDF5 file used directly: imported once per (content, env), then read."""
     import dataclasses
 
-    from bench.data.d4rl_io import import_d4rl
+    from bench.data.d4rl_io import d4rl_refs, import_d4rl
 
     file = Path(path)
     if not file.is_file():
@@ -147,11 +193,16 @@ def hdf5_card(path: str, env_id: str | None) -> Card:
         raise DatasetError(f"{path}: give the env it was collected on with --env ENV_ID")
     minari_id = hdf5_id(file, env_id)
     if not dataset_exists(minari_id):
+        if d4rl_refs(env_id) is None:  # `bench run` takes no references: an import does
+            raise DatasetError(
+                f"{path}: no reference scores known for {env_id}, and `bench run` takes no "
+                f"--ref-min and --ref-max: import the file with them, `bench datasets import {path} --env {env_id} --as "
+                "NAME --ref-min MIN --ref-max MAX`, then train with --dataset NAME"
+            )
         import_d4rl(file, env_id, minari_id)
     card = minari_card(MINARI_PREFIX + minari_id)
-    preset = vector_preset(tuple(open_dataset(minari_id).observation_space.shape))
-    final = 100 if preset is not None else 0  # vector observations: cheap final episodes
-    return dataclasses.replace(card, train=TrainDefaults(preset=preset, final_episodes=final))
+    return dataclasses.replace(card, train=imported_defaults(
+        open_dataset(minari_id).observation_space.shape))  # fmt: skip
 
 
 def import_file(
@@ -178,7 +229,7 @@ def import_file(
         card_id, minari_id, env_id, dataset.total_steps,
         meta["ref_min_score"], meta["ref_max_score"], meta.get("bench_ref_source", ""),
         f"imported from {Path(path).name} (collected on {env_id})",
-        vector_preset(tuple(dataset.observation_space.shape)), command,
+        vector_preset(dataset.observation_space.shape), command,
     )  # fmt: skip
     try:
         card = write_card(card_path, text)

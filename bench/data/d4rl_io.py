@@ -74,6 +74,7 @@ def read_d4rl(path: Path) -> dict[str, np.ndarray]:
             keys = [k for k in (*REQUIRED, "timeouts", "next_observations") if k in f]
             for k in keys:
                 _check_array(path, k, f[k])
+            _check_memory(path, sum(f[k].size * f[k].dtype.itemsize for k in keys))
             arrays = {k: f[k][()] for k in keys}
     except OSError as e:
         raise DatasetError(f"{path}: cannot be read as HDF5 ({one_line(e)})") from None
@@ -95,6 +96,25 @@ def read_d4rl(path: Path) -> dict[str, np.ndarray]:
             )
     arrays.setdefault("timeouts", np.zeros(n, bool))
     return arrays
+
+
+#: Memory an import takes, in multiples of the file's arrays: the arrays read, the episodes cut
+#: from them (observations copied with each episode's final one) and Minari's write buffers.
+IMPORT_MEMORY_FACTOR = 3
+
+
+def _check_memory(path: Path, array_bytes: int) -> None:
+    """The arrays a file declares can be read and imported in the memory available (a small
+    file can declare terabytes: HDF5 stores unwritten chunks as nothing)."""
+    from bench.data.minari_io import free_memory_bytes, with_margin
+
+    need = with_margin(array_bytes * IMPORT_MEMORY_FACTOR)
+    free = free_memory_bytes()
+    if need > free:
+        raise DatasetError(
+            f"{path}: its arrays take {array_bytes / 2**20:,.0f} MiB; reading and importing them "
+            f"needs ~{need / 2**20:,.0f} MiB of memory, {free / 2**20:,.0f} MiB available"
+        )
 
 
 def _check_array(path: Path, key: str, obj) -> None:
@@ -281,6 +301,11 @@ def import_d4rl(
             need += arrays["observations"].nbytes
         check_free_space(minari_root(), need)
         episodes = split_episodes(arrays)
+        if not episodes:
+            raise DatasetError(
+                f"{path}: no transitions left to import: every episode is one step that ends in "
+                "a timeout, whose next observation is unknown without next_observations"
+            )
         file_end_open = not (arrays["terminals"][-1] or arrays["timeouts"][-1])
         buffers = [EpisodeBuffer(id=i, **ep) for i, ep in enumerate(episodes)]
         with staged_dataset(minari_id, force), warnings.catch_warnings():
@@ -321,7 +346,19 @@ def import_d4rl(
 def export_d4rl(dataset, path: Path) -> None:
     """A Minari dataset -> the D4RL flat layout (with next_observations)."""
     meta = dataset.storage.metadata
-    eps = list(dataset.storage.get_episodes(dataset.episode_indices))
+    try:
+        eps = list(dataset.storage.get_episodes(dataset.episode_indices))
+        for e in eps:
+            for k in ("observations", "actions", "rewards", "terminations", "truncations"):
+                if not isinstance(e[k], np.ndarray):  # a Dict/Tuple space: not the D4RL layout
+                    raise DatasetError(
+                        f"dataset {dataset.id}: {k} are not flat arrays ({type(e[k]).__name__}); "
+                        "the D4RL layout holds Box or Discrete data only"
+                    )
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as e:
+        raise DatasetError(
+            f"dataset {dataset.id}: cannot be read ({type(e).__name__}: {one_line(e)[:300]})"
+        ) from None
     if not eps:
         raise DatasetError(f"dataset {dataset.id}: no transitions (empty dataset)")
     timeouts = np.concatenate([e["truncations"] for e in eps]).astype(bool)
