@@ -13,6 +13,11 @@ from bench.cli.app import app, stdout, wide_console
 from bench.errors import BenchError
 
 FORMATS = ("md", "csv", "json")
+#: FQE's memory per transition of a batch and per candidate trained together: the batch, the
+#: activations of Q and Q' and the gradients (MLP 256-256 on vector observations; the Nature CNN
+#: on stacked 84x84 frames), with room to spare. Batches whose total does not fit the memory
+#: available are refused before anything trains.
+FQE_SAMPLE_BYTES = {"vector": 16 << 10, "image": 512 << 10}
 
 
 def _ci(point: float, lo: float, hi: float) -> str:
@@ -128,7 +133,9 @@ def select_cmd(
                     target_update_interval=target_update, steps=steps, seed=seed,
                     loss=loss)  # fmt: skip
     datasets = [d.strip() for d in dataset.split(",") if d.strip()] or None
-    opts = SelectOptions(results, methods, datasets, fqe, str(check_device(device)), vectorize,
+    dev = str(check_device(device))
+    preflight(results, datasets, batch_size if "fqe" in methods else 0, vectorize, dev)
+    opts = SelectOptions(results, methods, datasets, fqe, dev, vectorize,
                          explicit=bool(method.strip()), over=over,
                          show_progress=not quiet and format == "md")  # fmt: skip
     table, metrics, seconds = run_selection(opts)
@@ -156,3 +163,65 @@ def select_cmd(
         soft_wrap=True,
         markup=False,
     )
+
+
+def preflight(results: Path, datasets: list[str] | None, batch_size: int, vectorize: bool,
+              device: str) -> None:  # fmt: skip
+    """Refusals that need the runs but nothing trained: a run whose policies/ is not a folder
+    (its candidates would be silently missing), and an FQE batch (batch_size > 0) larger than
+    a dataset or than the memory its candidates trained together would take."""
+    from bench.data.minari_io import dataset_exists, free_memory_bytes, open_dataset, with_margin
+    from bench.results.schema import runs_dir
+    from bench.results.store import read_runs
+    from bench.run.config import RunConfig
+    from bench.run.policies import POLICY_DIR, kept_steps
+
+    if not Path(results).is_dir():
+        return  # find_candidates says so
+    configs, _, _ = read_runs(results)
+    found: dict[str, list] = {}  # dataset -> [a config, kept policies]
+    for run_id, raw in sorted(configs.items()):
+        try:
+            c = RunConfig.from_json(raw, f"{run_id}/config.json")
+        except BenchError:
+            continue  # find_candidates names it
+        if datasets and c.dataset not in datasets:
+            continue
+        folder = runs_dir(results) / run_id / POLICY_DIR
+        if folder.is_symlink() and not folder.exists() or folder.exists() and not folder.is_dir():
+            raise BenchError(
+                f"{folder} is not a folder: the run's kept policies cannot be read (move the run "
+                "out of the results folder, or train it again)"
+            )
+        found.setdefault(c.dataset, [c, 0])[1] += len(kept_steps(folder.parent))
+    if batch_size <= 0:
+        return
+    for name, (c, kept) in found.items():
+        if dataset_exists(c.minari_id):
+            try:
+                n = open_dataset(c.minari_id).total_steps
+            except BenchError:
+                n = 0  # unreadable: scoring says so
+            if 0 < n < batch_size:
+                raise BenchError(
+                    f"--batch-size {batch_size:,} is larger than dataset {name} ({n:,} transitions)"
+                )
+        env = c.eval_env or {}
+        kind = (
+            "image" if env.get("atari") is not None or env.get("frame_stack", 1) > 1 else "vector"
+        )
+        together = max(kept, 1) if vectorize else 1
+        need = with_margin(batch_size * together * FQE_SAMPLE_BYTES[kind])
+        if device.startswith("cuda"):
+            import torch
+
+            free, where = torch.cuda.mem_get_info(torch.device(device))[0], f"free on {device}"
+        else:
+            free, where = free_memory_bytes(), "available"
+        if free < need:
+            how = f"{together} candidates trained together" if together > 1 else "one candidate"
+            raise BenchError(
+                f"--batch-size {batch_size:,}: FQE on {name} ({how}) needs ~{need / 2**20:,.0f} "
+                f"MiB, {free / 2**20:,.0f} MiB {where}; give a smaller batch"
+                + (" or --no-vectorize" if together > 1 else "")
+            )
