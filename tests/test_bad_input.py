@@ -59,6 +59,26 @@ def _half_written_dataset(tmp, root, monkeypatch):
     monkeypatch.setattr("bench.data.catalog._remote_host", lambda: "unreachable.invalid")
 
 
+def _run_dir(tmp, root, monkeypatch):
+    """A folder to resume: refusals of the options come before it is read."""
+    (tmp / "run").mkdir()
+
+
+def _minari_meta(**changes):
+    """The fuzz dataset copied to bench/meta-v0 with these metadata values changed."""
+
+    def setup(tmp, root, monkeypatch):
+        import json
+
+        shutil.copytree(root / MINARI_ID, root / "bench" / "meta-v0")
+        path = root / "bench" / "meta-v0" / "data" / "metadata.json"
+        meta = json.loads(path.read_text())
+        meta.update(changes, dataset_id="bench/meta-v0")
+        path.write_text(json.dumps(meta))  # json writes NaN as NaN, as Minari reads it
+
+    return setup
+
+
 def _corrupt(fn):
     return lambda tmp, root, monkeypatch: fn(root)
 
@@ -172,6 +192,38 @@ CASES = [
     Case("device hpu", ["--algo", "bc", *FUZZ, "--device", "hpu"], "device 'hpu' is not available"),
     Case("device cuda", ["--algo", "bc", *FUZZ, "--device", "cuda:9"], "is not available"),
     Case("device empty", ["--algo", "bc", *FUZZ, "--device", ""], "is not available"),
+    # --resume takes no options that decide a run: refused, not silently ignored
+    Case("resume with steps", ["--resume", "{tmp}/run", "--steps", "999"],
+         "drop --steps (only --device, --threads, --compile may be given)", _run_dir),
+    Case("resume with a set", ["--resume", "{tmp}/run", "--set", "lr=1"], "drop --set", _run_dir),
+    Case("resume with algo and results dir", ["--resume", "{tmp}/run", "--algo", "bc",
+                                              "--results-dir", "{tmp}/elsewhere"],
+         "drop --algo, --results-dir", _run_dir),
+    Case("resume with seeds-per-job", ["--resume", "{tmp}/run", "--seeds-per-job", "4"],
+         "drop --seeds-per-job", _run_dir),
+    Case("resume with final-episodes 0", ["--resume", "{tmp}/run", "--final-episodes", "0"],
+         "drop --final-episodes", _run_dir),
+    Case("resume twice", ["--resume", "{tmp}/run", "--resume", "{tmp}/run"],
+         "--resume {tmp}/run is given twice", _run_dir),
+    Case("resume twice, spelled apart", ["--resume", "{tmp}/run", "--resume", "{tmp}/run/../run"],
+         "--resume {tmp}/run/../run is given twice (as {tmp}/run)", _run_dir),
+    # a Minari dataset whose metadata cannot normalize scores or name its env
+    Case("minari reference NaN", ["--algo", "bc", "--dataset", "minari:bench/meta-v0"],
+         "ref_min_score nan / ref_max_score",
+         _minari_meta(ref_min_score=float("nan"))),
+    Case("minari reference a word", ["--algo", "bc", "--dataset", "minari:bench/meta-v0"],
+         "ref_min_score 'low'", _minari_meta(ref_min_score="low")),
+    Case("minari references equal", ["--algo", "bc", "--dataset", "minari:bench/meta-v0"],
+         "they must be finite numbers that differ",
+         _minari_meta(ref_min_score=5.0, ref_max_score=5.0)),
+    Case("minari eval env spec garbage", ["--algo", "bc", "--dataset", "minari:bench/meta-v0"],
+         "bench/meta-v0: cannot be read (JSONDecodeError", _minari_meta(eval_env_spec="{not json")),
+    Case("minari eval env spec not a spec", ["--algo", "bc", "--dataset", "minari:bench/meta-v0"],
+         "bench/meta-v0: cannot be read (KeyError", _minari_meta(eval_env_spec='{"id": 5}')),
+    Case("minari reference episodes a word", ["--algo", "bc", "--dataset",
+                                              "minari:bench/meta-v0"],
+         "bench/meta-v0: its metadata cannot be read (ValueError",
+         _minari_meta(num_episodes_average_score="many")),
     # option parsing
     Case("unknown option", ["--algo", "bc", *FUZZ, "--nope"], "No such option: --nope"),
     Case("steps not a number", ["--algo", "bc", "--dataset", "fuzz", "--steps", "abc"],
@@ -210,7 +262,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, cards, tmp_path, 
     err = capsys.readouterr().err.strip().splitlines()
     assert exit_info.value.code == 2, err
     assert len(err) == 1 and err[0].startswith("bench: error: "), err
-    assert case.message in err[0], err
+    assert case.message.replace("{tmp}", str(tmp_path)) in err[0], err
     runs = tmp_path / "results" / "runs"
     assert not runs.exists() or not any(runs.iterdir())
     assert not Path(tmp_path / "results").exists() or not any(

@@ -139,10 +139,82 @@ def _export_read_only(tmp, monkeypatch):
     monkeypatch.setattr(Path, "unlink", unlink)
 
 
+def _zero_transitions(tmp, monkeypatch):
+    """Every episode is one step ending in a timeout, and there are no next_observations: all
+    of them are dropped (their next observation is unknown)."""
+    with h5py.File(tmp / "f.hdf5", "w") as f:
+        f["observations"] = np.zeros((3, 3), np.float32)
+        f["actions"] = np.zeros((3, 1), np.float32)
+        f["rewards"] = np.zeros(3, np.float32)
+        f["terminals"] = np.zeros(3, bool)
+        f["timeouts"] = np.ones(3, bool)
+
+
+def _huge_declared_arrays(tmp, monkeypatch):
+    """A 2 KiB file that declares 10^10 transitions (unwritten HDF5 chunks take no space)."""
+    n = 10**10
+    with h5py.File(tmp / "f.hdf5", "w") as f:
+        for k, shape, dtype in (("observations", (n, 3), "f4"), ("actions", (n, 1), "f4"),
+                                ("rewards", (n,), "f4"), ("terminals", (n,), "?")):  # fmt: skip
+            f.create_dataset(k, shape=shape, dtype=dtype, chunks=True, compression="gzip")
+
+
+def _acrobot_file(tmp, monkeypatch):
+    d4rl_file(tmp / "f.hdf5", n=250, obs_dim=6, actions=lambda rng, n: rng.integers(0, 3, n))
+
+
+def _truncated_dataset(tmp, monkeypatch):
+    """An imported dataset whose main_data.hdf5 was cut to 5000 bytes."""
+    _imported(tmp, monkeypatch)
+    with open(tmp / "minari" / "test" / "exp-v0" / "data" / "main_data.hdf5", "r+b") as f:
+        f.truncate(5000)
+
+
+# ------------------------------------------------------------------------------- bench select
+def _fake_runs(policies="folder", minari_id=None):
+    """Two complete runs of bc on dataset `ds` in {tmp}/res, each keeping one policy file (never
+    read: the refusals come first); policies: 'folder', 'file' (seed 1's policies/ is a file)
+    or 'dangling' (a link to nowhere)."""
+
+    def setup(tmp, monkeypatch):
+        from tests.analysis.fake_runs import make_run
+
+        if minari_id is not None:
+            _imported(tmp, monkeypatch)
+        changes = {} if minari_id is None else {"minari_id": minari_id}
+        for seed in (0, 1):
+            run_id = make_run(tmp / "res", "bc", "ds", seed, [10, 20], **changes)
+            folder = tmp / "res" / "runs" / run_id / "policies"
+            if seed == 1 and policies == "file":
+                folder.write_text("not a folder")
+            elif seed == 1 and policies == "dangling":
+                folder.symlink_to(tmp / "nowhere")
+            else:
+                folder.mkdir()
+                (folder / "step_0000000200.pt").write_bytes(b"never read")
+
+    return setup
+
+
+def _memory(available):
+    """The memory available (MemAvailable) is `available` bytes."""
+
+    def setup(tmp, monkeypatch):
+        monkeypatch.setattr("bench.data.minari_io.free_memory_bytes", lambda: available)
+
+    return setup
+
+
 # -------------------------------------------------------------------------------- bench perf
-def _no_disk_for_synthetic_data(tmp, monkeypatch):
-    usage = shutil.disk_usage(tmp)
-    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage._replace(free=100 * 2**20))
+def _disk(free):
+    def setup(tmp, monkeypatch):
+        usage = shutil.disk_usage(tmp)
+        monkeypatch.setattr(shutil, "disk_usage", lambda p: usage._replace(free=free))
+
+    return setup
+
+
+_no_disk_for_synthetic_data = _disk(100 * 2**20)
 
 
 def _read_only_folder(name):
@@ -175,6 +247,7 @@ def _read_only_fs(tmp, monkeypatch):
 IMPORT = ["datasets", "import", "{tmp}/f.hdf5", "--env", "Pendulum-v1", "--as", "test/x-v0"]
 REFS = ["--ref-min", "-1300", "--ref-max", "-150"]
 PERF = ["perf", "--algos", "bc", "--no-acting", "--memory-sizes", ""]
+SELECT = ["select", "--results", "{tmp}/res", "--steps", "10", "-q"]
 BEHAVIOR = ["behavior", "train", "--algo", "discrete_sac", "--env", "CartPole-v1", "--steps",
             "300", "--eval-every", "150", "--out", "{tmp}/behaviors"]  # fmt: skip
 CASES = [
@@ -282,13 +355,62 @@ CASES = [
     Case("perf memory size huge", ["perf", "--algos", "bc", "--memory-sizes", "20000000"],
          "(got 20,000,000)"),
     Case("perf memory size without disk", ["perf", "--algos", "bc", "--memory-sizes", "100000"],
-         "--memory-sizes 100,000 needs ~677 MiB in the temp folder", _no_disk_for_synthetic_data),
+         "--memory-sizes 100,000 needs ~753 MiB in the temp folder", _no_disk_for_synthetic_data),
+    Case("perf memory size with the disk but no margin",
+         ["perf", "--algos", "bc", "--memory-sizes", "100000"],
+         "for its synthetic dataset (margin included), 677 MiB free", _disk(100_000 * 7_100 + 1)),
+    Case("perf memory size beyond the memory", ["perf", "--algos", "bc", "--memory-sizes",
+                                                "1000000"],
+         "--memory-sizes 1,000,000 needs ~9,215 MiB of memory to load, 4,096 MiB available",
+         _memory(4 << 30)),
+    Case("perf memory size of 10M", ["perf", "--algos", "bc", "--memory-sizes", "10000000"],
+         "--memory-sizes 10,000,000 needs ~", _memory(4 << 30)),
+    Case("perf memory size negative", [*PERF[:-1], "-5"], "(got -5)"),
+    Case("perf memory size nan", [*PERF[:-1], "nan"], "bad --memory-sizes 'nan'"),
+    Case("perf seeds beyond the memory", ["perf", "--algos", "discrete_bcq", "--no-acting",
+                                          "--memory-sizes", "", "--seeds", "1,64"],
+         "--seeds 64: discrete_bcq (atari) with 64 seeds needs ~11,272 MiB, 2,048 MiB available",
+         _memory(2 << 30)),
+    Case("perf seeds 1024, vector only", [*PERF, "--seeds", "1024"],
+         "--seeds 1024: bc (vector) with 1024 seeds needs", _memory(2 << 30)),
     Case("perf json in a missing folder", [*PERF, "--json", "{tmp}/no/r.json"],
          "cannot write {tmp}/no/r.json: {tmp}/no does not exist"),
     Case("perf json under a file", [*PERF, "--json", "{tmp}/a-file/r.json"],
          "{tmp}/a-file is not a folder", _a_file),
     Case("perf json read-only", [*PERF, "--json", "{tmp}/ro/r.json"],
          "folder {tmp}/ro is not writable", _read_only_folder("ro")),
+    # F: bench select
+    Case("select batch beyond the memory", [*SELECT, "--batch-size", "100000000"],
+         "--batch-size 100,000,000: FQE on ds (2 candidates trained together) needs ~",
+         _fake_runs()),
+    Case("select batch beyond the memory, one at a time",
+         [*SELECT, "--batch-size", "100000000", "--no-vectorize"],
+         "FQE on ds (one candidate) needs ~1,718,758 MiB", _fake_runs()),
+    Case("select batch above the dataset", [*SELECT, "--batch-size", "251"],
+         "--batch-size 251 is larger than dataset ds (250 transitions)",
+         _fake_runs(minari_id="test/exp-v0")),
+    Case("select batch 0", [*SELECT, "--batch-size", "0"], "--batch-size must be positive"),
+    Case("select batch nan", [*SELECT, "--batch-size", "nan"], "Invalid value for '--batch-size'"),
+    Case("select policies a file", SELECT, "policies is not a folder: the run's kept policies "
+         "cannot be read", _fake_runs("file")),
+    Case("select policies a dangling link", SELECT, "policies is not a folder",
+         _fake_runs("dangling")),
+    # G: what an import keeps, and a dataset that cannot be read back
+    Case("import keeping 0 transitions", [*IMPORT, *REFS], "no transitions left to import",
+         _zero_transitions),
+    Case("import of arrays that cannot fit in memory", [*IMPORT, *REFS],
+         "f.hdf5: its arrays take 200,272 MiB; reading and importing them needs",
+         _huge_declared_arrays),
+    Case("export of a truncated dataset", ["datasets", "export", "minari:test/exp-v0",
+                                           "{tmp}/out/b.hdf5"],
+         "dataset test/exp-v0: cannot be read (OSError: Unable to synchronously open file "
+         "(truncated file", _truncated_dataset),
+    Case("run on a file of an env without references",
+         ["run", "--algo", "bc", "--dataset", "{tmp}/f.hdf5", "--env", "Acrobot-v1", "-q",
+          "--results-dir", "{tmp}/results"],
+         "`bench run` takes no --ref-min and --ref-max: import the file with them, `bench "
+         "datasets import {tmp}/f.hdf5 --env Acrobot-v1 --as NAME --ref-min MIN --ref-max MAX`",
+         _acrobot_file),
     # E: bench behavior train
     Case("behavior seed negative", [*BEHAVIOR, "--seed", "-1"], "--seed must be between 0 and"),
     Case("behavior seed huge", [*BEHAVIOR, "--seed", str(2**31)], "(got 2147483648)"),

@@ -26,15 +26,19 @@ def run_cmd(
     seeds: str | None = typer.Option(
         None, "--seeds", help="Several seeds (0-9, 0,3,7), trained together in this process."
     ),
-    seeds_per_job: int = typer.Option(
-        32, "--seeds-per-job", help="With --seeds: seeds trained together, at most (memory)."
+    seeds_per_job: int | None = typer.Option(
+        None,
+        "--seeds-per-job",
+        help="With --seeds: seeds trained together, at most (memory). [default: 32]",
     ),
-    vectorize: bool = typer.Option(
-        True,
+    vectorize: bool | None = typer.Option(
+        None,
         "--vectorize/--no-vectorize",
         help="--no-vectorize: with --seeds, train the seeds one after another.",
     ),
-    results_dir: Path = typer.Option(Path("results"), help="Where results/runs/<run_id>/ go."),
+    results_dir: Path | None = typer.Option(
+        None, help="Where <dir>/runs/<run_id>/ go. [default: results]"
+    ),
     resume: list[Path] = typer.Option(
         [],
         help="Continue RUN_DIR from its last checkpoint (taken at every evaluation); repeat it "
@@ -55,7 +59,7 @@ def run_cmd(
 
     given = dict(run_options or {})
     given["overrides"] = parse_overrides(given["overrides"])
-    if not 1 <= seeds_per_job <= MAX_SEEDS_PER_JOB:
+    if seeds_per_job is not None and not 1 <= seeds_per_job <= MAX_SEEDS_PER_JOB:
         raise BenchError(
             f"--seeds-per-job must be between 1 and {MAX_SEEDS_PER_JOB}, got {seeds_per_job}"
         )
@@ -64,6 +68,8 @@ def run_cmd(
     if resume and (seed is not None or seeds is not None):
         raise BenchError("--resume continues the runs' own seeds: drop --seed/--seeds")
     if resume:
+        _check_resume(resume, given, algo=algo, dataset=dataset, results_dir=results_dir,
+                      seeds_per_job=seeds_per_job, vectorize=vectorize)  # fmt: skip
         opts = RunOptions(device=given["device"], threads=given["threads"],
                           compile=given["compile"])  # fmt: skip
         results = run_job(opts, [], show_progress=not quiet, resume=resume)
@@ -72,7 +78,8 @@ def run_cmd(
             raise BenchError("--algo and --dataset are required (or --resume RUN_DIR)")
         seed_list = parse_seeds(seeds) if seeds is not None else [seed or 0]
         opts = RunOptions(algo=algo, dataset=dataset, seed=seed_list[0], **given)
-        size = seeds_per_job if vectorize else 1
+        results_dir = Path("results") if results_dir is None else results_dir
+        size = (seeds_per_job or 32) if vectorize is not False else 1
         results = []
         for i in range(0, len(seed_list), size):
             results += run_job(opts, seed_list[i : i + size], show_progress=not quiet,
@@ -81,6 +88,41 @@ def run_cmd(
         _print_run(results[0])
     else:
         _print_seeds(results)
+
+
+#: What a resume may change: how it runs, not what it computes.
+RESUME_TAKES = ("device", "threads", "compile")
+
+
+def _check_resume(dirs: list[Path], given: dict, **own) -> None:
+    """--resume takes its options from each run's config.json: any other option given with it
+    (a budget, --set, --algo, --results-dir, ...) is refused rather than silently ignored, and
+    so is a run directory given twice."""
+    import dataclasses
+    import os
+
+    from bench.run.config import flag_of
+
+    seen: dict[str, Path] = {}
+    for d in dirs:
+        real = os.path.realpath(d)
+        if real in seen:
+            same = "" if str(seen[real]) == str(d) else f" (as {seen[real]})"
+            raise BenchError(f"--resume {d} is given twice{same}: name each run directory once")
+        seen[real] = d
+    flags = {"algo": "--algo", "dataset": "--dataset", "results_dir": "--results-dir",
+             "seeds_per_job": "--seeds-per-job", "vectorize": "--vectorize/--no-vectorize"}  # fmt: skip
+    extra = [flags[name] for name, value in own.items() if value is not None]
+    for f in dataclasses.fields(RunOptions):
+        if f.name in given and f.name not in RESUME_TAKES:
+            default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+            if given[f.name] != default:
+                extra.append(flag_of(f))
+    if extra:
+        raise BenchError(
+            f"--resume continues each run with the options in its config.json: drop "
+            f"{', '.join(extra)} (only {', '.join('--' + n for n in RESUME_TAKES)} may be given)"
+        )
 
 
 def _print_run(result) -> None:
