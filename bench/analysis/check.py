@@ -143,9 +143,10 @@ def baseline_spec(baseline: pd.DataFrame, asked: ScoreSpec | None = None) -> Sco
     spec = ScoreSpec(str(kinds.score.iloc[0]), int(kinds.last_k.iloc[0]))
     if asked is not None and asked != spec:
         raise BenchError(
-            f"--score {asked.kind} --last-k {asked.last_k}: the baseline scores by {spec.kind} "
-            f"(last k {spec.last_k}) and a check compares by the baseline's score; drop --score "
-            f"and --last-k, or write a baseline by {asked.kind} with --update"
+            f"--score {asked.kind} (last k {asked.last_k}) is not the baseline's score, "
+            f"{spec.kind} (last k {spec.last_k}); a check compares by the baseline's own score: "
+            f"drop --score and --last-k, or write a new baseline with --update --score "
+            f"{asked.kind}"
         )
     return spec
 

@@ -190,9 +190,11 @@ def _config_of_another_key(tmp, baseline):
 
 CASES = [
     ("score other than the baseline's", ["--score", "best"],
-     "--score best --last-k 1: the baseline scores by final (last k 1) and a check compares by "
-     "the baseline's score; drop --score and --last-k, or write a baseline by best with --update"),
-    ("last-k other than the baseline's", ["--last-k", "5"], "--score final --last-k 5: the "),
+     "--score best (last k 1) is not the baseline's score, final (last k 1); a check compares "
+     "by the baseline's own score: drop --score and --last-k, or write a new baseline with "
+     "--update --score best"),
+    ("last-k other than the baseline's", ["--last-k", "5"],
+     "--score final (last k 5) is not the baseline's score, final (last k 1)"),
     ("baseline a folder", _folder, "--baseline {tmp}/bl is a folder; give the baseline's file "
      "name, e.g. {tmp}/bl/ci.parquet"),
     ("update into a folder", lambda tmp, b: [*_folder(tmp, b), "--update"],
