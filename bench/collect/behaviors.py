@@ -83,7 +83,7 @@ def _checkpoint(
     file: str,
     mode: str = "sample",
     *,
-    locate: Callable[[str], Path] | None = None,
+    locate: Callable[[str], Path],
     noise: np.random.Generator | None = None,
 ):
     """A learned policy shipped as a file (saved by `bench behavior train`), named relative to
@@ -93,13 +93,12 @@ def _checkpoint(
     the same dataset."""
     from bench.collect.exact import ExactPolicy
     from bench.collect.online import load_policy
-    from bench.data.cards import cards_dir
 
     if mode not in ("sample", "deterministic"):
         raise DatasetError(
             f"behavior 'checkpoint': mode must be sample or deterministic, got {mode!r}"
         )
-    path = locate(file) if locate is not None else cards_dir() / file
+    path = locate(file)  # inside the card's folder or the package's (bench.data.cards)
     policy = ExactPolicy(load_policy(path, seed=seed), mode == "deterministic",
                          noise if noise is not None else seeding.rng("behavior_noise", seed))  # fmt: skip
 

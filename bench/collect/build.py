@@ -40,11 +40,9 @@ from bench.seeding import env_seed
 
 def _locate(card: Card):
     """Files a card names (behavior weights, replay logs): inside its folder or the package's."""
-    from bench.data import cards
+    from bench.data.cards import card_file
 
-    if hasattr(cards, "card_file"):
-        return lambda name: cards.card_file(card, name)
-    return lambda name: cards.cards_dir() / name
+    return lambda name: card_file(card, name)
 
 
 def measure_policy(card: Card, spec: PolicySpec, episodes: int) -> np.ndarray:

@@ -12,7 +12,7 @@ import torch
 import bench.collect.build as build_module
 import bench.collect.exact as exact
 from bench.collect.build import build_dataset
-from bench.data.cards import Reference, load_card
+from bench.data.cards import Reference, card_file, load_card
 from bench.data.identity import content, dataset_identity, episode_digest
 from bench.data.minari_io import dataset_exists
 from bench.errors import DatasetError
@@ -98,7 +98,8 @@ def test_exact_policy_acts_alike_alone_and_in_a_batch(root):
     env = make_env(card.env)
     obs = np.stack([env.reset(seed=i)[0] for i in range(32)])
     env.close()
-    act = _checkpoint(env.action_space, 0, card.behavior.params["file"], mode="deterministic")
+    act = _checkpoint(env.action_space, 0, card.behavior.params["file"], mode="deterministic",
+                      locate=lambda name: card_file(card, name))  # fmt: skip
     batch = act(obs)
     alone = np.concatenate([act(o[None]) for o in obs])
     assert np.array_equal(batch, alone)
