@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from bench.results.schema import EVAL_SCHEMA, TRAIN_SCHEMA
-from bench.run.config import RunConfig
+from bench.run.config import SCHEMA_VERSION, RunConfig
 from tests.helpers import bench
 
 EVAL_DTYPES = {
@@ -69,7 +69,7 @@ def test_config_and_checkpoint(run_dir):
     assert cfg["algo"] == "discrete_bcq" and cfg["dataset"] == "cartpole-mixed"
     assert cfg["algo_config"]["hidden_sizes"] == [32, 32]
     assert cfg["preset"] == "small"  # the card's preset
-    assert len(cfg["dataset_hash"]) == 16 and cfg["schema_version"] == 3
+    assert len(cfg["dataset_hash"]) == 16 and cfg["schema_version"] == SCHEMA_VERSION
     assert cfg["device"] == "cpu" and cfg["compile"] is False  # auto: no CUDA here
     assert cfg["key"] == RunConfig.from_json(cfg).key()
     assert set(pd.read_parquet(f"{run_dir}/eval.parquet").key) == {cfg["key"]}

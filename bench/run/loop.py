@@ -338,6 +338,7 @@ def _write_config(
             "ref_min": prep.ref_min,
             "ref_max": prep.ref_max,
             "ref_source": prep.card.ref_source,
+            "dataset_steps": int(prep.dataset.total_steps),  # the build's size, for labels
             # the dataset's own quality, for plots (a dashed line) and leaderboards
             "behavior_return_mean": behavior,
             "behavior_score": float(normalized_score(behavior, prep.ref_min, prep.ref_max)),

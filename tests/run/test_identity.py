@@ -9,7 +9,7 @@ import pytest
 
 from bench.errors import BenchError
 from bench.run.checkpoint import run_lock
-from bench.run.config import RunConfig, RunOptions
+from bench.run.config import SCHEMA_VERSION, RunConfig, RunOptions
 from bench.sweep import SweepSpec, parse_seeds, plan
 from tests.analysis.fake_runs import fake_config
 from tests.helpers import bench, train
@@ -33,7 +33,7 @@ def test_the_key_covers_what_decides_the_numbers_and_not_the_seed():
 def test_config_json_round_trip_and_edits_are_refused():
     cfg = fake_config("bc", "ds", seed=3, steps=100)
     saved = json.loads(json.dumps(cfg.to_json()))
-    assert saved["schema_version"] == 3 and saved["key"] == cfg.key()
+    assert saved["schema_version"] == SCHEMA_VERSION and saved["key"] == cfg.key()
     back = RunConfig.from_json(saved)
     assert back == cfg and back.key() == cfg.key()
     edited = saved | {"steps": 50}
