@@ -43,6 +43,8 @@ PINNED = ("steps", "eval_every", "eval_episodes", "final_episodes", "batch_size"
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 #: Versions above this are refused as typos (the version is part of a file name).
 MAX_VERSION = 1_000_000
+#: Suite files above this size are refused unread (a suite is a few grids of names).
+MAX_SUITE_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -92,8 +94,15 @@ def load_suite(name: str) -> Suite:
     from bench.sweep import parse_seeds
 
     path = suite_path(name)
-    data = path.read_bytes()
     where = f"suite {path}"
+    try:
+        size = path.stat().st_size
+        if size > MAX_SUITE_BYTES:
+            raise BenchError(f"{where}: {size:,} bytes; a suite file is at most "
+                             f"{MAX_SUITE_BYTES:,}")  # fmt: skip
+        data = path.read_bytes()
+    except OSError as e:
+        raise BenchError(f"{where}: cannot be read ({e.strerror or e})") from None
     try:
         raw = tomllib.loads(data.decode())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
@@ -200,6 +209,36 @@ def _names(table: dict, key: str, where: str) -> list[str]:
     return list(dict.fromkeys(value))
 
 
+def suite_copy(suite: Suite, results_dir: Path) -> Path:
+    return Path(results_dir) / "suites" / f"{suite.name}-v{suite.version}.toml"
+
+
+def check_suite_copy(suite: Suite, results_dir: Path) -> None:
+    """Before a suite runs: its file can be copied into the results folder, and a copy already
+    there for this name and version is this very file (else the file changed without a new
+    version, and the copy would no longer be what the earlier runs ran)."""
+    import os
+
+    out = suite_copy(suite, results_dir)
+    folder = out.parent
+    if folder.exists() and not folder.is_dir() or folder.is_symlink() and not folder.exists():
+        raise BenchError(f"cannot write {out}: {folder} is not a folder")
+    if out.is_symlink() or out.exists() and not out.is_file():
+        raise BenchError(f"cannot write {out}: it is not a regular file")
+    if out.is_file():
+        try:
+            same = out.read_bytes() == suite.text
+        except OSError as e:
+            raise BenchError(f"cannot read {out}: {e.strerror or e}") from None
+        if not same:
+            raise BenchError(
+                f"{out} holds another file for suite {suite.name} v{suite.version}: "
+                f"{suite.path} changed since that version ran; bump its version"
+            )
+    elif folder.is_dir() and not os.access(folder, os.W_OK):
+        raise BenchError(f"cannot write {out}: folder {folder} is not writable")
+
+
 def store_suite_file(suite: Suite, results_dir: Path) -> Path:
     """Copy the suite file, as it was loaded, into the results folder: what was run stays beside
     its results even if the file is edited while the suite runs."""
@@ -210,7 +249,7 @@ def store_suite_file(suite: Suite, results_dir: Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise BenchError(f"cannot write {folder}: {e.strerror or e}") from None
-    out = folder / f"{suite.name}-v{suite.version}.toml"
+    out = suite_copy(suite, results_dir)
     atomic_write_bytes(out, suite.text)
     return out
 

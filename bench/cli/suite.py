@@ -76,13 +76,14 @@ def run_cmd(
     from bench.cli.sweep import check_pool, run_grids
     from bench.run.config import check_algorithm
     from bench.run.loop import check_device
-    from bench.suite import load_suite, store_suite_file
+    from bench.suite import check_suite_copy, load_suite, store_suite_file
     from bench.sweep import SweepSpec
 
     suite = load_suite(name)
     n_workers, threads = check_pool(executor, workers, seeds_per_job)
     check_device(device)
     results_dir = results_dir or Path("results") / "suites" / suite.name
+    check_suite_copy(suite, results_dir)
     specs = []
     for g in suite.grids:
         options = dataclasses.replace(g.options, device=device)
