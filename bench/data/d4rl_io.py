@@ -66,6 +66,8 @@ def read_d4rl(path: Path) -> dict[str, np.ndarray]:
         raise DatasetError(f"{path}: is a folder, not an HDF5 file")
     if not path.exists():
         raise DatasetError(f"no such file: {path}")
+    if not path.is_file():  # a FIFO would block h5py forever, a device reads garbage
+        raise DatasetError(f"{path}: not a regular file, not an HDF5 file")
     try:
         with h5py.File(path, "r") as f:
             missing = [k for k in REQUIRED if k not in f]
@@ -344,7 +346,15 @@ def import_d4rl(
 
 
 def export_d4rl(dataset, path: Path) -> None:
-    """A Minari dataset -> the D4RL flat layout (with next_observations)."""
+    """A Minari dataset -> the D4RL flat layout (with next_observations). A target inside the
+    dataset's own folder (its data file, say) is refused: the export would replace it."""
+    own = Path(dataset.storage.data_path).resolve().parent
+    target = Path(path).resolve()
+    if target == own or own in target.parents:
+        raise DatasetError(
+            f"cannot write {path}: it is inside the folder of dataset {dataset.id} ({own}), "
+            "which the export reads; write it elsewhere"
+        )
     meta = dataset.storage.metadata
     try:
         eps = list(dataset.storage.get_episodes(dataset.episode_indices))
