@@ -138,7 +138,8 @@ def select_cmd(
     opts = SelectOptions(results, methods, datasets, fqe, dev, vectorize,
                          explicit=bool(method.strip()), over=over,
                          show_progress=not quiet and format == "md")  # fmt: skip
-    table, metrics, seconds = run_selection(opts)
+    with _one_selection_at_a_time(results):
+        table, metrics, seconds = run_selection(opts)
     if format == "csv":
         sys.stdout.write(metrics.to_csv(index=False))
         return
@@ -178,6 +179,7 @@ def preflight(results: Path, datasets: list[str] | None, batch_size: int, vector
 
     if not Path(results).is_dir():
         return  # find_candidates says so
+    _check_table(Path(results))
     configs, _, _ = read_runs(results)
     found: dict[str, list] = {}  # dataset -> [a config, kept policies]
     for run_id, raw in sorted(configs.items()):
@@ -225,3 +227,55 @@ def preflight(results: Path, datasets: list[str] | None, batch_size: int, vector
                 f"MiB, {free / 2**20:,.0f} MiB {where}; give a smaller batch"
                 + (" or --no-vectorize" if together > 1 else "")
             )
+
+
+def _check_table(results: Path) -> None:
+    """selection.parquet can be written when the scoring is done, and one already there can be
+    read (its rows of other datasets are kept): refused now, not after minutes of FQE."""
+    import os
+
+    from bench.ope.select import SELECTION_TABLE, read_selection
+
+    path = results / SELECTION_TABLE
+    if path.is_dir() or path.is_symlink() and not path.exists():
+        raise BenchError(f"cannot write {path}: it is a folder or a broken link")
+    if not os.access(results, os.W_OK):
+        raise BenchError(f"cannot write {path}: folder {results} is not writable")
+    if path.exists():
+        read_selection(path)
+
+
+class _one_selection_at_a_time:
+    """Holds an exclusive flock on the results folder while selecting: a second `bench select`
+    on the same folder would merge its rows into a table the first is about to replace (one of
+    them lost); it is refused in one line instead. The kernel drops the lock with the process."""
+
+    def __init__(self, results: Path):
+        self.results = Path(results)
+        self.fd = None
+
+    def __enter__(self):
+        import fcntl
+        import os
+
+        try:
+            self.fd = os.open(self.results, os.O_RDONLY)
+        except OSError:
+            return self  # no such folder: find_candidates says so
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self.fd)
+            self.fd = None
+            raise BenchError(
+                f"another `bench select` is scoring {self.results} now; run this one when it "
+                "is done"
+            ) from None
+        return self
+
+    def __exit__(self, *exc):
+        import os
+
+        if self.fd is not None:
+            os.close(self.fd)
+        return False
