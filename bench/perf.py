@@ -18,6 +18,7 @@ loop that acts on one observation at a time.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import statistics
@@ -57,9 +58,12 @@ SYNTHETIC_BYTES_PER_TRANSITION = 7_100
 LOAD_BYTES_PER_TRANSITION = 7_800
 #: The loading process's own memory (python, torch, minari) beside the frames.
 LOAD_BASE_BYTES = 1 << 30
-#: Peak memory per seed of a training case (README "Many seeds in one process" measures at most
-#: 27 MiB for the vector networks, 85 MiB for the Atari CNN), with room to spare.
-SEED_BYTES = {"vector": 64 << 20, "atari": 160 << 20}
+#: Memory per seed of training, in multiples of its networks' parameter bytes: the networks
+#: with their targets, gradients and Adam moments (README "Many seeds in one process" measures
+#: 4-6x: bcq 16-25 MiB per seed for 3.7 MiB of parameters, Atari discrete_bcq 85 for 25).
+SEED_PARAM_FACTOR = 6
+#: ... plus the tensors an update holds, per transition of its batch and per seed.
+SEED_SAMPLE_BYTES = {"vector": 8 << 10, "atari": 320 << 10}
 
 
 def check_options(repeats: int, min_time: float, threads: list[int], sizes: list[int]) -> None:
@@ -105,25 +109,72 @@ def check_options(repeats: int, min_time: float, threads: list[int], sizes: list
             )
 
 
-def check_seed_memory(cases: list[Case], device: str) -> None:
-    """The largest case (S seeds trained together) fits in the memory of the device: refused
-    up front, not killed by the kernel after minutes of measuring."""
-    if not cases:
-        return
+#: Memory of one worker process before it trains (python, torch, the env libraries).
+WORKER_BYTES = 512 << 20
+
+
+def card_shape(card) -> str:
+    """'atari' for a card whose observations are frames (the Nature CNN), else 'vector'."""
+    if card.env.atari is not None or card.env.frame_stack > 1:
+        return "atari"
+    from bench.data.minari_io import dataset_exists, open_dataset
+
+    if dataset_exists(card.minari_id):
+        try:
+            shape = open_dataset(card.minari_id).observation_space.shape
+        except BenchError:
+            return "vector"  # unreadable: loading it says so
+        return "atari" if shape is not None and len(shape) >= 2 else "vector"
+    return "vector"
+
+
+def seed_bytes(algo: str, config, shape: str, batch_size: int) -> int:
+    """Estimated peak memory of one seed of `algo` with this config: its networks built once
+    (one seed, on perf's spaces of that shape) times SEED_PARAM_FACTOR, plus the batch."""
+    cls = REGISTRY[algo]
+    obs, space = Case(algo, shape, batch_size).spaces()
+    built = cls(config, EnvInfo(obs, space), torch.device("cpu"), [0])
+    params = sum(p.numel() * p.element_size() for m in built.modules().values()
+                 for p in m.parameters())  # fmt: skip
+    return SEED_PARAM_FACTOR * params + batch_size * SEED_SAMPLE_BYTES[shape]
+
+
+def check_job_memory(jobs: list[tuple[int, int]], what: str, device: str = "cpu") -> None:
+    """Jobs that run at once, each (bytes per seed, seeds trained together), fit in the memory
+    available (a worker process each on the CPU): refused before anything trains, not killed by
+    the kernel midway. `what` says which option to change."""
     from bench.data.minari_io import free_memory_bytes, with_margin
 
-    worst = max(cases, key=lambda c: SEED_BYTES[c.shape] * c.seeds)
-    need = with_margin(SEED_BYTES[worst.shape] * worst.seeds)
     dev = torch.device(device)
+    base = 0 if dev.type == "cuda" else WORKER_BYTES
+    need = with_margin(sum(base + per_seed * n for per_seed, n in jobs))
     if dev.type == "cuda":
         free, where = torch.cuda.mem_get_info(dev)[0], f"free on {dev}"
     else:
         free, where = free_memory_bytes(), "available"
-    if free < need:
+    if need > free:
+        seeds = sum(n for _, n in jobs)
+        per_seed = max(b for b, _ in jobs)
         raise BenchError(
-            f"--seeds {worst.seeds}: {worst.algo} ({worst.shape}) with {worst.seeds} seeds "
-            f"needs ~{need / 2**20:,.0f} MiB, {free / 2**20:,.0f} MiB {where}; give fewer seeds"
+            f"{len(jobs)} job(s) at once training {seeds:,} seed(s) need ~{need / 2**20:,.0f} "
+            f"MiB (up to {per_seed / 2**20:,.1f} MiB per seed), {free / 2**20:,.0f} MiB {where}; "
+            f"{what}"
         )
+
+
+def check_seed_memory(cases: list[Case], device: str) -> None:
+    """The largest case (S seeds trained together) fits in the memory of the device: refused
+    up front, not killed by the kernel after minutes of measuring."""
+    worst = max(cases, key=lambda c: _case_bytes(c) * c.seeds, default=None)
+    if worst is not None:
+        check_job_memory([(_case_bytes(worst), worst.seeds)],
+                         f"give fewer --seeds than {worst.seeds} ({worst.algo}, {worst.shape}, "
+                         f"batch {worst.batch_size})", device)  # fmt: skip
+
+
+@functools.cache
+def _case_bytes(case: Case) -> int:
+    return seed_bytes(case.algo, resolve_config(REGISTRY[case.algo]), case.shape, case.batch_size)
 
 
 def check_output_file(path) -> None:

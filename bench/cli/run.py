@@ -12,6 +12,9 @@ from bench.cli.options import with_run_options
 from bench.errors import BenchError
 from bench.run.config import RunOptions
 
+#: Datasets given as a D4RL file (the ones --env is for).
+HDF5_SUFFIXES = (".hdf5", ".h5")
+
 
 def _help(name: str) -> str:
     return RunOptions.__dataclass_fields__[name].metadata["help"]
@@ -76,10 +79,23 @@ def run_cmd(
     else:
         if algo is None or dataset is None:
             raise BenchError("--algo and --dataset are required (or --resume RUN_DIR)")
+        if given["env"] is not None and not dataset.endswith(HDF5_SUFFIXES):
+            raise BenchError(
+                f"--env is the env of a D4RL HDF5 file; dataset '{dataset}' brings its own "
+                "(drop --env)"
+            )
         seed_list = parse_seeds(seeds) if seeds is not None else [seed or 0]
         opts = RunOptions(algo=algo, dataset=dataset, seed=seed_list[0], **given)
         results_dir = Path("results") if results_dir is None else results_dir
         size = (seeds_per_job or 32) if vectorize is not False else 1
+        if len(seed_list) > 1:
+            from bench.cli.sweep import run_seed_bytes
+            from bench.perf import check_job_memory
+            from bench.run.loop import check_device
+
+            check_job_memory([(run_seed_bytes(opts), min(size, len(seed_list)))],
+                             "give a smaller --seeds-per-job",
+                             str(check_device(opts.device)))  # fmt: skip
         results = []
         for i in range(0, len(seed_list), size):
             results += run_job(opts, seed_list[i : i + size], show_progress=not quiet,

@@ -103,11 +103,15 @@ def sweep_cmd(
     given["overrides"] = parse_overrides(given["overrides"])
     options = RunOptions(**given)  # budgets checked here
     check_device(options.device)
+    datasets = parse_list(dataset, "dataset")
+    if options.env is not None and not any(d.endswith((".hdf5", ".h5")) for d in datasets):
+        raise BenchError("--env is the env of D4RL HDF5 files; none of the datasets is one "
+                         "(drop --env)")  # fmt: skip
     algos = parse_list(algo, "algo")
     for a in algos:  # unknown names, presets, --set keys and values: before anything is built
         check_algorithm(dataclasses.replace(options, algo=a))
     spec = SweepSpec(
-        algos=algos, datasets=parse_list(dataset, "dataset"), seeds=parse_seeds(seeds),
+        algos=algos, datasets=datasets, seeds=parse_seeds(seeds),
         options=options, results_dir=results_dir, workers=n_workers,
         threads=threads, seeds_per_job=seeds_per_job, vectorize=vectorize,
     )  # fmt: skip
@@ -133,6 +137,43 @@ def check_pool(executor: str, workers: int, seeds_per_job: int) -> tuple[int, in
     return n_workers, max(1, cores // n_workers)
 
 
+def check_local_memory(planned: list) -> None:
+    """The largest jobs the local pool runs at once (its workers each, seeds trained together)
+    fit in this machine's memory: refused before anything trains, not killed midway."""
+    from bench.perf import check_job_memory
+    from bench.run.loop import check_device
+    from bench.sweep import group_jobs
+
+    per_seed: dict[tuple[str, str], int] = {}
+    sizes = []
+    for cells, spec in planned:
+        for job in group_jobs(cells, spec):
+            cell = job[0].cell
+            if (cell.algo, cell.dataset) not in per_seed:
+                per_seed[(cell.algo, cell.dataset)] = run_seed_bytes(spec.cell_options(cell))
+            sizes.append((per_seed[(cell.algo, cell.dataset)], len(job)))
+    workers = planned[0][1].workers if planned else 1
+    biggest = sorted(sizes, key=lambda s: -s[0] * s[1])[:workers]
+    if biggest:
+        device = str(check_device(planned[0][1].options.device))
+        check_job_memory(biggest, "give fewer --workers or --seeds-per-job", device)
+
+
+def run_seed_bytes(opts) -> int:
+    """Estimated memory of one seed of a run with these options (its dataset prepared)."""
+    from bench.algos import get_algorithm
+    from bench.algos.base import resolve_config
+    from bench.data.catalog import resolve_card
+    from bench.perf import card_shape, seed_bytes
+    from bench.run.config import resolve_preset
+
+    card = resolve_card(opts.dataset, opts.env)
+    cls = get_algorithm(opts.algo)
+    config = resolve_config(cls, resolve_preset(cls, card, opts.preset), opts.overrides)
+    batch = opts.batch_size if opts.batch_size is not None else card.train.batch_size
+    return seed_bytes(opts.algo, config, card_shape(card), batch)
+
+
 def run_grids(specs: list, executor: str, address: str | None, quiet: bool) -> None:
     """Build the grids' datasets, resolve and plan every cell, then dispatch all the grids' jobs
     to one pool with a live table; exit 1 when a cell failed."""
@@ -151,6 +192,8 @@ def run_grids(specs: list, executor: str, address: str | None, quiet: bool) -> N
     prepare_datasets(datasets, specs[0].options.env, show_progress=not quiet)
     planned = [(plan(spec, resolve_keys(spec)), spec) for spec in specs]
     jobs = [j for js, _ in planned for j in js]
+    if executor == "local":
+        check_local_memory(planned)
     results_dir = specs[0].results_dir
     if any(j.action in ("new", "resume") for j in jobs):
         check_writable(results_dir)
