@@ -79,6 +79,13 @@ def _minari_meta(**changes):
     return setup
 
 
+def _memory(available):
+    def setup(tmp, root, monkeypatch):
+        monkeypatch.setattr("bench.data.minari_io.free_memory_bytes", lambda: available)
+
+    return setup
+
+
 def _corrupt(fn):
     return lambda tmp, root, monkeypatch: fn(root)
 
@@ -176,7 +183,7 @@ CASES = [
          "cql.cql_n_actions must be in 1..4096"),
     Case("cql_n_actions huge", ["--algo", "cql", *PEND, "--set", "cql_n_actions=100000"],
          "cql.cql_n_actions must be in 1..4096"),
-    Case("cql_temp 0", ["--algo", "cql", *PEND, "--set", "cql_temp=0"], "cql_temp > 0"),
+    Case("cql_temp 0", ["--algo", "cql", *PEND, "--set", "cql_temp=0"], "cql.cql_temp must be > 0"),
     Case("cql clip inverted", ["--algo", "cql", *PEND, "--set", "cql_clip_diff_min=2",
                                "--set", "cql_clip_diff_max=1"], "must not exceed"),
     Case("policy_freq 0", ["--algo", "td3_bc", *PEND, "--set", "policy_freq=0"],
@@ -224,6 +231,13 @@ CASES = [
                                               "minari:bench/meta-v0"],
          "bench/meta-v0: its metadata cannot be read (ValueError",
          _minari_meta(num_episodes_average_score="many")),
+    # --env belongs to a D4RL file; seeds trained together must fit in memory
+    Case("env with a card's dataset", ["--algo", "bc", *FUZZ, "--env", "Acrobot-v1"],
+         "--env is the env of a D4RL HDF5 file; dataset 'fuzz' brings its own (drop --env)"),
+    Case("seeds together beyond the memory", ["--algo", "bc", *FUZZ, "--seeds", "0-1023",
+                                              "--seeds-per-job", "1024",
+                                              "--set", "hidden_sizes=4096,4096"],
+         "1 job(s) at once training 1,024 seed(s) need ~", _memory(4 << 30)),
     # option parsing
     Case("unknown option", ["--algo", "bc", *FUZZ, "--nope"], "No such option: --nope"),
     Case("steps not a number", ["--algo", "bc", "--dataset", "fuzz", "--steps", "abc"],

@@ -170,6 +170,15 @@ def _truncated_dataset(tmp, monkeypatch):
         f.truncate(5000)
 
 
+def _fifo(tmp, monkeypatch):
+    os.mkfifo(tmp / "f.hdf5")  # h5py would wait on it forever
+
+
+def _export_into_the_dataset(tmp, monkeypatch):
+    _imported(tmp, monkeypatch)
+    (tmp / "link.hdf5").symlink_to(tmp / "minari" / "test" / "exp-v0" / "data" / "main_data.hdf5")
+
+
 # ------------------------------------------------------------------------------- bench select
 def _fake_runs(policies="folder", minari_id=None):
     """Two complete runs of bc on dataset `ds` in {tmp}/res, each keeping one policy file (never
@@ -194,6 +203,41 @@ def _fake_runs(policies="folder", minari_id=None):
                 (folder / "step_0000000200.pt").write_bytes(b"never read")
 
     return setup
+
+
+def _selection_table(what):
+    """Fake runs, and selection.parquet as a folder ('folder') or garbage ('garbage')."""
+
+    def setup(tmp, monkeypatch):
+        _fake_runs()(tmp, monkeypatch)
+        table = tmp / "res" / "selection.parquet"
+        table.mkdir() if what == "folder" else table.write_bytes(b"garbage")
+
+    return setup
+
+
+def _results_read_only(tmp, monkeypatch):
+    _fake_runs()(tmp, monkeypatch)
+    real = os.access
+    ro = tmp / "res"
+    monkeypatch.setattr(os, "access", lambda p, mode, **k: False if Path(p) == ro and
+                        mode & os.W_OK else real(p, mode))  # fmt: skip
+
+
+def _select_running(tmp, monkeypatch):
+    """Another `bench select` holds the results folder's lock (flock on the folder)."""
+    import fcntl
+
+    _fake_runs()(tmp, monkeypatch)
+    fd = os.open(tmp / "res", os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    monkeypatch.setattr("bench.ope.select.run_selection", _must_not_run)
+    monkeypatch.setattr("bench.cli.select.preflight", lambda *a, **k: None)
+    _HELD.append(fd)  # kept open: the lock holds until the test process ends (its folder is
+    # the case's own temp folder, never used again)
+
+
+_HELD: list[int] = []
 
 
 def _memory(available):
@@ -369,10 +413,11 @@ CASES = [
     Case("perf memory size nan", [*PERF[:-1], "nan"], "bad --memory-sizes 'nan'"),
     Case("perf seeds beyond the memory", ["perf", "--algos", "discrete_bcq", "--no-acting",
                                           "--memory-sizes", "", "--seeds", "1,64"],
-         "--seeds 64: discrete_bcq (atari) with 64 seeds needs ~11,272 MiB, 2,048 MiB available",
+         "1 job(s) at once training 64 seed(s) need ~11,892 MiB (up to 160.8 MiB per seed), "
+         "2,048 MiB available; give fewer --seeds than 64 (discrete_bcq, atari, batch 32)",
          _memory(2 << 30)),
     Case("perf seeds 1024, vector only", [*PERF, "--seeds", "1024"],
-         "--seeds 1024: bc (vector) with 1024 seeds needs", _memory(2 << 30)),
+         "give fewer --seeds than 1024 (bc, vector, batch 256)", _memory(2 << 30)),
     Case("perf json in a missing folder", [*PERF, "--json", "{tmp}/no/r.json"],
          "cannot write {tmp}/no/r.json: {tmp}/no does not exist"),
     Case("perf json under a file", [*PERF, "--json", "{tmp}/a-file/r.json"],
@@ -395,6 +440,14 @@ CASES = [
          "cannot be read", _fake_runs("file")),
     Case("select policies a dangling link", SELECT, "policies is not a folder",
          _fake_runs("dangling")),
+    Case("select table a folder", SELECT, "selection.parquet: it is a folder or a broken link",
+         _selection_table("folder")),
+    Case("select table garbage", SELECT, "selection.parquet: not a readable parquet table",
+         _selection_table("garbage")),
+    Case("select results read-only", SELECT, "folder {tmp}/res is not writable",
+         _results_read_only),
+    Case("select while another one runs", SELECT, "another `bench select` is scoring {tmp}/res "
+         "now", _select_running),
     # G: what an import keeps, and a dataset that cannot be read back
     Case("import keeping 0 transitions", [*IMPORT, *REFS], "no transitions left to import",
          _zero_transitions),
@@ -405,6 +458,16 @@ CASES = [
                                            "{tmp}/out/b.hdf5"],
          "dataset test/exp-v0: cannot be read (OSError: Unable to synchronously open file "
          "(truncated file", _truncated_dataset),
+    Case("import from a FIFO", [*IMPORT, *REFS], "f.hdf5: not a regular file", _fifo),
+    Case("import from a device", [*IMPORT[:2], "/dev/zero", *IMPORT[3:], *REFS],
+         "/dev/zero: not a regular file"),
+    Case("export onto the dataset's own file", ["datasets", "export", "minari:test/exp-v0",
+                                                "{tmp}/minari/test/exp-v0/data/main_data.hdf5"],
+         "is inside the folder of dataset test/exp-v0", _imported),
+    Case("export through a link onto the dataset's file", ["datasets", "export",
+                                                           "minari:test/exp-v0", "{tmp}/link.hdf5"],
+         "cannot write {tmp}/link.hdf5: it is inside the folder of dataset test/exp-v0",
+         _export_into_the_dataset),
     Case("run on a file of an env without references",
          ["run", "--algo", "bc", "--dataset", "{tmp}/f.hdf5", "--env", "Acrobot-v1", "-q",
           "--results-dir", "{tmp}/results"],
