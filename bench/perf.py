@@ -185,6 +185,8 @@ def check_output_file(path) -> None:
     folder = path.absolute().parent
     if path.is_dir():
         raise BenchError(f"cannot write {path}: it is a folder")
+    if path.exists() and not path.is_file():  # /dev/null: the rename would replace the device
+        raise BenchError(f"cannot write {path}: it is not a regular file")
     if not folder.is_dir():
         what = "is not a folder" if folder.exists() else "does not exist"
         raise BenchError(f"cannot write {path}: {folder} {what}")

@@ -238,6 +238,8 @@ CASES = [
                                               "--seeds-per-job", "1024",
                                               "--set", "hidden_sizes=4096,4096"],
          "1 job(s) at once training 1,024 seed(s) need ~", _memory(4 << 30)),
+    Case("batch beyond the memory", ["--algo", "bc", *FUZZ, "--batch-size", "50000"],
+         "1 job(s) at once training 1 seed(s) need ~", _memory(256 << 20)),
     # option parsing
     Case("unknown option", ["--algo", "bc", *FUZZ, "--nope"], "No such option: --nope"),
     Case("steps not a number", ["--algo", "bc", "--dataset", "fuzz", "--steps", "abc"],

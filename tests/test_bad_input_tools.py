@@ -364,6 +364,8 @@ CASES = [
     Case("export to a read-only file system",
          ["datasets", "export", "minari:test/exp-v0", "{tmp}/out/b.hdf5"],
          "out/b.hdf5: Unable to create file (Read-only file system )", _export_read_only),
+    Case("export onto a device", ["datasets", "export", "minari:test/exp-v0", "/dev/null"],
+         "cannot write /dev/null: it is not a regular file", _imported),
     Case("export onto a folder", ["datasets", "export", "minari:test/exp-v0", "{tmp}/out"],
          "out: it is a folder", _imported),
     # C: a Minari root that cannot be written, a card that cannot be written
@@ -422,6 +424,8 @@ CASES = [
          "cannot write {tmp}/no/r.json: {tmp}/no does not exist"),
     Case("perf json under a file", [*PERF, "--json", "{tmp}/a-file/r.json"],
          "{tmp}/a-file is not a folder", _a_file),
+    Case("perf json onto a device", [*PERF, "--json", "/dev/null"],
+         "cannot write /dev/null: it is not a regular file"),
     Case("perf json read-only", [*PERF, "--json", "{tmp}/ro/r.json"],
          "folder {tmp}/ro is not writable", _read_only_folder("ro")),
     # F: bench select

@@ -88,14 +88,13 @@ def run_cmd(
         opts = RunOptions(algo=algo, dataset=dataset, seed=seed_list[0], **given)
         results_dir = Path("results") if results_dir is None else results_dir
         size = (seeds_per_job or 32) if vectorize is not False else 1
-        if len(seed_list) > 1:
-            from bench.cli.sweep import run_seed_bytes
-            from bench.perf import check_job_memory
-            from bench.run.loop import check_device
+        from bench.cli.sweep import run_seed_bytes
+        from bench.perf import check_job_memory
+        from bench.run.loop import check_device
 
-            check_job_memory([(run_seed_bytes(opts), min(size, len(seed_list)))],
-                             "give a smaller --seeds-per-job",
-                             str(check_device(opts.device)))  # fmt: skip
+        device = str(check_device(opts.device))
+        what = "give a smaller --seeds-per-job" if len(seed_list) > 1 else "give a smaller batch"
+        check_job_memory([(run_seed_bytes(opts), min(size, len(seed_list)))], what, device)
         results = []
         for i in range(0, len(seed_list), size):
             results += run_job(opts, seed_list[i : i + size], show_progress=not quiet,

@@ -171,6 +171,8 @@ def run_seed_bytes(opts) -> int:
     cls = get_algorithm(opts.algo)
     config = resolve_config(cls, resolve_preset(cls, card, opts.preset), opts.overrides)
     batch = opts.batch_size if opts.batch_size is not None else card.train.batch_size
+    if card.size > 0:  # a larger batch is refused with the dataset's size when it is loaded
+        batch = min(batch, card.size)
     return seed_bytes(opts.algo, config, card_shape(card), batch)
 
 

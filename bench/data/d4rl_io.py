@@ -397,6 +397,8 @@ def write_hdf5(arrays: dict[str, np.ndarray], path: Path) -> None:
         raise DatasetError(f"cannot write {path}: folder {folder} does not exist")
     if path.is_dir():
         raise DatasetError(f"cannot write {path}: it is a folder")
+    if path.exists() and not path.is_file():  # /dev/null: the rename would replace the device
+        raise DatasetError(f"cannot write {path}: it is not a regular file")
     _remove_stale_temp_files(folder, path.name)
     check_free_space(folder, sum(v.nbytes for v in arrays.values()))
     tmp = folder / f".{path.name}.{os.getpid()}.tmp"
