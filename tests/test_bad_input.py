@@ -231,6 +231,15 @@ CASES = [
                                               "minari:bench/meta-v0"],
          "bench/meta-v0: its metadata cannot be read (ValueError",
          _minari_meta(num_episodes_average_score="many")),
+    # Minari ids are paths under the Minari root: no "..", no absolute path, a version
+    Case("minari id with ..", ["--algo", "bc", "--dataset", "minari:bench/fuzz-v0/../fuzz-v0"],
+         "invalid Minari id 'bench/fuzz-v0/../fuzz-v0'"),
+    Case("minari id absolute", ["--algo", "bc", "--dataset", "minari:/etc/x-v0"],
+         "invalid Minari id '/etc/x-v0'"),
+    Case("minari id without a version", ["--algo", "bc", "--dataset", "minari:bench/fuzz"],
+         "invalid Minari id 'bench/fuzz'"),
+    Case("minari id with a space", ["--algo", "bc", "--dataset", "minari:be nch/fuzz-v0"],
+         "invalid Minari id 'be nch/fuzz-v0'"),
     # --env belongs to a D4RL file; seeds trained together must fit in memory
     Case("env with a card's dataset", ["--algo", "bc", *FUZZ, "--env", "Acrobot-v1"],
          "--env is the env of a D4RL HDF5 file; dataset 'fuzz' brings its own (drop --env)"),

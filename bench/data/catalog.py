@@ -24,6 +24,9 @@ from bench.errors import DatasetError
 from bench.types import EnvSpec
 
 MINARI_PREFIX = "minari:"
+#: A Minari dataset id: [namespace/...]name-vN, parts starting alphanumeric (no "..", no
+#: absolute path, no spaces: the id is also a path under the Minari root).
+MINARI_ID_RE = re.compile(r"([A-Za-z0-9][A-Za-z0-9_.-]*/)*[A-Za-z0-9][A-Za-z0-9_.-]*-v\d+")
 PROBE_TIMEOUT_S = 3.0
 HOW_TO = (
     "build one with `bench datasets build ID` (see `bench datasets list`) or put a Minari "
@@ -88,6 +91,11 @@ def minari_card(dataset_id: str) -> Card:
     minari_id = remote_alias(dataset_id[len(MINARI_PREFIX) :])
     if not minari_id:
         raise DatasetError("empty Minari id: use minari:<namespace/name-vN>")
+    if not MINARI_ID_RE.fullmatch(minari_id):
+        raise DatasetError(
+            f"invalid Minari id '{minari_id}': use minari:<namespace/name-vN> (letters, digits, "
+            "'-', '_' and '.' between single slashes, each part starting with a letter or digit)"
+        )
     if not dataset_exists(minari_id):
         download(minari_id)
     dataset = open_dataset(minari_id)
