@@ -316,6 +316,15 @@ CASES = [
          _replace("rewards", lambda f, n: np.zeros((n, 2), np.float32))),
     Case("timeouts (N, 1, 1)", [*IMPORT, *REFS], "timeouts has shape (250, 1, 1)",
          _replace("timeouts", lambda f, n: np.zeros((n, 1, 1), bool))),
+    Case("terminals NaN", [*IMPORT, *REFS], "terminals must be 0 or 1 (row 5 holds nan)",
+         _replace("terminals", lambda f, n: np.where(np.arange(n) == 5, np.nan, 0.0))),
+    Case("timeouts 2", [*IMPORT, *REFS], "timeouts must be 0 or 1 (row 0 holds 2)",
+         _replace("timeouts", lambda f, n: np.full(n, 2, np.int8))),
+    Case("observations beyond float32", [*IMPORT, *REFS],
+         "observations hold values beyond float32's range, which training reads them in (first "
+         "at row 4)", _replace("observations",
+                               lambda f, n: np.where(np.arange(n)[:, None] == 4, 1e300,
+                                                     np.zeros((n, 3))))),
     # A4: the file does not fit the env
     Case("observation shape", [*IMPORT, *REFS],
          "observations have shape (4,) per step, but Pendulum-v1 observes (3,)",

@@ -96,6 +96,9 @@ def read_d4rl(path: Path) -> dict[str, np.ndarray]:
             raise DatasetError(
                 f"{path}: {k} has shape {v.shape}; expected one value per transition ({n},)"
             )
+        if k != "rewards" and v.dtype != bool and not ((v == 0) | (v == 1)).all():
+            row = int(np.flatnonzero(~((v == 0) | (v == 1)))[0])
+            raise DatasetError(f"{path}: {k} must be 0 or 1 (row {row} holds {v[row]})")
     arrays.setdefault("timeouts", np.zeros(n, bool))
     return arrays
 
@@ -141,6 +144,18 @@ def _first_non_finite(a: np.ndarray, chunk: int = 1 << 16) -> int | None:
     return None
 
 
+def _first_beyond_float32(a: np.ndarray, chunk: int = 1 << 16) -> int | None:
+    """Row of the first finite value that float32 cannot hold (it would load as inf)."""
+    if a.dtype.kind != "f" or a.dtype.itemsize <= 4:
+        return None
+    top = np.finfo(np.float32).max
+    for start in range(0, len(a), chunk):
+        big = np.abs(a[start : start + chunk].reshape(min(chunk, len(a) - start), -1)) > top
+        if big.any():
+            return start + int(np.flatnonzero(big.any(axis=1))[0])
+    return None
+
+
 #: Actions may exceed a Box's bounds by this much (float32 rounding of clipped values).
 ACTION_TOLERANCE = 1e-5
 
@@ -163,6 +178,12 @@ def check_against_env(path: Path, arrays: dict[str, np.ndarray], env, env_id: st
     for k in ("observations", "next_observations", "rewards"):
         if k in arrays and (row := _first_non_finite(arrays[k])) is not None:
             raise DatasetError(f"{path}: {k} hold NaN or inf (first at row {row})")
+    for k in ("observations", "next_observations", "rewards", "actions"):
+        if k in arrays and (row := _first_beyond_float32(arrays[k])) is not None:
+            raise DatasetError(
+                f"{path}: {k} hold values beyond float32's range, which training reads them in "
+                f"(first at row {row})"
+            )
     act = arrays["actions"]
     if isinstance(act_space, gym.spaces.Discrete):
         if act.ndim == 2 and act.shape[1] == 1:
