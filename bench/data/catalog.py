@@ -207,7 +207,7 @@ def hdf5_card(path: str, env_id: str | None) -> Card:
                 f"--ref-min and --ref-max: import the file with them, `bench datasets import {path} --env {env_id} --as "
                 "NAME --ref-min MIN --ref-max MAX`, then train with --dataset NAME"
             )
-        import_d4rl(file, env_id, minari_id)
+        import_d4rl(file, env_id, minari_id, exclusive=False)  # the id names the content
     card = minari_card(MINARI_PREFIX + minari_id)
     return dataclasses.replace(card, train=imported_defaults(
         open_dataset(minari_id).observation_space.shape))  # fmt: skip

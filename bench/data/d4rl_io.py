@@ -287,12 +287,20 @@ def split_episodes(a: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
 
 
 def import_d4rl(
-    path: Path, env_id: str, minari_id: str, ref_min=None, ref_max=None, force: bool = False
+    path: Path,
+    env_id: str,
+    minari_id: str,
+    ref_min=None,
+    ref_max=None,
+    force: bool = False,
+    exclusive: bool = True,
 ):
     """Write a D4RL HDF5 file as a Minari dataset (staged, renamed into place when whole).
 
     The file is read and checked against the env (shapes, action space, finite values) before
-    anything is written: a refused file leaves the Minari root as it was."""
+    anything is written: a refused file leaves the Minari root as it was. exclusive: a dataset
+    another process imported under this id meanwhile is not replaced (ids that name the content,
+    as `bench run FILE` gives, pass False: the other import wrote the same data)."""
     import minari
     from minari.data_collector import EpisodeBuffer
 
@@ -331,7 +339,7 @@ def import_d4rl(
             )
         file_end_open = not (arrays["terminals"][-1] or arrays["timeouts"][-1])
         buffers = [EpisodeBuffer(id=i, **ep) for i, ep in enumerate(episodes)]
-        with staged_dataset(minari_id, force), warnings.catch_warnings():
+        with staged_dataset(minari_id, force, exclusive), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*author_email.*")
             ds = minari.create_dataset_from_buffers(
                 dataset_id=minari_id,

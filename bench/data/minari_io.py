@@ -165,12 +165,14 @@ def check_root_writable() -> None:
 
 
 @contextmanager
-def staged_dataset(minari_id: str, force: bool = False):
+def staged_dataset(minari_id: str, force: bool = False, exclusive: bool = False):
     """Write a Minari dataset inside a staging root (the body runs with MINARI_DATASETS_PATH set
     to it), then rename it into the real root: an interrupted write never leaves a dataset that
     loads as if whole. With force, an existing dataset is replaced only once the new one is.
     A root that cannot be written is one line, before anything runs; folders made for a write
-    that fails are removed."""
+    that fails are removed. exclusive (imports): a dataset another process wrote under the same
+    id meanwhile is not replaced without force (builds of a card write the same data, so the
+    later one replaces the earlier)."""
     if dataset_exists(minari_id) and not force:
         raise DatasetError(f"dataset {minari_id} already exists (use --force to replace it)")
     root = minari_root()
@@ -194,6 +196,11 @@ def staged_dataset(minari_id: str, force: bool = False):
         created = _missing_dirs(final.parent) + created
         final.parent.mkdir(parents=True, exist_ok=True)
         _ensure_namespace(minari_id)
+        if final.exists() and exclusive and not force:  # written by another process meanwhile
+            raise DatasetError(
+                f"dataset {minari_id} was written by another process meanwhile; use --force to "
+                "replace it"
+            )
         if final.exists():
             os.replace(final, staging / "old")
         os.replace(staging / minari_id, final)
