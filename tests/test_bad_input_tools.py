@@ -472,6 +472,12 @@ CASES = [
          "dataset test/exp-v0: cannot be read (OSError: Unable to synchronously open file "
          "(truncated file", _truncated_dataset),
     Case("import from a FIFO", [*IMPORT, *REFS], "f.hdf5: not a regular file", _fifo),
+    Case("run on a FIFO", ["run", "--algo", "bc", "--dataset", "{tmp}/f.hdf5", "--env",
+                           "Pendulum-v1", "-q", "--results-dir", "{tmp}/results"],
+         "f.hdf5: not a regular file", _fifo),
+    Case("run on a folder named .hdf5", ["run", "--algo", "bc", "--dataset", "{tmp}/x.hdf5",
+                                         "--env", "Pendulum-v1", "-q"],
+         "x.hdf5: not a regular file", _folder_named_hdf5),
     Case("import from a device", [*IMPORT[:2], "/dev/zero", *IMPORT[3:], *REFS],
          "/dev/zero: not a regular file"),
     Case("export onto the dataset's own file", ["datasets", "export", "minari:test/exp-v0",

@@ -195,6 +195,8 @@ def hdf5_card(path: str, env_id: str | None) -> Card:
     from bench.data.d4rl_io import d4rl_refs, import_d4rl
 
     file = Path(path)
+    if file.exists() and not file.is_file():
+        raise DatasetError(f"{path}: not a regular file, not an HDF5 file")
     if not file.is_file():
         raise DatasetError(f"no such file: {path}")
     if not env_id:
