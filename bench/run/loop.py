@@ -51,7 +51,7 @@ from bench.run.checkpoint import (
     save_checkpoint,
     stack_checkpoints,
 )
-from bench.run.config import RunConfig, RunOptions, check_algorithm, resolve
+from bench.run.config import RunConfig, RunOptions, _canonical, check_algorithm, resolve
 from bench.run.policies import save_policies
 from bench.run.provenance import provenance
 from bench.seeding import env_seed, split_seeds
@@ -141,6 +141,22 @@ def prepare(opts: RunOptions, show_progress: bool = True) -> Prepared:
                     probe.observation_space, probe.action_space)  # fmt: skip
 
 
+def settings_note(prep: Prepared) -> str:
+    """One line: the preset a run uses (and whose defaults it is) and every setting that differs
+    from the algorithm's reference defaults, so one dataset's settings never change unseen with
+    how it was named (a card id, minari:<id>, a file)."""
+    c = prep.config
+    reference = _canonical(dataclasses.asdict(prep.cls.Config()))
+    changed = [f"{k}={v}" for k, v in sorted(c.algo_config.items()) if reference.get(k) != v]
+    if c.preset is None:
+        head = f"{c.algo}: the reference defaults (no preset)"
+    else:
+        whose = " (the dataset card's)" if c.preset == prep.card.train.preset else ""
+        head = f"{c.algo}: preset {c.preset}{whose}"
+    tail = f"; differs from the reference defaults: {', '.join(changed)}" if changed else ""
+    return f"bench: {head}{tail}"
+
+
 def _note_reference(card: Card, dataset) -> None:
     """One line on stderr when a full-size build of a card is not its reference build (built by
     an older bench, or kept with --allow-mismatch): its runs get keys of their own."""
@@ -182,6 +198,8 @@ def run_job(opts: RunOptions | None, seeds: list[int], show_progress: bool = Tru
     assert opts is not None and seeds
     device = check_device(opts.device)
     prep = prepare(opts, show_progress)
+    if show_progress:
+        print(settings_note(prep), file=sys.stderr)
     if opts.threads:
         torch.set_num_threads(opts.threads)
     algo, sampler, data = _setup(prep, device, seeds)  # the data validated: nothing written yet

@@ -40,3 +40,18 @@ def test_the_card_s_references_are_used_whatever_the_metadata_says(root, cli):
     rows = pd.concat(pd.read_parquet(p) for p in (root / "results").rglob("eval.parquet"))
     card = load_card("cartpole-mixed")
     assert (rows.ref_min == card.ref_min).all() and (rows.ref_max == card.ref_max).all()
+
+
+def test_a_run_says_its_preset_and_what_differs_from_the_reference_defaults(root, cli):
+    """One dataset, one set of settings, however it is named; and the run says which."""
+    lines = []
+    for name in ("cartpole-mixed", "minari:bench/cartpole-mixed-v0"):
+        done = cli("run", "--algo", "discrete_bcq", "--dataset", name, *S[:-1])
+        assert done.returncode == 0, done.stderr
+        lines.append([ln for ln in done.stderr.splitlines() if "preset" in ln])
+    assert lines[0] == lines[1] and len(lines[0]) == 1
+    assert lines[0][0].startswith("bench: discrete_bcq: preset small (the dataset card's)")
+    assert "lr=0.0003" in lines[0][0] and "target_update_freq=320" in lines[0][0]
+    done = cli("run", "--algo", "discrete_bcq", "--dataset", "cartpole-mixed", "--preset", "none",
+               *S[:-1])  # fmt: skip
+    assert "discrete_bcq: the reference defaults (no preset)" in done.stderr
