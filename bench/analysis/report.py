@@ -94,12 +94,13 @@ def write_into(path: Path, name: str, text: str) -> None:
     """Replace what lies between the suite's markers in a file (atomically); the markers must
     be there, once each."""
     start, end = markers(name)
+    path = Path(path).resolve()  # a link stays a link: the file it points to is rewritten
     try:
-        doc = Path(path).read_text()
+        doc = path.read_text()
     except (OSError, UnicodeDecodeError) as e:
         raise BenchError(f"cannot read {path}: {e}") from None
     if doc.count(start) != 1 or doc.count(end) != 1 or doc.index(start) > doc.index(end):
         raise BenchError(f"{path}: needs the lines '{start}' and '{end}', once each, in order")
     pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
     new = pattern.sub(lambda _: f"{start}\n{text}{end}", doc)
-    atomic_write_bytes(Path(path), new.encode())
+    atomic_write_bytes(path, new.encode())

@@ -61,7 +61,10 @@ def read_runs(results_dir: Path) -> tuple[dict[str, dict], pd.DataFrame, pd.Data
     configs: dict[str, dict] = {}
     frames, finals = [], []
     for run_dir in sorted(root.glob("*/")) if root.is_dir() else []:
-        if not (run_dir / "config.json").is_file():
+        cfg = run_dir / "config.json"
+        if not cfg.is_file():
+            if cfg.exists() or cfg.is_symlink():  # a folder, a dangling link: not silently dropped
+                raise BenchError(f"{cfg} is not a readable file: move that run folder away")
             continue
         configs[run_dir.name] = read_config(run_dir / "config.json")
         if (run_dir / "eval.parquet").is_file():
