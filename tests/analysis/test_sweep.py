@@ -15,7 +15,9 @@ from tests.helpers import bench, train
 REPO = Path(__file__).resolve().parents[2]
 BASELINE = REPO / "results" / "baselines" / "ci.parquet"
 #: The CI-sized suite behind the committed baseline: the 3,000-step cartpole-mixed the tests
-#: build (conftest.tiny_cartpole). The baseline holds seeds 0-2; it is rewritten with
+#: build (conftest.tiny_cartpole). The baseline holds seeds 0-4, the check runs 5-9: on this
+#: data Discrete BCQ's final score is bimodal (about 45 or about 95 per seed), so three seeds a
+#: side passed or failed by the luck of the draw; five hold. It is rewritten with
 #: BENCH_UPDATE_BASELINE=1 pytest tests/analysis/test_sweep.py -k baseline
 SUITE = ["--algo", "bc,discrete_bcq", "--dataset", "cartpole-mixed", "--steps", "1000",
          "--eval-every", "500", "--eval-episodes", "5", "--final-episodes", "100"]  # fmt: skip
@@ -84,12 +86,12 @@ def test_committed_baseline_passes_with_other_seeds_and_catches_a_regression(
     tiny_cartpole, tmp_path
 ):
     if os.environ.get("BENCH_UPDATE_BASELINE"):
-        made = bench("sweep", *SUITE, "--seeds", "0-2", "--results-dir", tmp_path / "base",
+        made = bench("sweep", *SUITE, "--seeds", "0-4", "--results-dir", tmp_path / "base",
                      "--workers", "2", "-q", timeout=900)  # fmt: skip
         assert made.returncode == 0, made.stderr
         upd = bench("check", "--baseline", BASELINE, "--results", tmp_path / "base", "--update")
         assert upd.returncode == 0, upd.stderr
-    res = bench("sweep", *SUITE, "--seeds", "3-5", "--results-dir", tmp_path / "now",
+    res = bench("sweep", *SUITE, "--seeds", "5-9", "--results-dir", tmp_path / "now",
                 "--workers", "2", "-q", timeout=900)  # fmt: skip
     assert res.returncode == 0, res.stderr
     ok = bench("check", "--baseline", BASELINE, "--results", tmp_path / "now",
