@@ -39,3 +39,20 @@ def train(results_dir, *, show_progress=False, on_eval=None, **options):
 
     opts = RunOptions(**{"final_episodes": 0, **options})
     return run(opts, show_progress=show_progress, on_eval=on_eval, results_dir=Path(results_dir))
+
+
+def refused(monkeypatch, capsys, argv: list[str], message: str) -> str:
+    """`bench ARGV` run in this process ends with exit status 2 and one stderr line,
+    `bench: error: ...`, that contains message; returns that line."""
+    import pytest
+
+    from bench.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["bench", *argv])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2, err
+    assert len(err) == 1 and err[0].startswith("bench: error: "), err
+    assert message in err[0], err
+    return err[0]

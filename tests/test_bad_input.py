@@ -8,14 +8,12 @@ tests/data/test_validate.py (a tiny real Minari dataset, corrupted in a copy).""
 import errno
 import os
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 import bench.results.schema as results_module
-from bench.cli import main
 from tests.data.test_validate import (  # noqa: F401 - `built` is a fixture
     MINARI_ID,
     built,
@@ -25,6 +23,7 @@ from tests.data.test_validate import (  # noqa: F401 - `built` is a fixture
     nan_rewards,
     truncated_file,
 )
+from tests.helpers import refused
 
 
 @dataclass
@@ -281,13 +280,8 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, cards, tmp_path, 
     args = [a.replace("{tmp}", str(tmp_path)) for a in case.args]
     if "--results-dir" not in args and "--resume" not in args:
         args += ["--results-dir", str(tmp_path / "results")]
-    monkeypatch.setattr(sys, "argv", ["bench", "run", "--quiet", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    err = capsys.readouterr().err.strip().splitlines()
-    assert exit_info.value.code == 2, err
-    assert len(err) == 1 and err[0].startswith("bench: error: "), err
-    assert case.message.replace("{tmp}", str(tmp_path)) in err[0], err
+    refused(monkeypatch, capsys, ["run", "--quiet", *args],
+            case.message.replace("{tmp}", str(tmp_path)))  # fmt: skip
     runs = tmp_path / "results" / "runs"
     assert not runs.exists() or not any(runs.iterdir())
     assert not Path(tmp_path / "results").exists() or not any(

@@ -3,11 +3,9 @@ behavior train` with an algorithm that cannot train online. Each is exit status 
 `bench: error:` line, before any work starts, and nothing is left in the case's folder (the
 harness of tests/test_bad_input_tools.py)."""
 
-import sys
-
 import pytest
 
-from bench.cli import main
+from tests.helpers import refused
 from tests.test_bad_input_tools import (
     BEHAVIOR,
     IMPORT,
@@ -60,11 +58,5 @@ def test_bad_input_is_one_line_exit_2_before_any_work_and_leaves_nothing(case, t
         case.setup(tmp, monkeypatch)
     args = [a.replace("{tmp}", str(tmp)) for a in case.args]
     before = _tree(tmp)
-    monkeypatch.setattr(sys, "argv", ["bench", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    err = capsys.readouterr().err.splitlines()
-    assert exit_info.value.code == 2, err
-    assert len(err) == 1 and err[0].startswith("bench: error: "), err
-    assert case.message.replace("{tmp}", str(tmp)) in err[0], err
+    refused(monkeypatch, capsys, args, case.message.replace("{tmp}", str(tmp)))
     assert _tree(tmp) == before  # no dataset, card, run, temp file or output folder

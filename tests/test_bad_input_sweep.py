@@ -3,13 +3,12 @@ and no run directory, results folder or suite copy left behind. In-process, on t
 dataset of tests/data/test_validate.py (already built: no dataset is written either)."""
 
 import shutil
-import sys
 from dataclasses import dataclass
 
 import pytest
 
-from bench.cli import main
 from tests.data.test_validate import built  # noqa: F401 - a fixture
+from tests.helpers import refused
 
 
 @dataclass
@@ -111,11 +110,5 @@ def test_bad_sweep_input_is_one_line_exit_2_and_writes_nothing(case, built, tmp_
         case.setup(tmp_path, monkeypatch)
     before = sorted(str(p) for p in tmp_path.rglob("*"))
     args = [a.replace("{tmp}", str(tmp_path)) for a in case.args]
-    monkeypatch.setattr(sys, "argv", ["bench", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    err = capsys.readouterr().err.strip().splitlines()
-    assert exit_info.value.code == 2, err
-    assert len(err) == 1 and err[0].startswith("bench: error: "), err
-    assert case.message.replace("{tmp}", str(tmp_path)) in err[0], err
+    refused(monkeypatch, capsys, args, case.message.replace("{tmp}", str(tmp_path)))
     assert sorted(str(p) for p in tmp_path.rglob("*")) == before

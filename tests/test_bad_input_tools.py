@@ -22,6 +22,7 @@ import pytest
 
 from bench.cli import main
 from tests.data.test_d4rl_io import d4rl_file
+from tests.helpers import refused
 
 
 @dataclass
@@ -536,13 +537,7 @@ def test_bad_tool_input_is_one_line_exit_2_and_leaves_nothing(case, tmp_path, mo
         case.setup(tmp, monkeypatch)
     args = [a.replace("{tmp}", str(tmp)) for a in case.args]
     before = _tree(tmp)
-    monkeypatch.setattr(sys, "argv", ["bench", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    err = capsys.readouterr().err.splitlines()
-    assert exit_info.value.code == 2, err
-    assert len(err) == 1 and err[0].startswith("bench: error: "), err
-    assert case.message.replace("{tmp}", str(tmp)) in err[0], err
+    refused(monkeypatch, capsys, args, case.message.replace("{tmp}", str(tmp)))
     assert _tree(tmp) == before  # no dataset, card, namespace, temp file or output folder
 
 
