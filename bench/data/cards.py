@@ -385,12 +385,12 @@ def imported_card_text(
     ref_max: float,
     ref_source: str,
     description: str,
-    preset: str | None,
+    t: TrainDefaults,
     command: str,
 ) -> str:
-    """The TOML of a user card for an imported dataset (behavior "external": not buildable)."""
-    # vector observations: cheap episodes, a final evaluation of 100 of them
-    t = TrainDefaults(preset=preset, final_episodes=100 if preset is not None else 0)
+    """The TOML of a user card for an imported dataset (behavior "external": not buildable),
+    with run defaults t (bench.data.catalog.imported_defaults)."""
+    preset = t.preset
     lines = [
         f"# Written by `{command}`.",
         "# The data is external: rebuild it by importing the file again (--force).",

@@ -239,7 +239,7 @@ def import_file(
         card_id, minari_id, env_id, dataset.total_steps,
         meta["ref_min_score"], meta["ref_max_score"], meta.get("bench_ref_source", ""),
         f"imported from {Path(path).name} (collected on {env_id})",
-        vector_preset(dataset.observation_space.shape), command,
+        imported_defaults(dataset.observation_space.shape), command,
     )  # fmt: skip
     try:
         card = write_card(card_path, text)
