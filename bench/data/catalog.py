@@ -195,9 +195,13 @@ def hdf5_card(path: str, env_id: str | None) -> Card:
     from bench.data.d4rl_io import d4rl_refs, import_d4rl
 
     file = Path(path)
-    if file.exists() and not file.is_file():
+    try:
+        exists, regular = file.exists(), file.is_file()
+    except OSError as e:  # a name too long for the file system (ENAMETOOLONG), a loop of links
+        raise DatasetError(f"cannot read {path}: {e.strerror or e}") from None
+    if exists and not regular:
         raise DatasetError(f"{path}: not a regular file, not an HDF5 file")
-    if not file.is_file():
+    if not regular:
         raise DatasetError(f"no such file: {path}")
     if not env_id:
         raise DatasetError(f"{path}: give the env it was collected on with --env ENV_ID")
