@@ -182,3 +182,26 @@ def test_the_content_hash_sees_every_field_and_the_identity_the_references(root)
     ident = dataset_identity(ds, card.ref_min, card.ref_max)
     assert ident == dataset_identity(ds, card.ref_min, card.ref_max)
     assert ident != dataset_identity(ds, card.ref_min, card.ref_max + 1)
+
+
+@pytest.mark.parametrize("card_id,size", CHECKPOINT_CARDS)
+def test_a_build_with_another_cpu_kernel_set_hashes_equal(root, card_id, size):
+    """torch's, MKL's and oneDNN's kernels forced to their plain (no AVX) paths in a second
+    process, as another CPU would choose others: the same dataset. (The previous float32
+    behaviors built another pendulum-medium this way.)"""
+    import os
+    import subprocess
+    import sys
+
+    base = _hash(load_card(card_id), size)
+    env = os.environ | {"ATEN_CPU_CAPABILITY": "default", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2",
+                        "ONEDNN_MAX_CPU_ISA": "SSE41", "OMP_NUM_THREADS": "2"}  # fmt: skip
+    code = ("import torch; assert torch.backends.cpu.get_cpu_capability() == 'DEFAULT'\n"
+            "from bench.collect.build import build_dataset\n"
+            "from bench.data.cards import load_card\n"
+            "from bench.data.identity import content\n"
+            f"print(content(build_dataset(load_card({card_id!r}), size={size}, force=True)).hash)")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=600)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-1] == base
