@@ -130,8 +130,10 @@ def datasets_build(
         stdout.print(f"measured over {card.ref_episodes} episodes each: ref_min {ref_min!r}, "
                      f"ref_max {ref_max!r}")  # fmt: skip
         if card.measured_refs:
-            stdout.print("the card has no constants yet: write these into its [normalization] table",
-                         markup=False)
+            stdout.print(
+                "the card has no constants yet: write these into its [normalization] table",
+                markup=False,
+            )
         else:
             c_min, c_max = card_refs(card)
             same = (c_min, c_max) == (ref_min, ref_max)

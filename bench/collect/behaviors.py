@@ -15,7 +15,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from bench import seeding
+import bench.seeding as seeding
 from bench.data.cards import PolicySpec
 from bench.errors import DatasetError, UnknownNameError
 

@@ -87,7 +87,7 @@ def card_refs(card: Card) -> tuple[float, float]:
 
 #: torch threads of a build: learned behaviors act on one observation per step, so more only
 #: add overhead (5x slower builds measured beside other processes). The data does not depend on
-#: it (tests/data/test_identity.py builds with 1 and 2).
+#: it (tests/data/test_dataset_identity.py builds with 1 and 2).
 BUILD_THREADS = 1
 
 

@@ -421,7 +421,7 @@ def resolve(opts: RunOptions, card: Card, dataset_hash: str) -> RunConfig:
 
 def code_versions(cls: type[Algorithm]) -> dict[str, int]:
     """The versions of the code that decides a run's numbers (VERSION_PARTS)."""
-    from bench import evaluate
+    import bench.evaluate as evaluate
 
     return {"algo": int(cls.version), "eval": int(evaluate.EVAL_VERSION)}
 

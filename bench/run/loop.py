@@ -198,8 +198,6 @@ def run_job(opts: RunOptions | None, seeds: list[int], show_progress: bool = Tru
     assert opts is not None and seeds
     device = check_device(opts.device)
     prep = prepare(opts, show_progress)
-    if show_progress:
-        print(settings_note(prep), file=sys.stderr)
     if opts.threads:
         torch.set_num_threads(opts.threads)
     algo, sampler, data = _setup(prep, device, seeds)  # the data validated: nothing written yet
@@ -213,6 +211,8 @@ def run_job(opts: RunOptions | None, seeds: list[int], show_progress: bool = Tru
                 locks.enter_context(run_lock(run_dir))
             for run_dir, config in zip(dirs, configs, strict=True):
                 _write_config(run_dir, run_dir.name, prep, config, data, tags or {})
+            if show_progress:  # once nothing can fail before training: errors stay one line
+                print(settings_note(prep), file=sys.stderr)
             return _train(dirs, configs, prep, algo, sampler, None, show_progress, on_eval)
     except BaseException:
         for run_dir in dirs:  # a job stopped before its first checkpoint leaves nothing behind
