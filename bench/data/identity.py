@@ -101,9 +101,14 @@ def reference_file(cards_folder: Path, card_id: str) -> Path:
 
 def save_reference(path: Path, c: Content) -> None:
     """The per-episode lengths and digests of a reference build (plain arrays, no pickle)."""
+    import io
+
+    from bench.results.schema import atomic_write_bytes
+
+    buf = io.BytesIO()
+    np.savez_compressed(buf, lengths=c.lengths, digests=c.digests)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as f:
-        np.savez_compressed(f, lengths=c.lengths, digests=c.digests)
+    atomic_write_bytes(path, buf.getvalue())  # a kill mid-write leaves the previous file
 
 
 def load_reference(path: Path) -> tuple[np.ndarray, np.ndarray] | None:

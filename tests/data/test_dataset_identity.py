@@ -205,3 +205,23 @@ def test_a_build_with_another_cpu_kernel_set_hashes_equal(root, card_id, size):
                          timeout=600)  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert out.stdout.split()[-1] == base
+
+
+def test_record_reference_then_a_rebuild_is_identical(root, tmp_path, monkeypatch, cli):
+    """`--record-reference` writes [reference] and the digests; a rebuild says "identical";
+    --measure-refs measures and compares with the card's constants, building nothing."""
+    cards = tmp_path / "cards"
+    cards.mkdir()
+    text = load_card("cartpole-mixed").path.read_text().split("\n[reference]")[0]
+    (cards / "cartpole-mixed.toml").write_text(text.replace("size = 100_000", "size = 600"))
+    monkeypatch.setenv("BENCH_DATASETS_DIR", str(cards))
+    done = cli("datasets", "build", "cartpole-mixed", "--record-reference", "-q")
+    assert done.returncode == 0, done.stderr
+    card = load_card("cartpole-mixed")
+    assert card.reference is not None and card.reference.steps == 600
+    assert (cards / "reference" / "cartpole-mixed.npz").is_file()
+    done = cli("datasets", "build", "cartpole-mixed", "--force", "-q")
+    assert done.returncode == 0 and "identical to the reference build" in done.stdout, done
+    done = cli("datasets", "build", "cartpole-mixed", "--measure-refs")
+    assert done.returncode == 0 and "ref_min 21.66, ref_max 500.0" in done.stdout
+    assert "(the same)" in done.stdout
