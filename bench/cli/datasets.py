@@ -284,7 +284,7 @@ def datasets_info(dataset: str = typer.Argument(..., help="Dataset card id.")):
         table.add_row("built", f"no ({how})")
         console.print(table)
         return
-    from bench.data.identity import content_hash
+    from bench.data.identity import CONTENT_HASH_KEY, content
 
     ds = open_dataset(card.minari_id)
     meta = ds.storage.metadata
@@ -303,8 +303,10 @@ def datasets_info(dataset: str = typer.Argument(..., help="Dataset card id.")):
     table.add_row(
         "reference scores", f"ref_min {ref_min:.2f}, ref_max {ref_max:.2f} ({card.ref_source})"
     )
-    built = content_hash(ds)
-    table.add_row("content hash", built)
+    built = content(ds).hash  # recomputed from the data, not the metadata's record
+    stored = meta.get(CONTENT_HASH_KEY)
+    note = "" if stored in (None, built) else f" (the metadata records {stored[:16]}: edited?)"
+    table.add_row("content hash", built + note)
     ref = card.reference
     if ref is None:
         status = "the card records no reference build"
