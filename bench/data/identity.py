@@ -134,7 +134,10 @@ def describe_mismatch(card_id: str, ref_hash: str, ref_episodes: int, ref_steps:
                  f"{ref_steps}")  # fmt: skip
     else:
         where = f"same {ref_episodes} episodes and {ref_steps} steps"
-    ref = load_reference(ref_file) if ref_file is not None else None
+    try:
+        ref = load_reference(ref_file) if ref_file is not None else None
+    except DatasetError as e:  # the mismatch is still the news: say why no episode is named
+        ref, where = None, f"{where}; {e}"
     if ref is not None:
         lengths, digests = ref
         n = min(len(lengths), built.episodes)

@@ -225,3 +225,15 @@ def test_record_reference_then_a_rebuild_is_identical(root, tmp_path, monkeypatc
     done = cli("datasets", "build", "cartpole-mixed", "--measure-refs")
     assert done.returncode == 0 and "ref_min 21.66, ref_max 500.0" in done.stdout
     assert "(the same)" in done.stdout
+
+
+def test_a_mismatch_with_unreadable_reference_digests_is_still_one_line(tmp_path):
+    from bench.data.identity import Content, describe_mismatch
+
+    bad = tmp_path / "reference" / "x.npz"
+    bad.parent.mkdir()
+    bad.write_bytes(b"not an npz")
+    built = Content("1" * 64, np.array([5, 5]), np.array([1, 2], dtype=np.uint64))
+    msg = describe_mismatch("x", "0" * 64, 2, 10, built, bad)
+    assert "differs from the card's reference build" in msg and "cannot read" in msg
+    assert "\n" not in msg
