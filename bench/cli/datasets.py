@@ -284,6 +284,7 @@ def datasets_info(dataset: str = typer.Argument(..., help="Dataset card id.")):
         table.add_row("built", f"no ({how})")
         console.print(table)
         return
+    from bench.collect.build import reference_status
     from bench.data.identity import CONTENT_HASH_KEY, content
 
     ds = open_dataset(card.minari_id)
@@ -303,22 +304,12 @@ def datasets_info(dataset: str = typer.Argument(..., help="Dataset card id.")):
     table.add_row(
         "reference scores", f"ref_min {ref_min:.2f}, ref_max {ref_max:.2f} ({card.ref_source})"
     )
-    built = content(ds).hash  # recomputed from the data, not the metadata's record
+    built = content(ds)  # recomputed from the data, not the metadata's record
     stored = meta.get(CONTENT_HASH_KEY)
-    note = "" if stored in (None, built) else f" (the metadata records {stored[:16]}: edited?)"
-    table.add_row("content hash", built + note)
-    ref = card.reference
-    if ref is None:
-        status = "the card records no reference build"
-    elif ds.total_steps != ref.steps:
-        status = (f"none at this size ({ds.total_steps:,} steps; the reference build has "
-                  f"{ref.steps:,}): its content hash is its identity")  # fmt: skip
-    elif built == ref.content_hash:
-        status = "identical to the reference build"
-    else:
-        status = (f"differs from the reference build ({ref.content_hash[:16]}, {ref.episodes:,} "
-                  f"episodes, {ref.steps:,} steps): runs on it get keys of their own")  # fmt: skip
-    table.add_row("reference build", status)
+    note = "" if stored in (None, built.hash) else f" (the metadata records {stored[:16]}: edited?)"
+    table.add_row("content hash", built.hash + note)
+    status, mismatch = reference_status(card, ds.total_steps, built)
+    table.add_row("reference build", mismatch or status)
     score = normalized_score(rets.mean(), ref_min, ref_max)
     table.add_row("dataset return score", f"{score:.1f} (normalized: 0 = ref_min, 100 = ref_max)")
     if "bench_behavior_return_mean" in meta:

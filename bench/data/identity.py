@@ -161,9 +161,9 @@ def describe_mismatch(card_id: str, ref_hash: str, ref_episodes: int, ref_steps:
             "--allow-mismatch (its runs then get keys of their own)")  # fmt: skip
 
 
-def dataset_identity(dataset, ref_min: float, ref_max: float) -> str:
-    """What a run's key hashes for its dataset (16 hex characters): the content hash and the
-    normalization references the scores are computed with."""
-    blob = json.dumps({"content": content_hash(dataset), "ref_min": float(ref_min),
+def dataset_identity(content_sha: str, ref_min: float, ref_max: float) -> str:
+    """What a run's key hashes for its dataset (16 hex characters): its content hash
+    (content_hash) and the normalization references the scores are computed with."""
+    blob = json.dumps({"content": content_sha, "ref_min": float(ref_min),
                        "ref_max": float(ref_max)}, sort_keys=True)  # fmt: skip
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

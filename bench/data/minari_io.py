@@ -1,11 +1,9 @@
-"""The Minari side: where datasets live, whether one exists, opening it, hashing its metadata,
+"""The Minari side: where datasets live, whether one exists, opening it, disk checks,
 and staged writes (a dataset appears in the root only once it is whole)."""
 
 from __future__ import annotations
 
 import errno
-import hashlib
-import json
 import os
 import shutil
 import uuid
@@ -101,20 +99,6 @@ def is_disk_full(e: BaseException) -> bool:
     return isinstance(e, OSError) and (
         e.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(e)
     )
-
-
-#: Metadata that describes how a file was written, not what it holds: left out of the hash, so
-#: a Minari or gymnasium upgrade (or a rebuilt file of the same data) keeps a dataset's identity.
-VOLATILE_METADATA = ("minari_version", "dataset_size", "code_permalink", "author",
-                     "author_email", "description", "env_spec", "eval_env_spec")  # fmt: skip
-
-
-def metadata_hash(dataset) -> str:
-    """sha256 over the dataset's metadata (ids, sizes, spaces, reference scores, the behavior and
-    its measured return), less VOLATILE_METADATA: 16 hex chars."""
-    meta = {k: v for k, v in dataset.storage.metadata.items() if k not in VOLATILE_METADATA}
-    blob = json.dumps(meta, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
 
 
 #: Folders staged_dataset created around a dataset it wrote (the Minari root, namespace folders),

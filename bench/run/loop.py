@@ -129,8 +129,9 @@ def prepare(opts: RunOptions, show_progress: bool = True) -> Prepared:
             "cannot normalize scores (they must be finite and differ)"
         )
     dataset = ensure_dataset(card, show_progress)
-    config = resolve(opts, card, dataset_identity(dataset, ref_min, ref_max))
-    _note_reference(card, dataset)
+    built = content_hash(dataset)  # one pass over the data when the metadata has no record
+    config = resolve(opts, card, dataset_identity(built, ref_min, ref_max))
+    _note_reference(card, dataset, built)
     held_out_episodes(dataset.total_episodes, config.holdout)  # leaves episodes to train on
     if 0 < dataset.total_steps < config.batch_size:  # an empty one: validation says so
         raise BenchError(
@@ -157,13 +158,12 @@ def settings_note(prep: Prepared) -> str:
     return f"bench: {head}{tail}"
 
 
-def _note_reference(card: Card, dataset) -> None:
+def _note_reference(card: Card, dataset, built: str) -> None:
     """One line on stderr when a full-size build of a card is not its reference build (built by
     an older bench, or kept with --allow-mismatch): its runs get keys of their own."""
     ref = card.reference
     if ref is None or dataset.total_steps != card.size:
         return
-    built = content_hash(dataset)
     if built != ref.content_hash:
         print(f"bench: note: dataset '{card.id}' is not the card's reference build (content "
               f"{built[:12]}, reference {ref.content_hash[:12]}): its runs get keys of their "

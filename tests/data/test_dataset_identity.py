@@ -13,7 +13,7 @@ import bench.collect.build as build_module
 import bench.collect.exact as exact
 from bench.collect.build import build_dataset
 from bench.data.cards import Reference, card_file, load_card
-from bench.data.identity import content, dataset_identity, episode_digest
+from bench.data.identity import content, content_hash, dataset_identity, episode_digest
 from bench.data.minari_io import dataset_exists
 from bench.errors import DatasetError
 from bench.nets import TanhGaussianActor
@@ -179,9 +179,12 @@ def test_the_content_hash_sees_every_field_and_the_identity_the_references(root)
         arr = getattr(changed, name)
         arr.flat[-1] = (not arr.flat[-1]) if arr.dtype == bool else arr.flat[-1] + 1
         assert episode_digest(changed) != base, name
-    ident = dataset_identity(ds, card.ref_min, card.ref_max)
-    assert ident == dataset_identity(ds, card.ref_min, card.ref_max)
-    assert ident != dataset_identity(ds, card.ref_min, card.ref_max + 1)
+    built = content_hash(ds)
+    assert built == content(ds).hash  # the build's record is the data's hash
+    ident = dataset_identity(built, card.ref_min, card.ref_max)
+    assert ident == dataset_identity(built, card.ref_min, card.ref_max)
+    assert ident != dataset_identity(built, card.ref_min, card.ref_max + 1)
+    assert ident != dataset_identity("0" * 64, card.ref_min, card.ref_max)
 
 
 @pytest.mark.parametrize("card_id,size", CHECKPOINT_CARDS)
