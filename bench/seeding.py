@@ -69,15 +69,10 @@ def env_seed(purpose: str, seed: int, index: int = 0) -> int:
     return PURPOSE_SPAN * _code(purpose) + SEED_STRIDE * int(seed) + int(index)
 
 
-def env_seed_range(purpose: str, seed: int) -> range:
-    """Every env seed `purpose` may give `seed`."""
-    start = env_seed(purpose, seed, 0)
-    return range(start, start + SEED_STRIDE)
-
-
 def seed_sequence(purpose: str, seed: int, *index: int) -> np.random.SeedSequence:
-    """numpy's SeedSequence for (purpose, seed, index). "build" and "refs" with no index are
-    numpy's plain default_rng(seed) (what a card's behavior has always drawn from)."""
+    """numpy's SeedSequence for (purpose, seed, index). "build" with no index is numpy's plain
+    default_rng(seed) (what a card's behavior has always drawn from); every other triple has a
+    spawn key of its own."""
     _check(seed)
     code = _code(purpose)
     key = () if code == 0 and not index else (code, *map(int, index))
