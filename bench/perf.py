@@ -177,23 +177,6 @@ def _case_bytes(case: Case) -> int:
     return seed_bytes(case.algo, resolve_config(REGISTRY[case.algo]), case.shape, case.batch_size)
 
 
-def check_output_file(path) -> None:
-    """A results file can be written: its folder exists and is writable, and it is no folder."""
-    from pathlib import Path
-
-    path = Path(path)
-    folder = path.absolute().parent
-    if path.is_dir():
-        raise BenchError(f"cannot write {path}: it is a folder")
-    if path.exists() and not path.is_file():  # /dev/null: the rename would replace the device
-        raise BenchError(f"cannot write {path}: it is not a regular file")
-    if not folder.is_dir():
-        what = "is not a folder" if folder.exists() else "does not exist"
-        raise BenchError(f"cannot write {path}: {folder} {what}")
-    if not os.access(folder, os.W_OK):
-        raise BenchError(f"cannot write {path}: folder {folder} is not writable")
-
-
 @dataclass(frozen=True)
 class Case:
     algo: str

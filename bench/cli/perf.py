@@ -49,14 +49,13 @@ def perf_cmd(
     from bench.errors import UnknownNameError
     from bench.perf import (
         check_options,
-        check_output_file,
         check_seed_memory,
         default_cases,
         measure_acting,
         measure_atari_memory,
         measure_case,
     )
-    from bench.results.schema import atomic_write_bytes
+    from bench.results.schema import atomic_write_bytes, check_target_file
     from bench.run.loop import check_device
     from bench.sweep import MAX_SEEDS_PER_JOB
 
@@ -81,7 +80,7 @@ def perf_cmd(
         raise BenchError(f"--seeds: each count must be between 1 and {MAX_SEEDS_PER_JOB}")
     dev = str(check_device(device))
     if json_path is not None:
-        check_output_file(json_path)  # before minutes of measuring, not after
+        check_target_file(json_path)  # before minutes of measuring, not after
     cases = [c for c in default_cases(seed_counts) if c.algo in names]
     check_seed_memory(cases, dev)
     rows = []

@@ -30,6 +30,7 @@ from bench.data.minari_io import (
     staged_dataset,
 )
 from bench.errors import DatasetError
+from bench.results.schema import check_target_file
 
 REQUIRED = ("observations", "actions", "rewards", "terminals")
 
@@ -422,12 +423,7 @@ def write_hdf5(arrays: dict[str, np.ndarray], path: Path) -> None:
     first."""
     path = Path(path)
     folder = path.absolute().parent
-    if not folder.is_dir():
-        raise DatasetError(f"cannot write {path}: folder {folder} does not exist")
-    if path.is_dir():
-        raise DatasetError(f"cannot write {path}: it is a folder")
-    if path.exists() and not path.is_file():  # /dev/null: the rename would replace the device
-        raise DatasetError(f"cannot write {path}: it is not a regular file")
+    check_target_file(path, DatasetError)
     _remove_stale_temp_files(folder, path.name)
     check_free_space(folder, sum(v.nbytes for v in arrays.values()))
     tmp = folder / f".{path.name}.{os.getpid()}.tmp"

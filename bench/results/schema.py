@@ -61,6 +61,23 @@ TRAIN_SCHEMA = pa.schema(
 )
 
 
+def check_target_file(path: Path, error: type[BenchError] = BenchError) -> None:
+    """A file about to be written by a rename over it: its folder exists and is writable, and
+    the path is no folder and no special file (renaming over /dev/null would replace the
+    device). One `error` line otherwise, before any work."""
+    path = Path(path)
+    folder = path.absolute().parent
+    if path.is_dir():
+        raise error(f"cannot write {path}: it is a folder")
+    if path.exists() and not path.is_file():
+        raise error(f"cannot write {path}: it is not a regular file")
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise error(f"cannot write {path}: {folder} {what}")
+    if not os.access(folder, os.W_OK):
+        raise error(f"cannot write {path}: folder {folder} is not writable")
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temp file beside `path`, fsync, rename over `path`, fsync the folder.
 
