@@ -269,10 +269,10 @@ _DECLARED = ("algo", "dataset", "steps", "eval_every", "eval_episodes", "final_e
 def _card_here(dataset: str):
     """The dataset's card when it can be had without building, importing or downloading
     anything; else None."""
-    from bench.data.catalog import MINARI_PREFIX, remote_alias, resolve_card
+    from bench.data.catalog import HDF5_SUFFIXES, MINARI_PREFIX, remote_alias, resolve_card
     from bench.data.minari_io import dataset_exists
 
-    if dataset.endswith((".hdf5", ".h5")):  # imported under an env a suite does not name
+    if dataset.endswith(HDF5_SUFFIXES):  # imported under an env a suite does not name
         return None
     try:
         if dataset.startswith(MINARI_PREFIX):

@@ -12,9 +12,6 @@ from bench.cli.options import with_run_options
 from bench.errors import BenchError
 from bench.run.config import RunOptions
 
-#: Datasets given as a D4RL file (the ones --env is for).
-HDF5_SUFFIXES = (".hdf5", ".h5")
-
 
 def _help(name: str) -> str:
     return RunOptions.__dataclass_fields__[name].metadata["help"]
@@ -57,6 +54,7 @@ def run_cmd(
     each writing its own run directory. After a crash or a kill, `bench run --resume RUN_DIR`
     continues from the last evaluation."""
     from bench.algos.base import parse_overrides
+    from bench.data.catalog import HDF5_SUFFIXES
     from bench.run.loop import run_job
     from bench.sweep import MAX_SEEDS_PER_JOB, parse_seeds
 

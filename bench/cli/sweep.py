@@ -94,6 +94,7 @@ def sweep_cmd(
     workers x threads <= cores."""
 
     from bench.algos.base import parse_overrides
+    from bench.data.catalog import HDF5_SUFFIXES
     from bench.run.config import RunOptions, check_algorithm
     from bench.run.loop import check_device
     from bench.sweep import SweepSpec, parse_list, parse_seeds
@@ -104,7 +105,7 @@ def sweep_cmd(
     options = RunOptions(**given)  # budgets checked here
     check_device(options.device)
     datasets = parse_list(dataset, "dataset")
-    if options.env is not None and not any(d.endswith((".hdf5", ".h5")) for d in datasets):
+    if options.env is not None and not any(d.endswith(HDF5_SUFFIXES) for d in datasets):
         raise BenchError("--env is the env of D4RL HDF5 files; none of the datasets is one "
                          "(drop --env)")  # fmt: skip
     algos = parse_list(algo, "algo")

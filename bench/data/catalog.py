@@ -255,11 +255,15 @@ def import_file(
     return card, dataset
 
 
+#: Datasets given as a D4RL HDF5 file path (the ones --env is for).
+HDF5_SUFFIXES = (".hdf5", ".h5")
+
+
 def resolve_card(dataset_id: str, env_id: str | None = None) -> Card:
     """A card by id (shipped or imported), a card for `minari:<id>`, or for a D4RL HDF5 file
     path."""
     if dataset_id.startswith(MINARI_PREFIX):
         return minari_card(dataset_id)
-    if dataset_id.endswith((".hdf5", ".h5")):
+    if dataset_id.endswith(HDF5_SUFFIXES):
         return hdf5_card(dataset_id, env_id)
     return load_card(dataset_id)
