@@ -471,6 +471,11 @@ except BenchError as e:
 TEMP_PREFIX = "bench-perf-pid"
 
 
+def synthetic_id(n: int) -> str:
+    """The Minari id of the synthetic Atari dataset of n transitions (written, then loaded)."""
+    return f"perf/atari-synthetic-{n}-v0"
+
+
 def write_synthetic_atari(root, n: int, episode_len: int = 1000, seed: int = 0) -> str:
     """A Minari dataset (HDF5, lossless) of n random 84x84 frames in episodes of episode_len,
     written episode by episode into the Minari root `root`; returns its id. The free space is
@@ -484,7 +489,7 @@ def write_synthetic_atari(root, n: int, episode_len: int = 1000, seed: int = 0) 
 
     from bench.data.minari_io import SPACE_MARGIN_BYTES, free_bytes
 
-    minari_id = f"perf/atari-synthetic-{n}-v0"
+    minari_id = synthetic_id(n)
     path = os.path.join(root, minari_id, "data")
     os.makedirs(path, exist_ok=True)
     obs_space = gym.spaces.Box(0, 255, (84, 84), np.uint8)
@@ -527,19 +532,6 @@ def _child(code: str, args: list[str], env: dict, what: str) -> str:
     return out.stdout
 
 
-def _remove_stale_temp_folders(folder: str) -> None:
-    """Temp folders of measurements whose process is gone (killed with kill -9)."""
-    import shutil
-    from pathlib import Path
-
-    from bench.data.minari_io import alive
-
-    for d in Path(folder).glob(f"{TEMP_PREFIX}*-*"):
-        pid = d.name[len(TEMP_PREFIX) :].split("-", 1)[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not alive(int(pid)):
-            shutil.rmtree(d, ignore_errors=True)
-
-
 def measure_atari_memory(n: int) -> dict:
     """Load n Atari transitions (frames stored once, stacks of 4 at sample time) in a fresh
     process: peak RSS beyond the process before loading, against the raw frame bytes. The
@@ -548,8 +540,10 @@ def measure_atari_memory(n: int) -> dict:
     import json
     import shutil
 
+    from bench.data.minari_io import remove_orphans
+
     base = tempfile.gettempdir()
-    _remove_stale_temp_folders(base)
+    remove_orphans(base, TEMP_PREFIX)
     try:
         root = tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", dir=base)
     except OSError as e:
@@ -558,7 +552,7 @@ def measure_atari_memory(n: int) -> dict:
         env = {**os.environ, "MINARI_DATASETS_PATH": root, "OMP_NUM_THREADS": "1"}
         _child(_WRITE_PROBE, [root, str(n)], env,
                f"--memory-sizes {n:,}: writing the synthetic dataset")  # fmt: skip
-        minari_id = f"perf/atari-synthetic-{n}-v0"
+        minari_id = synthetic_id(n)
         out = _child(_LOAD_PROBE, [minari_id], env, f"--memory-sizes {n:,}: loading it")
     finally:
         shutil.rmtree(root, ignore_errors=True)

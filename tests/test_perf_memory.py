@@ -8,6 +8,7 @@ import shutil
 import pytest
 
 import bench.perf as perf
+from bench.data.minari_io import remove_orphans
 from bench.errors import BenchError
 
 
@@ -59,7 +60,7 @@ def test_temp_folders_of_killed_measurements_are_removed(tmpdir_env):
     other = tmpdir_env / "someone-elses"
     for d in (stale, live, other):
         d.mkdir()
-    perf._remove_stale_temp_folders(str(tmpdir_env))
+    remove_orphans(tmpdir_env, perf.TEMP_PREFIX)
     assert sorted(os.listdir(tmpdir_env)) == sorted([live.name, other.name])
 
 

@@ -160,7 +160,7 @@ def staged_dataset(minari_id: str, force: bool = False, exclusive: bool = False)
     if dataset_exists(minari_id) and not force:
         raise DatasetError(f"dataset {minari_id} already exists (use --force to replace it)")
     root = minari_root()
-    _remove_stale_staging(root / STAGING)
+    remove_orphans(root / STAGING)
     staging = root / STAGING / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
     created = _missing_dirs(root)
     try:
@@ -208,13 +208,15 @@ def discard_dataset(minari_id: str) -> None:
     _remove_if_empty(_CREATED.pop(minari_id, []))
 
 
-def _remove_stale_staging(staging_root: Path) -> None:
-    """Delete staging folders left by killed builds (their process no longer exists)."""
-    if not staging_root.is_dir():
+def remove_orphans(folder: Path, prefix: str = "") -> None:
+    """Delete the folders `<prefix><pid>-...` in `folder` whose writer process no longer exists
+    (killed with kill -9, or by the kernel): staging roots of builds, perf's temp folders."""
+    folder = Path(folder)
+    if not folder.is_dir():
         return
-    for d in staging_root.iterdir():
-        pid = d.name.split("-", 1)[0]
-        if pid.isdigit() and not alive(int(pid)):
+    for d in folder.glob(f"{prefix}*-*"):
+        pid = d.name[len(prefix) :].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not alive(int(pid)):
             shutil.rmtree(d, ignore_errors=True)
 
 
