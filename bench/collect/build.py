@@ -6,6 +6,7 @@ only when complete, so an interrupted build never leaves a dataset that loads as
 
 from __future__ import annotations
 
+import math
 import warnings
 from contextlib import contextmanager
 
@@ -76,13 +77,20 @@ def measure_refs(card: Card) -> tuple[float, float]:
 
 
 def card_refs(card: Card) -> tuple[float, float]:
-    """The card's normalization references: constants, never measured by a build."""
+    """The card's normalization references: constants, never measured by a build; finite and
+    different, or no score could be normalized by them (a build and a run refuse alike)."""
     if card.measured_refs:
         raise DatasetError(
             f"dataset card '{card.id}' has no ref_min/ref_max: measure them with `bench datasets "
             f"build {card.id} --measure-refs` and write them into its [normalization] table"
         )
-    return float(card.ref_min), float(card.ref_max)
+    ref_min, ref_max = float(card.ref_min), float(card.ref_max)
+    if not (math.isfinite(ref_min) and math.isfinite(ref_max)) or ref_max == ref_min:
+        raise DatasetError(
+            f"dataset {card.id}: reference scores ref_min {ref_min!r} / ref_max {ref_max!r} "
+            "cannot normalize scores (they must be finite and differ)"
+        )
+    return ref_min, ref_max
 
 
 #: torch threads of a build: learned behaviors act on one observation per step, so more only

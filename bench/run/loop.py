@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
-import math
 import re
 import shutil
 import sys
@@ -123,11 +122,6 @@ def prepare(opts: RunOptions, show_progress: bool = True) -> Prepared:
     _check_action_kind(cls, card, probe.action_space)  # before any dataset is built
     check_algorithm(opts)  # a bad preset or --set before any dataset is built
     ref_min, ref_max = card_refs(card)  # the card's constants (a Minari id's: its metadata)
-    if not (math.isfinite(ref_min) and math.isfinite(ref_max)) or ref_max == ref_min:
-        raise DatasetError(
-            f"dataset {card.id}: reference scores ref_min {ref_min!r} / ref_max {ref_max!r} "
-            "cannot normalize scores (they must be finite and differ)"
-        )
     dataset = ensure_dataset(card, show_progress)
     built = content_hash(dataset)  # one pass over the data when the metadata has no record
     config = resolve(opts, card, dataset_identity(built, ref_min, ref_max))

@@ -240,3 +240,11 @@ def test_a_mismatch_with_unreadable_reference_digests_is_still_one_line(tmp_path
     msg = describe_mismatch("x", "0" * 64, 2, 10, built, bad)
     assert "differs from the card's reference build" in msg and "cannot read" in msg
     assert "\n" not in msg
+
+
+@pytest.mark.parametrize("refs", [(float("nan"), 1.0), (0.0, float("inf")), (2.0, 2.0)])
+def test_constants_that_cannot_normalize_are_refused_before_collecting(root, refs):
+    card = dataclasses.replace(load_card("cartpole-mixed"), ref_min=refs[0], ref_max=refs[1])
+    with pytest.raises(DatasetError, match="cannot normalize scores"):
+        build_dataset(card, size=200)
+    assert not dataset_exists(card.minari_id)
