@@ -139,19 +139,27 @@ def seed_bytes(algo: str, config, shape: str, batch_size: int) -> int:
     return SEED_PARAM_FACTOR * params + batch_size * SEED_SAMPLE_BYTES[shape]
 
 
+def free_memory_on(device: str) -> tuple[int, str]:
+    """(bytes free, how to say it): a GPU's free memory, or what the kernel can give this
+    process on the CPU."""
+    from bench.data.minari_io import free_memory_bytes
+
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return torch.cuda.mem_get_info(dev)[0], f"free on {dev}"
+    return free_memory_bytes(), "available"
+
+
 def check_job_memory(jobs: list[tuple[int, int]], what: str, device: str = "cpu") -> None:
     """Jobs that run at once, each (bytes per seed, seeds trained together), fit in the memory
     available (a worker process each on the CPU): refused before anything trains, not killed by
     the kernel midway. `what` says which option to change."""
-    from bench.data.minari_io import free_memory_bytes, with_margin
+    from bench.data.minari_io import with_margin
 
     dev = torch.device(device)
     base = 0 if dev.type == "cuda" else WORKER_BYTES
     need = with_margin(sum(base + per_seed * n for per_seed, n in jobs))
-    if dev.type == "cuda":
-        free, where = torch.cuda.mem_get_info(dev)[0], f"free on {dev}"
-    else:
-        free, where = free_memory_bytes(), "available"
+    free, where = free_memory_on(device)
     if need > free:
         seeds = sum(n for _, n in jobs)
         per_seed = max(b for b, _ in jobs)

@@ -171,7 +171,8 @@ def preflight(results: Path, datasets: list[str] | None, batch_size: int, vector
     """Refusals that need the runs but nothing trained: a run whose policies/ is not a folder
     (its candidates would be silently missing), and an FQE batch (batch_size > 0) larger than
     a dataset or than the memory its candidates trained together would take."""
-    from bench.data.minari_io import dataset_exists, free_memory_bytes, open_dataset, with_margin
+    from bench.data.minari_io import dataset_exists, open_dataset, with_margin
+    from bench.perf import free_memory_on
     from bench.results.schema import runs_dir
     from bench.results.store import read_runs
     from bench.run.config import RunConfig
@@ -214,12 +215,7 @@ def preflight(results: Path, datasets: list[str] | None, batch_size: int, vector
         )
         together = max(kept, 1) if vectorize else 1
         need = with_margin(batch_size * together * FQE_SAMPLE_BYTES[kind])
-        if device.startswith("cuda"):
-            import torch
-
-            free, where = torch.cuda.mem_get_info(torch.device(device))[0], f"free on {device}"
-        else:
-            free, where = free_memory_bytes(), "available"
+        free, where = free_memory_on(device)
         if free < need:
             how = f"{together} candidates trained together" if together > 1 else "one candidate"
             raise BenchError(
