@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import BenchError, UnknownNameError
-from bench.run.config import RunOptions, check_algorithm
+from bench.run.config import RunConfig, RunOptions, check_algorithm
 
 SUITES_DIR = Path(__file__).parent / "suites"
 #: The run options a grid may set (the rest are how a run is executed, not what it measures).
@@ -255,11 +255,11 @@ def store_suite_file(suite: Suite, results_dir: Path) -> Path:
 
 
 # ---------------------------------------------------------------------- the suite's own runs
-#: What decides a run's numbers, as the key hashes it, less the dataset's content hash (checked
-#: apart, when the dataset is on this machine).
-_IDENTITY = ("algo", "minari_id", "steps", "eval_every", "eval_episodes", "batch_size",
-             "algo_config", "eval_env", "eval_seed_base", "random_streams", "final_episodes",
-             "holdout")  # fmt: skip
+#: What decides a run's numbers, as the key hashes it (RunConfig's declaration, the code's
+#: versions included), less the dataset's content hash (checked apart, when the dataset is on
+#: this machine).
+_IDENTITY = tuple(f for f in (*RunConfig.IDENTITY, *RunConfig.IDENTITY_IF_SET)
+                  if f != "dataset_hash")  # fmt: skip
 #: Without the dataset's card (a minari: id or a file not on this machine): what the suite
 #: declares, compared with what the run recorded.
 _DECLARED = ("algo", "dataset", "steps", "eval_every", "eval_episodes", "final_episodes",
@@ -321,7 +321,6 @@ def own_runs(suite: Suite, results_dir: Path) -> tuple[list[str], list[str]]:
     config.json cannot be read back is among the others."""
     from bench.results.schema import runs_dir
     from bench.results.store import read_runs
-    from bench.run.config import RunConfig
 
     raw, _, _ = read_runs(results_dir)
     matchers = [_matcher(g, a, d) for g in suite.grids for a in g.algos for d in g.datasets]

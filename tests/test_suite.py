@@ -248,3 +248,25 @@ def test_runs_record_the_hardware(tiny_cartpole, tmp_path):
               eval_episodes=1, final_episodes=0, batch_size=16)  # fmt: skip
     hw = json.loads((r.run_dir / "config.json").read_text())["provenance"]["hardware"]
     assert hw["cores"] >= 1 and isinstance(hw["cpu"], str) and hw["cpu"] and "gpu" not in hw
+
+
+def test_without_the_dataset_here_a_run_of_other_code_versions_is_not_the_suites(
+    tmp_path, monkeypatch
+):
+    """The card is known but its dataset is not built here: a run matches by every field of
+    its key but the dataset's content, the code's versions included."""
+    import dataclasses
+
+    from bench.data.cards import load_card
+    from bench.run.config import resolve
+    from bench.suite import _matcher
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "empty"))
+    grid = load_suite("smoke").grids[1]  # cartpole-mixed
+    algo, dataset = grid.algos[0], grid.datasets[0]
+    matches = _matcher(grid, algo, dataset)
+    opts = dataclasses.replace(grid.options, algo=algo, dataset=dataset, device="cpu")
+    same = resolve(opts, load_card(dataset), "any content")
+    assert matches(same)
+    assert not matches(dataclasses.replace(same, versions={**same.versions, "algo": 99}))
+    assert not matches(dataclasses.replace(same, versions=None))  # written before versions
