@@ -1,6 +1,11 @@
 """User-facing errors: the CLI prints their message as one line and exits with their code."""
 
 
+def one_line(text: object) -> str:
+    """A message as one line: h5py's, torch's and the OS's messages can hold newlines."""
+    return " ".join(str(text).split())
+
+
 class BenchError(Exception):
     """An error the user can cause and fix (bad name, bad file, missing dataset offline).
 

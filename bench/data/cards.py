@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.errors import DatasetError, UnknownNameError
+from bench.errors import DatasetError, UnknownNameError, one_line
 from bench.types import EnvSpec
 
 #: Folder of shipped cards (package data, bench/cards); BENCH_DATASETS_DIR points elsewhere.
@@ -287,7 +287,7 @@ def card_file(card: Card, name: str) -> Path:
                 continue
             real, root = candidate.resolve(), folder.resolve()
         except (OSError, RuntimeError) as e:  # a name too long, a symlink loop
-            why = " ".join(str(getattr(e, "strerror", None) or e).split())
+            why = one_line(getattr(e, "strerror", None) or e)
             raise DatasetError(f"{where}: file '{name}' cannot be opened ({why})") from None
         if not real.is_relative_to(root):
             raise DatasetError(

@@ -29,7 +29,7 @@ from bench.data.minari_io import (
     open_dataset,
     staged_dataset,
 )
-from bench.errors import DatasetError
+from bench.errors import DatasetError, one_line
 from bench.results.schema import check_target_file
 
 REQUIRED = ("observations", "actions", "rewards", "terminals")
@@ -48,11 +48,6 @@ def d4rl_refs(env_id: str) -> tuple[float, float, str] | None:
         lo, hi = D4RL_REFS[family]
         return lo, hi, f"D4RL infos.py ({family}, v2 references; evaluated on {env_id})"
     return None
-
-
-def one_line(text: object) -> str:
-    """A message as one line: h5py's and the OS's messages can hold newlines."""
-    return " ".join(str(text).split())
 
 
 #: Keys holding one value per transition (a trailing axis of size 1 is squeezed).

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.errors import BenchError
+from bench.errors import BenchError, one_line
 
 #: How torch's weights-only unpickler starts the message of a file it refuses.
 _REFUSED = "Weights only load failed"
@@ -39,10 +39,6 @@ def _asks_for_objects(path: Path | str, message: str) -> bool:
             return f.read(2).startswith(_PICKLE_STARTS)
     except OSError:
         return False
-
-
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
 
 
 def refusal(path: Path | str, what: str) -> str:
@@ -70,10 +66,10 @@ def load_torch(path: Path | str, what: str, map_location: Any = "cpu") -> Any:
     except IsADirectoryError:
         raise BenchError(f"cannot read {what} {path} (is a folder)") from None
     except OSError as e:
-        raise BenchError(f"cannot read {what} {path} ({_one_line(e.strerror or e)})") from None
+        raise BenchError(f"cannot read {what} {path} ({one_line(e.strerror or e)})") from None
     except Exception as e:  # noqa: BLE001 - torch raises several kinds for a damaged file
         raise BenchError(
-            f"cannot read {what} {path} ({type(e).__name__}: {_one_line(e)[:200]})"
+            f"cannot read {what} {path} ({type(e).__name__}: {one_line(e)[:200]})"
         ) from None
 
 
