@@ -43,6 +43,32 @@ def test_nature_cnn_members_equal_separate_convolutions():
         assert torch.allclose(out[s], h.flatten(1), atol=1e-5)
 
 
+def test_nature_cnn_layouts_compute_the_same_features_and_gradients(monkeypatch):
+    """The CPU's layout (each member's convolutions in turn) and the GPU's (one grouped
+    convolution) give the same features and weight gradients, for seeds and for (S, E)."""
+    torch.manual_seed(0)
+    cnn = NatureCNN((3, 2), 4)
+    x = torch.randint(0, 256, (3, 2, 5, 4, 84, 84), dtype=torch.uint8)
+    results = {}
+    for name in ("grouped", "per_member"):
+        monkeypatch.setattr(NatureCNN, "LAYOUTS", {"cpu": name})
+        cnn.zero_grad()
+        out = cnn(x)
+        assert out.shape == (3, 2, 5, NatureCNN.out_dim)
+        (out * torch.linspace(-1, 1, out.numel()).view(out.shape)).sum().backward()
+        results[name] = (out.detach(), [p.grad.clone() for p in cnn.parameters()])
+    (a, ga), (b, gb) = results["grouped"], results["per_member"]
+    assert torch.allclose(a, b, rtol=1e-5, atol=1e-6)
+    for g1, g2 in zip(ga, gb, strict=True):
+        assert torch.allclose(g1, g2, rtol=1e-4, atol=1e-6)
+    # member (s, e) alone, from the flattened weights
+    for s, e in ((0, 0), (2, 1)):
+        h = x[s, e].float() / 255.0
+        for conv in cnn.convs:
+            h = torch.relu(F.conv2d(h, conv.weight[s, e], conv.bias[s, e], stride=conv.stride))
+        assert torch.allclose(a[s, e], h.flatten(1), atol=1e-5)
+
+
 def test_a_seeds_initial_weights_do_not_depend_on_its_job():
     job, alone = MLP((3,), 4, (8,), 2), MLP((1,), 4, (8,), 2)
     init_members([5, 9, 2], job)
