@@ -38,6 +38,7 @@ from bench.algos import REGISTRY
 from bench.algos.base import resolve_config
 from bench.data.data import OfflineData, Sampler
 from bench.errors import BenchError
+from bench.run.precision import with_precision
 from bench.types import EnvInfo, EnvSpec
 
 DISCRETE_VEC = ((4,), gym.spaces.Discrete(2))  # CartPole-shaped
@@ -191,6 +192,7 @@ class Case:
     shape: str  # "vector" or "atari"
     batch_size: int
     seeds: int = 1  # S, seeds trained together
+    precision: str = "fp32"  # of the update (bench.run.precision)
 
     def spaces(self):
         if self.shape == "atari":
@@ -199,14 +201,19 @@ class Case:
         return DISCRETE_VEC if discrete else CONTINUOUS_VEC
 
 
-def default_cases(seeds: list[int] = (1,)) -> list[Case]:
+#: Batch sizes of the vector cases by default; the Atari CNN runs at the Atari protocol's 32.
+BATCH_SIZES = (32, 256)
+ATARI_BATCH = 32
+
+
+def default_cases(seeds: list[int] = (1,), batch_sizes=BATCH_SIZES,
+                  precisions=("fp32",)) -> list[Case]:  # fmt: skip
     cases = []
     for name in sorted(REGISTRY):
-        for b in (32, 256):
-            cases += [Case(name, "vector", b, s) for s in seeds]
-    cases += [
-        Case(name, "atari", 32, s) for name in ("discrete_bcq", "discrete_cql") for s in seeds
-    ]
+        for b in batch_sizes:
+            cases += [Case(name, "vector", b, s, p) for s in seeds for p in precisions]
+    cases += [Case(name, "atari", ATARI_BATCH, s, p) for name in ("discrete_bcq", "discrete_cql")
+              for s in seeds for p in precisions]  # fmt: skip
     return cases
 
 
@@ -357,27 +364,28 @@ def measure_case(case: Case, threads: int, repeats: int = 3, min_time: float = 1
     data.compute_nstep(gamma, nstep)
     sampler = Sampler(data, case.batch_size, seeds)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    update = with_precision(algo.update, case.precision, dev)
 
     def step():
-        algo.update(sampler.sample())
+        update(sampler.sample())
 
     sec = _median_time(step, warmup=20, repeats=repeats, min_time=min_time, sync=sync)
     batch = sampler.sample()
     flops = FlopCounterMode(display=False)
     with flops:
-        algo.update(batch)
+        update(batch)
     recorder = MatmulRecorder()
     with recorder:
-        algo.update(batch)
+        update(batch)
     roof = roofline_seconds(recorder.calls, repeats, sync)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
-        algo.update(sampler.sample())
+        update(sampler.sample())
         peak = torch.cuda.max_memory_allocated(dev)
     else:
         tracker = PeakLiveBytes()
         with tracker:
-            algo.update(sampler.sample())
+            update(sampler.sample())
         peak = state_bytes(algo) + tracker.peak
     total = flops.get_total_flops()
     return {

@@ -36,7 +36,7 @@ from bench.run.config import RunConfig, RunOptions, check_algorithm
 SUITES_DIR = Path(__file__).parent / "suites"
 #: The run options a grid may set (the rest are how a run is executed, not what it measures).
 GRID_OPTIONS = ("steps", "eval_every", "eval_episodes", "final_episodes", "batch_size", "preset",
-                "holdout")  # fmt: skip
+                "holdout", "precision")  # fmt: skip
 #: What every grid must pin, so that a card default never changes a versioned suite.
 PINNED = ("steps", "eval_every", "eval_episodes", "final_episodes", "batch_size")
 #: A suite name: a slug (it names a results folder, the copied file and README markers).

@@ -10,6 +10,10 @@ from rich.table import Table
 from bench.cli.app import app, stdout
 from bench.errors import BenchError
 
+#: The largest batch `bench perf` takes (its synthetic datasets hold 100,000 transitions; the
+#: Atari one 10,000).
+MAX_BATCH = 65_536
+
 
 @app.command("perf")
 def perf_cmd(
@@ -19,6 +23,17 @@ def perf_cmd(
         "1,10", help="Comma-separated seed counts S trained together per case (1-1024)."
     ),
     device: str = typer.Option("auto", help="auto (CUDA when present, else CPU), cpu, cuda[:N]."),
+    precision: str = typer.Option(
+        "fp32",
+        help="Comma-separated update precisions, fp32 and/or bf16 (bf16 is refused where the "
+        "CPU or GPU has no native bf16); each case is measured in each, side by side.",
+    ),
+    batch_sizes: str = typer.Option(
+        "32,256",
+        "--batch-sizes",
+        help="Comma-separated batch sizes of the vector cases (1-65536); the Atari CNN runs at "
+        "batch 32, the Atari protocol's.",
+    ),
     repeats: int = typer.Option(3, help="Timed windows per case (1-1000); the median is reported."),
     min_time: float = typer.Option(1.0, help="Seconds per timed window (over 0, at most 600)."),
     acting: bool = typer.Option(
@@ -38,8 +53,8 @@ def perf_cmd(
 ):
     """Throughput benchmark: training, acting, and Atari loading memory.
 
-    For S seeds trained together: seed-updates/s (updates/s x S, incl. sampling) at batch 32 and
-    256 (Atari CNN: 32), FLOPs per vectorized update, GFLOP/s against the matmul roofline of the
+    For S seeds trained together, in each precision: seed-updates/s (updates/s x S, incl.
+    sampling) at each batch size (Atari CNN: 32), FLOPs per vectorized update, GFLOP/s against the matmul roofline of the
     same shapes, peak memory per seed; acting throughput on 10 envs per seed, all seeds' envs
     stepped together; and the memory of loading Atari datasets (frames stored once, stacks
     gathered at sample time)."""
@@ -57,6 +72,7 @@ def perf_cmd(
     )
     from bench.results.schema import atomic_write_bytes, check_target_file
     from bench.run.loop import check_device
+    from bench.run.precision import check_precision
     from bench.sweep import MAX_SEEDS_PER_JOB
 
     names = sorted(REGISTRY) if algos == "all" else [a.strip() for a in algos.split(",")]
@@ -79,9 +95,20 @@ def perf_cmd(
     if not seed_counts or any(not 1 <= x <= MAX_SEEDS_PER_JOB for x in seed_counts):
         raise BenchError(f"--seeds: each count must be between 1 and {MAX_SEEDS_PER_JOB}")
     dev = str(check_device(device))
+    precisions = [p.strip() for p in precision.split(",") if p.strip()]
+    if not precisions:
+        raise BenchError("--precision needs at least one of fp32, bf16")
+    for p in precisions:
+        check_precision(p, dev)
+    try:
+        batches = [int(b) for b in batch_sizes.split(",")]
+    except ValueError:
+        raise BenchError(f"bad --batch-sizes '{batch_sizes}': expected e.g. 100,256") from None
+    if not batches or any(not 1 <= b <= MAX_BATCH for b in batches):
+        raise BenchError(f"--batch-sizes: each size must be between 1 and {MAX_BATCH:,}")
     if json_path is not None:
         check_target_file(json_path)  # before minutes of measuring, not after
-    cases = [c for c in default_cases(seed_counts) if c.algo in names]
+    cases = [c for c in default_cases(seed_counts, batches, precisions) if c.algo in names]
     check_seed_memory(cases, dev)
     rows = []
     table = Table(
@@ -90,7 +117,7 @@ def perf_cmd(
         "matmuls alone; %roof = achieved / roof; MiB/seed: peak memory per seed",
         title_justify="left",
     )
-    for col in ("case", "B", "S", "thr", "upd/s", "seed-upd/s", "MFLOP", "GF/s", "roof", "%roof",
+    for col in ("case", "B", "S", "prec", "thr", "upd/s", "seed-upd/s", "MFLOP", "GF/s", "roof", "%roof",
                 "MiB/seed"):  # fmt: skip
         table.add_column(col, justify="right", no_wrap=True)
     for case in cases:
@@ -99,7 +126,7 @@ def perf_cmd(
             rows.append(r)
             label = r["algo"] if r["shape"] == "vector" else f"{r['algo']} ({r['shape']})"
             table.add_row(
-                label, str(r["batch_size"]), str(r["seeds"]), str(t), f"{r['updates_per_s']:.1f}",
+                label, str(r["batch_size"]), str(r["seeds"]), r["precision"], str(t), f"{r['updates_per_s']:.1f}",
                 f"{r['seed_updates_per_s']:.1f}", f"{r['mflop_per_update']:.1f}",
                 f"{r['achieved_gflops']:.1f}", f"{r['roofline_gflops']:.1f}",
                 f"{100 * r['roofline_fraction']:.0f}%", f"{r['peak_mib_per_seed']:.1f}",

@@ -37,13 +37,13 @@ def show_cmd(name: str = typer.Argument(..., help="A suite name or a suite file 
     s = load_suite(name)
     table = Table(title=f"suite {s.name} v{s.version}: {s.description}", title_justify="left")
     for col in ("datasets", "algos", "steps", "eval every", "eval episodes", "final episodes",
-                "batch", "preset", "set"):  # fmt: skip
+                "batch", "precision", "preset", "set"):  # fmt: skip
         table.add_column(col, overflow="fold")
     for g in s.grids:
         o = g.options
         table.add_row(", ".join(g.datasets), ", ".join(g.algos), f"{o.steps:,}",
                       f"{o.eval_every:,}", str(o.eval_episodes), str(o.final_episodes),
-                      str(o.batch_size), o.preset or "card's",
+                      str(o.batch_size), o.precision, o.preset or "card's",
                       " ".join(f"{k}={v}" for k, v in o.overrides.items()) or "-")  # fmt: skip
     stdout.print(table)
     stdout.print(f"seeds {', '.join(map(str, s.seeds))}; {s.cells()} runs; file {s.path} "
@@ -61,6 +61,12 @@ def run_cmd(
         32, "--seeds-per-job", help="Seeds of one configuration trained together, at most."
     ),
     device: str = typer.Option("auto", help="torch device: auto, cpu, cuda[:N]."),
+    precision: str | None = typer.Option(
+        None,
+        help="Update precision of every run, fp32 or bf16 (refused without native bf16); "
+        "default: each grid's (fp32 unless it sets one). Part of the run key, so a bf16 run "
+        "is compared with bf16 runs only.",
+    ),
     executor: str = typer.Option("local", help="local (a process pool) or ray."),
     address: str | None = typer.Option(None, help="Ray cluster address; default: local Ray."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live grid display."),
@@ -76,17 +82,23 @@ def run_cmd(
     from bench.cli.sweep import check_pool, run_grids
     from bench.run.config import check_algorithm
     from bench.run.loop import check_device
+    from bench.run.precision import check_precision
     from bench.suite import check_suite_copy, load_suite, store_suite_file
     from bench.sweep import SweepSpec
 
     suite = load_suite(name)
     n_workers, threads = check_pool(executor, workers, seeds_per_job)
-    check_device(device)
+    dev = check_device(device)
+    if precision is not None:
+        check_precision(precision, dev)
     results_dir = results_dir or Path("results") / "suites" / suite.name
     check_suite_copy(suite, results_dir)
     specs = []
     for g in suite.grids:
         options = dataclasses.replace(g.options, device=device)
+        if precision is not None:
+            options = dataclasses.replace(options, precision=precision)
+        check_precision(options.precision, dev)
         for a in g.algos:
             check_algorithm(dataclasses.replace(options, algo=a))
         specs.append(SweepSpec(

@@ -97,13 +97,14 @@ def sweep_cmd(
     from bench.data.catalog import HDF5_SUFFIXES
     from bench.run.config import RunOptions, check_algorithm
     from bench.run.loop import check_device
+    from bench.run.precision import check_precision
     from bench.sweep import SweepSpec, parse_list, parse_seeds
 
     n_workers, threads = check_pool(executor, workers, seeds_per_job)
     given = dict(run_options or {})
     given["overrides"] = parse_overrides(given["overrides"])
     options = RunOptions(**given)  # budgets checked here
-    check_device(options.device)
+    check_precision(options.precision, check_device(options.device))
     datasets = parse_list(dataset, "dataset")
     if options.env is not None and not any(d.endswith(HDF5_SUFFIXES) for d in datasets):
         raise BenchError("--env is the env of D4RL HDF5 files; none of the datasets is one "

@@ -24,12 +24,14 @@ from bench.algos import get_algorithm
 from bench.algos.base import Algorithm, resolve_config
 from bench.data.cards import Card
 from bench.errors import BenchError
+from bench.run.precision import PRECISIONS
 from bench.seeding import env_seed
 
 #: config.json layout version. 1: before run keys; 2: before seeds trained together (both read
 #: back, never matched to a newer run: their random draws were made another way); 3: before
-#: implementation versions (read back with versions None, under keys no newer run shares).
-SCHEMA_VERSION = 4
+#: implementation versions (read back with versions None, under keys no newer run shares);
+#: 4: before the update's precision (read back as fp32, the only one then, under their keys).
+SCHEMA_VERSION = 5
 #: How random draws are made (part of the key): 2 = one stream per seed (bench.seeding).
 RANDOM_STREAMS = 2
 #: Evaluation env seeds come from the seed plan (bench.seeding): env i of run seed s resets with
@@ -101,6 +103,12 @@ class RunOptions:
         "torch.compile the update (CUDA graphs on a GPU); the first update's time, compilation "
         "included, is logged as compile_first_call_s.",
     )
+    precision: str = _opt(
+        "fp32",
+        "Update precision: fp32, or bf16 (autocast mixed precision: fp32 weights, optimizer "
+        "state and target networks; refused where the CPU or GPU has no native bf16). Part of "
+        "the run key.",
+    )
 
     keep_policies: int | None = _opt(
         None,
@@ -124,6 +132,7 @@ class RunOptions:
         if not 0 <= self.seed <= MAX_SEED:
             raise BenchError(f"--seed must be in 0..{MAX_SEED}, got {self.seed}")
         _holdout(self.holdout)
+        _precision(self.precision)
 
 
 def cli_fields(*, sweep: bool = False) -> list[dataclasses.Field]:
@@ -166,6 +175,12 @@ def _holdout(value: Any) -> float:
     return float(value)
 
 
+def _precision(value: Any) -> str:
+    if value not in PRECISIONS:
+        raise BenchError(f"--precision must be one of {', '.join(PRECISIONS)}, got {value!r}")
+    return value
+
+
 def _canonical(obj: Any) -> Any:
     """The JSON form (tuples -> lists, keys sorted): what config.json holds and the key hashes."""
     return json.loads(json.dumps(obj, sort_keys=True))
@@ -200,20 +215,27 @@ class RunConfig:
     #: the code's versions: {"algo": the algorithm's, "eval": the evaluation protocol's}; None
     #: in runs written before versions were recorded (schema < 4)
     versions: dict[str, int] | None = None
+    #: the update's precision (bench.run.precision): fp32, or bf16 mixed precision
+    precision: str = "fp32"
 
     #: the fields the key hashes: all that decides a run's numbers, except the seed
     IDENTITY = ("algo", "minari_id", "dataset_hash", "steps", "eval_every", "eval_episodes",
                 "batch_size", "algo_config", "eval_env", "eval_seed_base",
                 "random_streams")  # fmt: skip
-    #: hashed only when set, so that a run without a final evaluation keeps the key it had
-    #: before final evaluations existed (and one written before versions, its own key)
-    IDENTITY_IF_SET = ("final_episodes", "holdout", "versions")
+    #: hashed only when not their default, so that a run without a final evaluation keeps the
+    #: key it had before final evaluations existed (one written before versions, its own key;
+    #: an fp32 run, the key it had before precisions)
+    IDENTITY_IF_SET = ("final_episodes", "holdout", "versions", "precision")
 
     def key(self) -> str:
         ident = {k: getattr(self, k) for k in self.IDENTITY}
-        ident |= {k: getattr(self, k) for k in self.IDENTITY_IF_SET if getattr(self, k)}
+        ident |= {k: getattr(self, k) for k in self.IDENTITY_IF_SET if not self._default(k)}
         ident = _canonical(ident)
         return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]
+
+    def _default(self, name: str) -> bool:
+        """The field holds its declared default (what runs written before it had)."""
+        return getattr(self, name) == self.__dataclass_fields__[name].default
 
     def fingerprint(self) -> str:
         """The key and the seed: what tells this run from every other one."""
@@ -271,6 +293,8 @@ class RunConfig:
             raise TypeError("algo_config and overrides must be objects")
         if not isinstance(self.compile, bool):
             raise TypeError("compile must be true or false")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}")
         h = self.holdout
         if isinstance(h, bool) or not isinstance(h, int | float) or not 0 <= h < 1:
             raise ValueError(f"holdout must be a number in [0, 1), got {h!r}")
@@ -292,7 +316,7 @@ class RunConfig:
             final_episodes=self.final_episodes, batch_size=self.batch_size,
             preset=self.preset or "none",
             overrides=dict(self.overrides), env=self.env, device=self.device, compile=self.compile,
-            keep_policies=self.keep_policies, holdout=self.holdout,
+            keep_policies=self.keep_policies, holdout=self.holdout, precision=self.precision,
         )  # fmt: skip
 
     def command(self, seeds: str | None = None) -> str:
@@ -317,6 +341,8 @@ class RunConfig:
                   "--batch-size", str(self.batch_size), "--preset", self.preset or "none"]  # fmt: skip
         if self.holdout:
             parts += ["--holdout", repr(self.holdout)]
+        if self.precision != "fp32":
+            parts += ["--precision", self.precision]
         for k, v in sorted(self.overrides.items()):
             parts += ["--set", f"{k}={v}"]
         return shlex.join(parts)
@@ -337,7 +363,8 @@ class RunConfig:
             if self.version(part) != other.version(part):
                 out.append((f"{part}_version", self.version(part), other.version(part)))
         for name in ("steps", "eval_every", "eval_episodes", "final_episodes", "batch_size",
-                     "holdout", "eval_env", "eval_seed_base", "random_streams"):  # fmt: skip
+                     "holdout", "precision", "eval_env", "eval_seed_base",
+                     "random_streams"):  # fmt: skip
             mine, theirs = _canonical(getattr(self, name)), _canonical(getattr(other, name))
             if mine != theirs:
                 out.append((name, mine, theirs))
@@ -352,7 +379,7 @@ class RunConfig:
         (for labels such as `bc (steps=1000)`): budgets, preset, then algorithm config fields."""
         out: dict[str, Any] = {}
         for name in ("steps", "eval_every", "eval_episodes", "final_episodes", "batch_size",
-                     "holdout", "preset"):  # fmt: skip
+                     "holdout", "precision", "preset"):  # fmt: skip
             if any(getattr(o, name) != getattr(self, name) for o in others):
                 out[name] = (
                     getattr(self, name) or "none" if name == "preset" else getattr(self, name)
@@ -414,6 +441,7 @@ def resolve(opts: RunOptions, card: Card, dataset_hash: str) -> RunConfig:
         algo_config=_canonical(dataclasses.asdict(config)), versions=code_versions(cls),
         eval_env=_canonical(dataclasses.asdict(card.env)), device=opts.device,
         compile=opts.compile, holdout=_holdout(opts.holdout),
+        precision=_precision(opts.precision),
         keep_policies=_count("keep_policies", t.keep_policies, allow_zero=True)
         if opts.keep_policies is None and t.keep_policies is not None else opts.keep_policies,
     )  # fmt: skip

@@ -52,6 +52,7 @@ from bench.run.checkpoint import (
 )
 from bench.run.config import RunConfig, RunOptions, _canonical, check_algorithm, resolve
 from bench.run.policies import save_policies
+from bench.run.precision import check_precision, with_precision
 from bench.run.provenance import provenance
 from bench.seeding import env_seed, split_seeds
 from bench.types import EnvInfo
@@ -116,6 +117,7 @@ def prepare(opts: RunOptions, show_progress: bool = True) -> Prepared:
     before anything is written. The device is resolved (auto -> cuda or cpu) and recorded."""
     cls = get_algorithm(opts.algo)
     opts = dataclasses.replace(opts, device=str(check_device(opts.device)))
+    check_precision(opts.precision, opts.device)
     card = resolve_card(opts.dataset, opts.env)
     probe = make_env(card.env)  # the evaluation env: the algorithm and the data must fit it
     probe.close()
@@ -149,7 +151,8 @@ def settings_note(prep: Prepared) -> str:
         whose = " (the dataset card's)" if c.preset == prep.card.train.preset else ""
         head = f"{c.algo}: preset {c.preset}{whose}"
     tail = f"; differs from the reference defaults: {', '.join(changed)}" if changed else ""
-    return f"bench: {head}{tail}"
+    precision = f"; precision {c.precision}" if c.precision != "fp32" else ""
+    return f"bench: {head}{tail}{precision}"
 
 
 def _note_reference(card: Card, dataset, built: str) -> None:
@@ -360,13 +363,15 @@ def _write_config(
     )
 
 
-def _update_fn(algo, compile_: bool):
-    """algo.update, or its torch.compile'd form (--compile; CUDA graphs on a GPU)."""
+def _update_fn(algo, compile_: bool, precision: str):
+    """algo.update in the run's precision (bench.run.precision), or its torch.compile'd form
+    (--compile; CUDA graphs on a GPU)."""
+    update = with_precision(algo.update, precision, algo.device)
     if not compile_:
-        return algo.update
+        return update
     mode = "reduce-overhead" if algo.device.type == "cuda" else None
     try:
-        return torch.compile(algo.update, mode=mode)
+        return torch.compile(update, mode=mode)
     except Exception as e:  # noqa: BLE001 - the compiler's own errors are many kinds
         raise BenchError(f"--compile: torch.compile failed ({type(e).__name__}: {e})") from None
 
@@ -400,7 +405,7 @@ def _train(dirs: list[Path], configs: list[RunConfig], prep: Prepared, algo, sam
             # the checkpoint's rows are the truth: tables lost or damaged since are written again
             atomic_write_table(run_dir / "eval.parquet", eval_rows[s], EVAL_SCHEMA)
             atomic_write_table(run_dir / "train.parquet", train_rows[s], TRAIN_SCHEMA)
-    update = _update_fn(algo, c.compile)
+    update = _update_fn(algo, c.compile, c.precision)
     names: list[str] | None = None
     sums: torch.Tensor | None = None  # [stats, S] on the device
     window = min(LOG_WINDOW, c.eval_every)
@@ -417,7 +422,7 @@ def _train(dirs: list[Path], configs: list[RunConfig], prep: Prepared, algo, sam
                 first_call_s = time.perf_counter() - t_update
             else:
                 stats = update(sampler.sample())
-            stacked = torch.stack([stats[k] for k in (names or stats)])
+            stacked = torch.stack([stats[k].float() for k in (names or stats)])
             names = names or list(stats)
             sums = stacked if sums is None else sums + stacked
             evaluate = step % c.eval_every == 0 or step == c.steps

@@ -38,7 +38,7 @@ def _resolve(**opts) -> RunConfig:
 def test_resolve_records_the_algorithm_and_evaluation_versions(monkeypatch):
     cfg = _resolve()
     assert cfg.versions == {"algo": DiscreteBCQ.version, "eval": evaluate.EVAL_VERSION}
-    assert cfg.schema_version == SCHEMA_VERSION == 4
+    assert cfg.schema_version == SCHEMA_VERSION == 5
     saved = cfg.to_json()
     assert saved["versions"] == cfg.versions and RunConfig.from_json(saved) == cfg
     monkeypatch.setattr(DiscreteBCQ, "version", DiscreteBCQ.version + 1)
@@ -92,8 +92,9 @@ def test_versions_edited_to_another_valid_value_break_the_key():
 
 
 def test_a_config_of_a_newer_schema_says_upgrade_before_reading_its_fields():
-    saved = fake_config("bc", "ds", 0, 100).to_json() | {"schema_version": 5, "versions": "x"}
-    with pytest.raises(BenchError, match="written by a newer bench \\(schema 5\\)"):
+    newer = SCHEMA_VERSION + 1
+    saved = fake_config("bc", "ds", 0, 100).to_json() | {"schema_version": newer, "versions": "x"}
+    with pytest.raises(BenchError, match=f"written by a newer bench \\(schema {newer}\\)"):
         RunConfig.from_json(saved)
 
 
