@@ -15,7 +15,7 @@ EVAL_DTYPES = {
     "run_id": "str", "key": "str", "algo": "str", "dataset": "str", "seed": "int64", "step": "int64",
     "wall_time_s": "float64", "return_mean": "float64", "return_std": "float64",
     "episodes": "int64", "ref_min": "float64", "ref_max": "float64", "ref_source": "str",
-    "normalized_score": "float64", "discounted_return_mean": "float64",
+    "normalized_score": "float64", "discounted_return_mean": "float64", "eval_time_s": "float64",
 }  # fmt: skip
 TRAIN_DTYPES = {"run_id": "str", "step": "int64", "metric": "str", "value": "float64"}
 

@@ -45,6 +45,9 @@ EVAL_SCHEMA = pa.schema(
         # sum_t gamma^t r_t at gamma = bench.evaluate.EVAL_DISCOUNT (0.99), mean over episodes:
         # the true value offline estimates are compared with (null in older tables)
         ("discounted_return_mean", pa.float64()),
+        # seconds this evaluation took (its episodes only), so that a run's wall time splits
+        # into updates and evaluation (null in older tables)
+        ("eval_time_s", pa.float64()),
     ]
 )
 

@@ -30,8 +30,9 @@ def read_eval_table(path: Path) -> pd.DataFrame:
         raise _foreign(path, f"not a readable parquet table ({type(e).__name__})") from None
     if "key" not in table.column_names:  # written before run keys
         table = table.append_column("key", pa.nulls(len(table), pa.string()))
-    if "discounted_return_mean" not in table.column_names:  # before discounted returns
-        table = table.append_column("discounted_return_mean", pa.nulls(len(table), pa.float64()))
+    for name in ("discounted_return_mean", "eval_time_s"):  # columns added since: null
+        if name not in table.column_names:
+            table = table.append_column(name, pa.nulls(len(table), pa.float64()))
     missing = [n for n in EVAL_SCHEMA.names if n not in table.column_names]
     if missing:
         raise _foreign(path, f"not a bench eval table (no columns {', '.join(missing)})")

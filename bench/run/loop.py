@@ -445,12 +445,14 @@ def _train(dirs: list[Path], configs: list[RunConfig], prep: Prepared, algo, sam
             if evaluate:
                 algo.act_rng.reseed("eval", step)  # a seed's acting noise is its own
                 seeds = [env_seed("eval", cfg.seed) for cfg in configs]
+                t_eval = time.perf_counter()
                 returns, discounted = algorithm_returns(
                     algo, prep.card.env, c.eval_episodes, seeds, EVAL_DISCOUNT
                 )
                 wall = time.perf_counter() - t0
+                took = time.perf_counter() - t_eval
                 rows = [_eval_row(run_ids[s], key, configs[s], step, wall, returns[s], prep,
-                                  discounted[s]) for s in range(S)]  # fmt: skip
+                                  discounted[s], took) for s in range(S)]  # fmt: skip
                 job_state = algo.state_dict()
                 per_seed = split_seeds({"algo": job_state, "sampler": sampler.state_dict()}, S)
                 for s, run_dir in enumerate(dirs):
@@ -484,20 +486,22 @@ def _final_evaluation(dirs: list[Path], configs: list[RunConfig], prep: Prepared
     c = prep.config
     algo.act_rng.reseed("final", c.steps)
     seeds = [env_seed("final", cfg.seed) for cfg in configs]
+    t_eval = time.perf_counter()
     returns, discounted = algorithm_returns(
         algo, prep.card.env, c.final_episodes, seeds, EVAL_DISCOUNT
     )
     wall = time.perf_counter() - t0
+    took = time.perf_counter() - t_eval
     rows: list[dict | None] = []
     for s, run_dir in enumerate(dirs):
         rows.append(_eval_row(run_dir.name, c.key(), configs[s], c.steps, wall, returns[s], prep,
-                              discounted[s]))  # fmt: skip
+                              discounted[s], took))  # fmt: skip
         atomic_write_table(run_dir / FINAL_TABLE, [rows[-1]], EVAL_SCHEMA)
     return rows
 
 
 def _eval_row(run_id, key, config: RunConfig, step: int, wall: float, returns, prep,
-              discounted) -> dict:  # fmt: skip
+              discounted, eval_time: float) -> dict:  # fmt: skip
     return {
         "run_id": run_id,
         "key": key,
@@ -514,4 +518,5 @@ def _eval_row(run_id, key, config: RunConfig, step: int, wall: float, returns, p
         "ref_source": prep.card.ref_source,
         "normalized_score": float(normalized_score(returns.mean(), prep.ref_min, prep.ref_max)),
         "discounted_return_mean": float(discounted.mean()),
+        "eval_time_s": eval_time,
     }
