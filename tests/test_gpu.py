@@ -62,3 +62,32 @@ def test_auto_device_runs_on_cuda_and_records_it(tiny_cartpole, tmp_path):
     assert res.returncode == 0, res.stderr
     for d in (tmp_path / "runs").iterdir():
         assert json.loads((d / "config.json").read_text())["device"].startswith("cuda")
+
+
+def test_the_grouped_cnn_on_cuda_equals_the_cpu_layout():
+    """The GPU's layout (one grouped convolution) gives the CPU layout's features."""
+    from bench.nets import NatureCNN
+
+    torch.manual_seed(0)
+    cnn = NatureCNN((3,), 4)
+    x = torch.randint(0, 256, (3, 8, 4, 84, 84), dtype=torch.uint8)
+    cpu = cnn(x)
+    gpu = cnn.to("cuda")(x.to("cuda")).cpu()
+    assert torch.allclose(cpu, gpu, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["discrete_bcq", "bcq"])
+def test_a_bf16_update_on_cuda_keeps_fp32_weights(name):
+    from bench.run.precision import check_precision, with_precision
+
+    if torch.cuda.get_device_capability() < (8, 0):
+        pytest.skip("this GPU has no native bf16")
+    check_precision("bf16", "cuda")
+    space = SPACE if name == "discrete_bcq" else gym.spaces.Box(-1.0, 1.0, (3,))
+    job = make(name, (6,), space, seeds=[0, 1])
+    job = type(job)(job.config, job.info, "cuda", [0, 1])
+    update = with_precision(job.update, "bf16", torch.device("cuda"))
+    for step in range(5):
+        stats = update(to(random_batch((6,), space, S=2, B=32, seed=step), "cuda"))
+    assert all(torch.isfinite(v.float()).all() for v in stats.values())
+    assert all(p.dtype == torch.float32 for m in job.modules().values() for p in m.parameters())
