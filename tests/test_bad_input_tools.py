@@ -405,6 +405,11 @@ CASES = [
     Case("perf threads huge", [*PERF, "--threads", "1025"], "between 1 and 1024 (got 1025)"),
     Case("perf seeds 0", [*PERF, "--seeds", "1,0"], "--seeds: each count must be between 1 and"),
     Case("perf seeds text", [*PERF, "--seeds", "ten"], "bad --seeds 'ten'"),
+    Case("perf batch 0", [*PERF, "--batch-sizes", "32,0"], "--batch-sizes: each count must be"),
+    Case("perf batch huge", [*PERF, "--batch-sizes", "100000"], "between 1 and 65,536"),
+    Case("perf batch text", [*PERF, "--batch-sizes", "x"], "bad --batch-sizes 'x'"),
+    Case("perf precision", [*PERF, "--precision", "fp32,fp16"], "--precision must be one of"),
+    Case("perf precision none", [*PERF, "--precision", ","], "--precision needs at least one"),
     Case("perf device", [*PERF, "--device", "cuda:7"], "device 'cuda:7' is not available"),
     Case("perf memory size small", ["perf", "--algos", "bc", "--memory-sizes", "10"],
          "--memory-sizes: each size must be between 1,000 and 10,000,000 transitions (got 10)"),
@@ -591,7 +596,7 @@ def test_perf_json_is_written_atomically(tmp_path, monkeypatch, capsys):
     import bench.perf
     import bench.results.schema as schema
 
-    row = {"algo": "bc", "shape": "vector", "batch_size": 32, "seeds": 1, "threads": 1,
+    row = {"algo": "bc", "shape": "vector", "batch_size": 32, "seeds": 1, "precision": "fp32", "threads": 1,
            "device": "cpu", "updates_per_s": 1.0, "seed_updates_per_s": 1.0,
            "mflop_per_update": 1.0, "achieved_gflops": 1.0, "roofline_gflops": 1.0,
            "roofline_fraction": 1.0, "peak_mib_per_seed": 1.0}  # fmt: skip

@@ -88,24 +88,14 @@ def perf_cmd(
     except ValueError:
         raise BenchError(f"bad --memory-sizes '{memory_sizes}': expected e.g. 100000") from None
     check_options(repeats, min_time, thread_counts, sizes)
-    try:
-        seed_counts = [int(x) for x in seeds.split(",")]
-    except ValueError:
-        raise BenchError(f"bad --seeds '{seeds}': expected seed counts, e.g. 1,4,10") from None
-    if not seed_counts or any(not 1 <= x <= MAX_SEEDS_PER_JOB for x in seed_counts):
-        raise BenchError(f"--seeds: each count must be between 1 and {MAX_SEEDS_PER_JOB}")
+    seed_counts = _counts(seeds, "--seeds", "seed counts, e.g. 1,4,10", MAX_SEEDS_PER_JOB)
     dev = str(check_device(device))
     precisions = [p.strip() for p in precision.split(",") if p.strip()]
     if not precisions:
         raise BenchError("--precision needs at least one of fp32, bf16")
     for p in precisions:
         check_precision(p, dev)
-    try:
-        batches = [int(b) for b in batch_sizes.split(",")]
-    except ValueError:
-        raise BenchError(f"bad --batch-sizes '{batch_sizes}': expected e.g. 100,256") from None
-    if not batches or any(not 1 <= b <= MAX_BATCH for b in batches):
-        raise BenchError(f"--batch-sizes: each size must be between 1 and {MAX_BATCH:,}")
+    batches = _counts(batch_sizes, "--batch-sizes", "e.g. 100,256", MAX_BATCH)
     if json_path is not None:
         check_target_file(json_path)  # before minutes of measuring, not after
     cases = [c for c in default_cases(seed_counts, batches, precisions) if c.algo in names]
@@ -169,3 +159,14 @@ def perf_cmd(
     if json_path is not None:
         result = {"training": rows, "acting": acting_rows, "atari_memory": memory_rows}
         atomic_write_bytes(json_path, json.dumps(result, indent=2).encode())
+
+
+def _counts(text: str, flag: str, example: str, most: int) -> list[int]:
+    """A comma-separated list of counts in 1..most, or one error line."""
+    try:
+        values = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise BenchError(f"bad {flag} '{text}': expected {example}") from None
+    if not values or any(not 1 <= x <= most for x in values):
+        raise BenchError(f"{flag}: each count must be between 1 and {most:,}")
+    return values
