@@ -158,3 +158,33 @@ def test_a_bf16_run_records_its_precision_and_differs_from_fp32(tiny_cartpole, t
     pb = [t for m in b.values() for t in m.values()]
     assert all(t.dtype == torch.float32 for t in pb)  # master weights stay fp32
     assert any(not torch.allclose(x, y) for x, y in zip(pa, pb, strict=True))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
+@needs_bf16
+@pytest.mark.parametrize(
+    "algo, dataset, steps, batch",
+    [("discrete_bcq", "cartpole-traps", 5000, 64), ("bcq", "pendulum-replay", 3000, 100)],
+)
+def test_bf16_learns_what_fp32_learns(algo, dataset, steps, batch, minari_root, tmp_path):
+    """5 seeds in each precision on a dataset where learning shows (both far above the
+    behavior): the probability that a bf16 run beats an fp32 run has a 95% CI around 0.5."""
+    import numpy as np
+
+    from bench.analysis.bootstrap import pair_interval_estimate
+    from bench.analysis.metrics import aggregate_iqm, probability_of_improvement
+    from bench.run.loop import run_job
+
+    scores, behavior = {}, None
+    for p in precision.PRECISIONS:
+        opts = RunOptions(algo=algo, dataset=dataset, steps=steps, eval_every=steps,
+                          eval_episodes=5, final_episodes=20, batch_size=batch, precision=p)  # fmt: skip
+        results = run_job(opts, [0, 1, 2, 3, 4], show_progress=False, results_dir=tmp_path / p)
+        scores[p] = np.array([r.final_row["normalized_score"] for r in results])
+        behavior = json.loads((results[0].run_dir / "config.json").read_text())["behavior_score"]
+    point, lo, hi = pair_interval_estimate([scores["bf16"]], [scores["fp32"]],
+                                           probability_of_improvement)  # fmt: skip
+    assert lo <= 0.5 <= hi, (point, lo, hi, scores)
+    for p in precision.PRECISIONS:
+        assert float(aggregate_iqm([scores[p]])) > behavior + 10, (p, scores, behavior)
