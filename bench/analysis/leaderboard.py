@@ -231,6 +231,53 @@ def protocol_frame(board: Board) -> pd.DataFrame:
     return frame
 
 
+def time_frame(board: Board) -> pd.DataFrame:
+    """Where the wall time of each configuration x dataset went, from the runs that record their
+    evaluations' seconds (eval_time_s): the median over its runs of the wall time (start to
+    final evaluation, of the job that trained the run's seeds together), the share spent
+    evaluating, milliseconds per update (of that job), seconds per periodic evaluation and of
+    the final one. Configurations with a run written before evaluation times were recorded are
+    left out; none left: an empty frame."""
+    res, done = board.results, board.results.counted
+    ids = set(done.run_id)
+    evals = res.evals[res.evals.run_id.isin(ids)]
+    finals = res.finals[res.finals.run_id.isin(ids)] if len(res.finals) else res.evals.iloc[:0]
+    timed = evals.groupby("run_id").eval_time_s.agg(lambda v: bool(v.notna().all()))
+    untimed = set(timed.index[~timed]) | set(finals.run_id[finals.eval_time_s.isna()])
+    periodic = evals.groupby("run_id").agg(wall=("wall_time_s", "max"),
+                                           spent=("eval_time_s", "sum"),
+                                           n=("eval_time_s", "size"))  # fmt: skip
+    final = finals.set_index("run_id")
+    labels = board.rows.set_index(["key", "dataset"]).label.to_dict()
+    out = []
+    for (key, dataset), g in done.groupby(["key", "dataset"], sort=True):
+        if untimed & set(g.run_id) or not set(g.run_id) <= set(periodic.index):
+            continue
+        runs = periodic.loc[g.run_id]
+        final_s = final.eval_time_s.reindex(g.run_id).fillna(0.0)
+        wall = np.fmax(runs.wall, final.wall_time_s.reindex(g.run_id))
+        spent = runs.spent + final_s
+        steps = res.configs[g.run_id.iloc[0]].steps
+        out.append({
+            "algo": labels.get((key, dataset), key), "dataset": dataset, "runs": len(runs),
+            "wall": fmt_duration(wall.median()),
+            "evaluating": f"{100 * (spent / wall).median():.0f}%",
+            "ms per update": f"{1000 * ((wall - spent).clip(lower=0) / steps).median():.1f}",
+            "s per evaluation": f"{(runs.spent / runs.n).median():.1f}",
+            "final evaluation": fmt_duration(final_s.median()) if final_s.any() else "-",
+        })  # fmt: skip
+    return pd.DataFrame(out)
+
+
+def fmt_duration(seconds: float) -> str:
+    """'42 s', '3 min 05 s', '2 h 07 min'; '-' for NaN."""
+    if np.isnan(seconds):
+        return "-"
+    minutes, s = divmod(int(round(seconds)), 60)
+    hours, m = divmod(minutes, 60)
+    return f"{hours} h {m:02d} min" if hours else (f"{m} min {s:02d} s" if m else f"{s} s")
+
+
 def _distinct(items, get, name, fmt=str) -> str:
     """The distinct values of one field over items, formatted and joined with '/'."""
     return "/".join(fmt(v) for v in sorted({get(item, name) for item in items}, key=str))

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from bench.analysis.bootstrap import BOOTSTRAP_REPS, pair_interval_estimate
-from bench.analysis.leaderboard import Board, fmt_ci, leaderboard, protocol_line
+from bench.analysis.leaderboard import Board, fmt_ci, fmt_duration, leaderboard, protocol_line
 from bench.analysis.metrics import probability_of_improvement
 from bench.analysis.scores import ScoreSpec, per_task
 from bench.errors import BenchError
@@ -44,7 +44,7 @@ def report_frame(board: Board, reps: int = BOOTSTRAP_REPS) -> pd.DataFrame:
                 "IQM [95% CI]": fmt_ci(r.iqm, r.iqm_lo, r.iqm_hi),
                 f"P(> {REFERENCE}) [95% CI]": p,
                 "behavior": "-" if pd.isna(r.behavior_score) else f"{r.behavior_score:.1f}",
-                "wall": _duration(np.nanmax(walls) if walls else np.nan),
+                "wall": fmt_duration(np.nanmax(walls) if walls else np.nan),
                 "hardware": _hardware(res.meta[mine.run_id.iloc[0]]),
             })  # fmt: skip
     return pd.DataFrame(out)
@@ -56,13 +56,6 @@ def _run_walls(res) -> dict[str, float]:
     if not frames:
         return {}
     return pd.concat(frames).groupby("run_id").wall_time_s.max().to_dict()
-
-
-def _duration(seconds: float) -> str:
-    if np.isnan(seconds):
-        return "-"
-    m, s = divmod(int(round(seconds)), 60)
-    return f"{m} min {s:02d} s" if m else f"{s} s"
 
 
 def _hardware(meta: dict) -> str:

@@ -73,6 +73,7 @@ def leaderboard_cmd(
         protocol_frame,
         protocol_line,
         suites_line,
+        time_frame,
         to_html,
     )
 
@@ -101,6 +102,10 @@ def leaderboard_cmd(
                              soft_wrap=True, markup=False)  # fmt: skip
         stdout.print(protocol, soft_wrap=True, markup=False)
         wide.print(_md_table("protocol per dataset", protocol_frame(board)))
+        times = time_frame(board)
+        if len(times):
+            wide.print(_md_table("where the time went (median over runs; an update of the job "
+                                 "that trained the seeds together)", times))  # fmt: skip
         suites = suites_line(board)
         if suites:
             stdout.print(suites, soft_wrap=True, markup=False)

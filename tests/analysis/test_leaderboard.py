@@ -110,3 +110,24 @@ def test_check_passes_unchanged_and_fails_a_planted_regression(results, tmp_path
 def test_check_with_a_missing_baseline_is_one_line(results, tmp_path, cli):
     res = cli("check", "--baseline", tmp_path / "nope.parquet", "--results", results)
     assert res.returncode == 2 and "no baseline file" in res.stderr
+
+
+def test_the_time_table_splits_wall_time_into_updates_and_evaluation(tmp_path):
+    from bench.analysis.leaderboard import time_frame
+    from bench.results.schema import EVAL_SCHEMA, FINAL_TABLE, atomic_write_table, runs_dir
+
+    for seed in (0, 1):
+        d = runs_dir(tmp_path) / make_run(tmp_path, "bc", "ds", seed, [10.0, 20.0], final=20.0,
+                                          final_episodes=5)  # fmt: skip
+        for name, walls, took in (("eval.parquet", [50.0, 100.0], [5.0, 5.0]),
+                                  (FINAL_TABLE, [120.0], [20.0])):  # fmt: skip
+            rows = pd.read_parquet(d / name).assign(wall_time_s=walls, eval_time_s=took)
+            atomic_write_table(d / name, rows.to_dict("records"), EVAL_SCHEMA)
+    make_run(tmp_path, "bc", "older", 0, [10.0, 20.0])  # written before evaluation times
+    times = time_frame(leaderboard(tmp_path, ScoreSpec()))
+    assert list(times.dataset) == ["ds"]  # the older run's configuration is left out
+    row = times.iloc[0]
+    assert row.runs == 2 and row.wall == "2 min 00 s"
+    assert row.evaluating == "25%"  # (5 + 5 + 20) / 120
+    assert row["ms per update"] == "450.0"  # (120 - 30) s / 200 updates
+    assert row["s per evaluation"] == "5.0" and row["final evaluation"] == "20 s"
