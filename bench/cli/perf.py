@@ -54,8 +54,8 @@ def perf_cmd(
     """Throughput benchmark: training, acting, and Atari loading memory.
 
     For S seeds trained together, in each precision: seed-updates/s (updates/s x S, incl.
-    sampling) at each batch size (Atari CNN: 32), FLOPs per vectorized update, GFLOP/s against the matmul roofline of the
-    same shapes, peak memory per seed; acting throughput on 10 envs per seed, all seeds' envs
+    sampling) at each batch size (Atari CNN: 32), FLOPs per vectorized update, GFLOP/s against
+    the matmul roofline of the same shapes, peak memory per seed; acting throughput on 10 envs per seed, all seeds' envs
     stepped together; and the memory of loading Atari datasets (frames stored once, stacks
     gathered at sample time)."""
     import json
@@ -107,8 +107,8 @@ def perf_cmd(
         "matmuls alone; %roof = achieved / roof; MiB/seed: peak memory per seed",
         title_justify="left",
     )
-    for col in ("case", "B", "S", "prec", "thr", "upd/s", "seed-upd/s", "MFLOP", "GF/s", "roof", "%roof",
-                "MiB/seed"):  # fmt: skip
+    for col in ("case", "B", "S", "prec", "thr", "upd/s", "seed-upd/s", "MFLOP", "GF/s", "roof",
+                "%roof", "MiB/seed"):  # fmt: skip
         table.add_column(col, justify="right", no_wrap=True)
     for case in cases:
         for t in thread_counts:

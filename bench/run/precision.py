@@ -22,7 +22,6 @@ import torch
 from bench.errors import BenchError
 
 PRECISIONS = ("fp32", "bf16")
-DEFAULT = "fp32"
 #: CPU flags (Linux /proc/cpuinfo) that mean native bf16 arithmetic
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
 
@@ -68,8 +67,9 @@ def check_precision(precision: str, device: torch.device | str) -> None:
         from bench.run.provenance import cpu_model
 
         raise BenchError(
-            f"--precision bf16: this CPU ({cpu_model()}) has no native bf16 (AVX512-BF16 or AMX on x86, "
-            "BF16 on Arm), so bf16 would be emulated, slower than fp32; use --precision fp32"
+            f"--precision bf16: this CPU ({cpu_model()}) has no native bf16 (AVX512-BF16 or AMX "
+            "on x86, BF16 on Arm), so bf16 would be emulated, slower than fp32; use --precision "
+            "fp32"
         )
 
 

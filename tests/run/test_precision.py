@@ -179,7 +179,8 @@ def test_bf16_learns_what_fp32_learns(algo, dataset, steps, batch, minari_root, 
     scores, behavior = {}, None
     for p in precision.PRECISIONS:
         opts = RunOptions(algo=algo, dataset=dataset, steps=steps, eval_every=steps,
-                          eval_episodes=5, final_episodes=20, batch_size=batch, precision=p)  # fmt: skip
+                          eval_episodes=5, final_episodes=20, batch_size=batch,
+                          precision=p)  # fmt: skip
         results = run_job(opts, [0, 1, 2, 3, 4], show_progress=False, results_dir=tmp_path / p)
         scores[p] = np.array([r.final_row["normalized_score"] for r in results])
         behavior = json.loads((results[0].run_dir / "config.json").read_text())["behavior_score"]
