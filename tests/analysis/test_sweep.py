@@ -162,9 +162,10 @@ def test_kill_9_of_a_sweep_ends_its_workers_and_a_rerun_runs_each_seed_once(
     assert resumed.returncode == 0, resumed.stderr
     assert "0 new, 2 to resume" in resumed.stdout
     board = bench("leaderboard", "--results", tmp_path)
+    per_dataset = board.stdout.split("aggregate over")[0]  # the first table
     lines = [
         line
-        for line in board.stdout.splitlines()
+        for line in per_dataset.splitlines()
         if line.startswith("| bc ") and "cartpole-mixed" in line
     ]  # the per-dataset rows
     assert len(lines) == 1 and "| 2 " in lines[0], board.stdout  # one row, 2 seeds
