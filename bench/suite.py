@@ -72,6 +72,14 @@ class Suite:
     def cells(self) -> int:
         return sum(len(g.algos) * len(g.datasets) for g in self.grids) * len(self.seeds)
 
+    def with_precision(self, precision: str | None) -> Suite:
+        """The suite with every grid's precision set (`--precision`); None: as the file has it."""
+        if precision is None:
+            return self
+        grids = [dataclasses.replace(g, options=dataclasses.replace(g.options, precision=precision))
+                 for g in self.grids]  # fmt: skip
+        return dataclasses.replace(self, grids=grids)
+
 
 def suite_names() -> list[str]:
     return sorted(p.stem for p in SUITES_DIR.glob("*.toml"))
@@ -263,7 +271,7 @@ _IDENTITY = tuple(f for f in (*RunConfig.IDENTITY, *RunConfig.IDENTITY_IF_SET)
 #: Without the dataset's card (a minari: id or a file not on this machine): what the suite
 #: declares, compared with what the run recorded.
 _DECLARED = ("algo", "dataset", "steps", "eval_every", "eval_episodes", "final_episodes",
-             "batch_size", "holdout", "overrides")  # fmt: skip
+             "batch_size", "holdout", "precision", "overrides")  # fmt: skip
 
 
 def _card_here(dataset: str):

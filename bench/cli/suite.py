@@ -86,18 +86,16 @@ def run_cmd(
     from bench.suite import check_suite_copy, load_suite, store_suite_file
     from bench.sweep import SweepSpec
 
-    suite = load_suite(name)
     n_workers, threads = check_pool(executor, workers, seeds_per_job)
     dev = check_device(device)
     if precision is not None:
         check_precision(precision, dev)
+    suite = load_suite(name).with_precision(precision)
     results_dir = results_dir or Path("results") / "suites" / suite.name
     check_suite_copy(suite, results_dir)
     specs = []
     for g in suite.grids:
         options = dataclasses.replace(g.options, device=device)
-        if precision is not None:
-            options = dataclasses.replace(options, precision=precision)
         check_precision(options.precision, dev)
         for a in g.algos:
             check_algorithm(dataclasses.replace(options, algo=a))
@@ -127,6 +125,11 @@ def report_cmd(
         help="Write the table into this file, between the lines "
         "'<!-- bench suite report NAME: start -->' and '<!-- bench suite report NAME: end -->'.",
     ),
+    precision: str | None = typer.Option(
+        None,
+        help="The precision the suite was run with (`suite run --precision`), fp32 or bf16; "
+        "default: each grid's.",
+    ),
 ):
     """The suite's table from its parquet files: IQM [95% CI] per dataset and configuration,
     P(> bc) on the same dataset, the behavior's score, wall time and hardware, and the protocol
@@ -134,7 +137,7 @@ def report_cmd(
     from bench.analysis.report import write_into
     from bench.suite import load_suite
 
-    suite = load_suite(name)
+    suite = load_suite(name).with_precision(precision)  # an unknown value: one line
     results_dir = results_dir or Path("results") / "suites" / suite.name
     text, others = suite_report(suite, results_dir)
     left_out = (f"; {others} other run(s) under {results_dir}/runs are not this suite's "

@@ -112,6 +112,19 @@ def test_a_suite_grid_may_pin_the_precision(tmp_path):
         load_suite(str(path))
 
 
+def test_a_suite_run_with_another_precision_is_reported_with_it(monkeypatch, capsys):
+    from bench.suite import _DECLARED, load_suite
+
+    smoke = load_suite("smoke")
+    assert smoke.with_precision(None) is smoke
+    assert {g.options.precision for g in smoke.with_precision("bf16").grids} == {"bf16"}
+    assert "precision" in _DECLARED  # runs matched without their card compare it too
+    with pytest.raises(BenchError, match="--precision must be one of"):
+        smoke.with_precision("fp8")
+    refused(monkeypatch, capsys, ["suite", "report", "smoke", "--precision", "fp8"],
+            "--precision must be one of fp32, bf16")  # fmt: skip
+
+
 @needs_bf16
 @pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_every_algorithm_updates_in_bf16_with_fp32_weights_and_optimizer_state(name):
