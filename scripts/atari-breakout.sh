@@ -5,7 +5,7 @@
 #   2. discrete_cql, seed 0, bf16
 #   3. bc, seeds 0-2, fp32: bf16 against fp32 for one algorithm
 # Hours of CPU in all. Every step is a `bench sweep`, which keeps complete runs and resumes
-# stopped ones from their last checkpoint (one every 20k updates), so running this again after
+# stopped ones from their last checkpoint (one every 40k updates), so running this again after
 # an interruption continues where it stopped:
 #   nohup bash scripts/atari-breakout.sh > atari.log 2>&1 &
 # bf16 is refused on a CPU without native bf16: there, run with PRECISION=fp32.
