@@ -9,7 +9,8 @@ fails here, before anything runs) and the results folder is scanned: a run with 
 and seed that is complete is kept, one still being written by a live process is left alone, an
 incomplete one (killed, or stopped with the sweep) is resumed from its last checkpoint, and the
 rest start fresh. Datasets are built once, in this process, before any run starts. Workers end
-when the sweep's process ends, even by kill -9.
+when the sweep's process ends, even by kill -9. On Ray, bench.cluster sends each job its dataset
+and brings its run directories home.
 """
 
 from __future__ import annotations
@@ -188,9 +189,10 @@ def _watch_parent() -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def run_cells(job: list[Planned], spec: SweepSpec) -> list[dict]:
+def run_cells(job: list[Planned], spec: SweepSpec, prepared=None) -> list[dict]:
     """Run (or resume) one job, its seeds together; in a worker process or a Ray task. Never
-    raises: a failure is reported for each of its cells and the grid goes on."""
+    raises: a failure is reported for each of its cells and the grid goes on. prepared: the new
+    cells' options already prepared (bench.run.loop.prepare)."""
     os.environ["OMP_NUM_THREADS"] = str(spec.threads)
     import torch
 
@@ -206,7 +208,7 @@ def run_cells(job: list[Planned], spec: SweepSpec) -> list[dict]:
         else:
             results = run_job(opts, [p.cell.seed for p in job], show_progress=False,
                               results_dir=Path(spec.results_dir).resolve(),
-                              tags=spec.tags)  # fmt: skip
+                              tags=spec.tags, prepared=prepared)  # fmt: skip
     except BenchError as e:
         return [{"cell": c, "ok": False, "error": str(e)} for c in cells]
     except Exception as e:  # noqa: BLE001 - one failed job must not stop the grid
@@ -228,22 +230,31 @@ def prepare_datasets(datasets: list[str], env: str | None, show_progress: bool) 
         ensure_dataset(resolve_card(d, env), show_progress)
 
 
+@dataclass(frozen=True)
+class RayOptions:
+    """How a sweep uses a Ray cluster (bench.cluster)."""
+
+    address: str | None = None  # None: start Ray on this machine
+    shared_results: bool = False  # every node sees the results folder: jobs write in place
+    retries: int = 2  # runs of a job again after its worker or node was lost
+
+
 def execute(
     jobs: list[Planned],
     spec: SweepSpec,
     executor: str = "local",
-    address: str | None = None,
+    ray: RayOptions | None = None,
     on_update: Callable[[Cell, str, dict | None], None] | None = None,
 ) -> list[dict]:
     """Run the non-skipped cells, grouped into jobs; on_update(cell, state, result) sees
-    'running' and the end of each cell."""
-    return execute_grids([(jobs, spec)], executor, address, on_update)
+    'running' (and on Ray 'queued' and 'retried') and the end of each cell."""
+    return execute_grids([(jobs, spec)], executor, ray, on_update)
 
 
 def execute_grids(
     grids: list[tuple[list[Planned], SweepSpec]],
     executor: str = "local",
-    address: str | None = None,
+    ray: RayOptions | None = None,
     on_update: Callable[[Cell, str, dict | None], None] | None = None,
 ) -> list[dict]:
     """Several grids (each with its own options) dispatched to one pool: execute for each."""
@@ -254,7 +265,10 @@ def execute_grids(
     if executor == "local":
         return _execute_local(todo, first.workers, on_update)
     if executor == "ray":
-        return _execute_ray(todo, first.workers * first.threads, address, on_update)
+        from bench.cluster import execute as on_ray
+
+        ray = ray or RayOptions()
+        return on_ray(todo, ray.address, ray.shared_results, ray.retries, on_update)
     raise BenchError(f"unknown executor '{executor}'; choose local or ray")
 
 
@@ -288,40 +302,4 @@ def _execute_local(todo, workers: int, on_update) -> list[dict]:
                 for p, r in zip(futures[f], f.result(), strict=True):
                     results.append(r)
                     _notify(on_update, p.cell, "done" if r["ok"] else "failed", r)
-    return results
-
-
-def _execute_ray(todo, cpus: int, address, on_update) -> list[dict]:
-    try:
-        import ray
-    except ImportError:
-        raise BenchError(
-            "the ray executor needs Ray: pip install 'bench[ray]' (or pip install ray)"
-        ) from None
-    results = []
-    if not todo:
-        return results
-    started_here = not ray.is_initialized()
-    if started_here:
-        kwargs = {"address": address} if address else {"num_cpus": cpus}
-        try:
-            ray.init(**kwargs, include_dashboard=False, log_to_driver=False)
-        except Exception as e:  # noqa: BLE001 - connection failures come in several kinds
-            raise BenchError(f"cannot start or reach Ray ({address or 'local'}): {e}") from None
-    try:
-        refs = {ray.remote(num_cpus=spec.threads)(run_cells).remote(job, spec): job
-                for job, spec in todo}  # fmt: skip
-        for job in refs.values():  # Ray schedules them; we only learn when each ends
-            for p in job:
-                _notify(on_update, p.cell, "queued")
-        pending = list(refs)
-        while pending:
-            done, pending = ray.wait(pending, num_returns=1)
-            for ref in done:
-                for p, r in zip(refs[ref], ray.get(ref), strict=True):
-                    results.append(r)
-                    _notify(on_update, p.cell, "done" if r["ok"] else "failed", r)
-    finally:
-        if started_here:
-            ray.shutdown()
     return results

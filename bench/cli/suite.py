@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from bench.cli.app import app, stdout
+from bench.cli.sweep import ADDRESS_HELP, RETRIES_HELP, SHARED_HELP
 
 suite_app = typer.Typer(help="Named benchmark suites: list, show and run them.",
                         no_args_is_help=True)  # fmt: skip
@@ -68,7 +69,9 @@ def run_cmd(
         "is compared with bf16 runs only.",
     ),
     executor: str = typer.Option("local", help="local (a process pool) or ray."),
-    address: str | None = typer.Option(None, help="Ray cluster address; default: local Ray."),
+    address: str | None = typer.Option(None, help=ADDRESS_HELP),
+    shared_results: bool = typer.Option(False, "--shared-results", help=SHARED_HELP),
+    retries: int | None = typer.Option(None, help=RETRIES_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live grid display."),
 ):
     """Run a suite: its grids as one sweep (seeds of a configuration trained together).
@@ -79,7 +82,7 @@ def run_cmd(
     running a suite again finishes it. Then: `bench leaderboard --results DIR`."""
     import dataclasses
 
-    from bench.cli.sweep import check_pool, run_grids
+    from bench.cli.sweep import check_pool, ray_options, run_grids
     from bench.run.config import check_algorithm
     from bench.run.loop import check_device
     from bench.run.precision import check_precision
@@ -87,6 +90,7 @@ def run_cmd(
     from bench.sweep import SweepSpec
 
     n_workers, threads = check_pool(executor, workers, seeds_per_job)
+    on_ray = ray_options(executor, address, shared_results, retries)
     dev = check_device(device)
     if precision is not None:
         check_precision(precision, dev)
@@ -107,7 +111,7 @@ def run_cmd(
     stdout.print(f"suite {suite.name} v{suite.version}: {suite.cells()} runs into {results_dir}",
                  markup=False, soft_wrap=True)  # fmt: skip
     try:
-        run_grids(specs, executor, address, quiet)
+        run_grids(specs, executor, on_ray, quiet)
     finally:
         if (Path(results_dir) / "runs").is_dir():
             store_suite_file(suite, results_dir)

@@ -18,6 +18,22 @@ def _help(name: str, sweep: bool = False) -> str:
     return RunOptions.__dataclass_fields__[name].metadata["sweep_help" if sweep else "help"]
 
 
+ADDRESS_HELP = (
+    "Ray cluster address (HOST:PORT of `ray start --head`, or ray://HOST:10001); default: start "
+    "Ray on this machine."
+)
+SHARED_HELP = (
+    "With --executor ray: the results folder is on storage every node sees (NFS, a cluster file "
+    "system), so jobs write their runs in place, checkpoints included, and a job retried after a "
+    "lost node resumes. Without it, jobs train in node-local scratch and send their run "
+    "directories home."
+)
+RETRIES_HELP = (
+    "With --executor ray: how many times a job runs again after its worker or node was lost "
+    "(default 2; 0 to 10)."
+)
+
+
 class _GridView:
     """A rich table of the grid: one row per algo x dataset, one column per seed."""
 
@@ -39,6 +55,8 @@ class _GridView:
     def update(self, cell, state, result=None):
         if state in ("running", "queued"):
             self.state[cell] = self.SYMBOL[state]
+        elif state == "retried":  # on Ray: its worker or node was lost, and it runs again
+            self.state[cell] = f"[yellow]running (retry {result['retry']})[/]"
         elif state == "done":
             self.state[cell] = f"[green]{result['score']:.1f}[/]"
         else:
@@ -77,9 +95,9 @@ def sweep_cmd(
         help="--no-vectorize: one seed per job and process (each seed trained alone).",
     ),
     executor: str = typer.Option("local", help="local (a process pool) or ray."),
-    address: str | None = typer.Option(
-        None, help="Ray cluster address (e.g. ray://head:10001); default: start Ray locally."
-    ),
+    address: str | None = typer.Option(None, help=ADDRESS_HELP),
+    shared_results: bool = typer.Option(False, "--shared-results", help=SHARED_HELP),
+    retries: int | None = typer.Option(None, help=RETRIES_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live grid display."),
     run_options: dict | None = None,
 ):
@@ -101,6 +119,7 @@ def sweep_cmd(
     from bench.sweep import SweepSpec, parse_list, parse_seeds
 
     n_workers, threads = check_pool(executor, workers, seeds_per_job)
+    on_ray = ray_options(executor, address, shared_results, retries)
     given = dict(run_options or {})
     given["overrides"] = parse_overrides(given["overrides"])
     options = RunOptions(**given)  # budgets checked here
@@ -117,7 +136,26 @@ def sweep_cmd(
         options=options, results_dir=results_dir, workers=n_workers,
         threads=threads, seeds_per_job=seeds_per_job, vectorize=vectorize,
     )  # fmt: skip
-    run_grids([spec], executor, address, quiet)
+    run_grids([spec], executor, on_ray, quiet)
+
+
+def ray_options(executor: str, address: str | None, shared_results: bool, retries: int | None):
+    """The Ray options of a sweep, checked: given only with --executor ray."""
+    from bench.cluster import MAX_RETRIES
+    from bench.sweep import RayOptions
+
+    given = [name for name, v in (("--address", address), ("--shared-results", shared_results),
+                                  ("--retries", retries)) if v not in (None, False)]  # fmt: skip
+    if executor != "ray":
+        if given:
+            raise BenchError(f"{given[0]} is an option of --executor ray")
+        return None
+    if retries is not None and not 0 <= retries <= MAX_RETRIES:
+        raise BenchError(f"--retries must be between 0 and {MAX_RETRIES}, got {retries}")
+    if address is not None and not address.strip():
+        raise BenchError("--address is empty: give HOST:PORT, or leave it out to start Ray here")
+    return RayOptions(address=address, shared_results=shared_results,
+                      retries=2 if retries is None else retries)  # fmt: skip
 
 
 def check_pool(executor: str, workers: int, seeds_per_job: int) -> tuple[int, int]:
@@ -178,7 +216,7 @@ def run_seed_bytes(opts) -> int:
     return seed_bytes(opts.algo, config, card_shape(card), batch)
 
 
-def run_grids(specs: list, executor: str, address: str | None, quiet: bool) -> None:
+def run_grids(specs: list, executor: str, on_ray, quiet: bool) -> None:
     """Build the grids' datasets, resolve and plan every cell, then dispatch all the grids' jobs
     to one pool with a live table; exit 1 when a cell failed."""
     from rich.live import Live
@@ -214,11 +252,11 @@ def run_grids(specs: list, executor: str, address: str | None, quiet: bool) -> N
     seeds = sorted({s for spec in specs for s in spec.seeds})
     view = _GridView(jobs, seeds)
     if quiet:
-        results = execute_grids(planned, executor, address)
+        results = execute_grids(planned, executor, on_ray)
     else:
         console = stdout if stdout.is_terminal else wide_console()
         with Live(view, console=console, refresh_per_second=2):
-            results = execute_grids(planned, executor, address, view.update)
+            results = execute_grids(planned, executor, on_ray, view.update)
         stdout.print()
     failed = [r for r in results if not r["ok"]]
     for r in failed:

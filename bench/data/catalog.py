@@ -259,9 +259,21 @@ def import_file(
 HDF5_SUFFIXES = (".hdf5", ".h5")
 
 
+#: Cards handed to this process by a sweep's driver: a job on another machine trains on the card
+#: the driver resolved, which may exist only there (an imported file's, a minari: id's).
+_GIVEN: dict[tuple[str, str | None], Card] = {}
+
+
+def give_card(dataset_id: str, env_id: str | None, card: Card) -> None:
+    """From now on, in this process, (dataset_id, env_id) resolves to this card."""
+    _GIVEN[(dataset_id, env_id)] = card
+
+
 def resolve_card(dataset_id: str, env_id: str | None = None) -> Card:
     """A card by id (shipped or imported), a card for `minari:<id>`, or for a D4RL HDF5 file
-    path."""
+    path (or the card a sweep's driver gave this process for that id: give_card)."""
+    if (dataset_id, env_id) in _GIVEN:
+        return _GIVEN[(dataset_id, env_id)]
     if dataset_id.startswith(MINARI_PREFIX):
         return minari_card(dataset_id)
     if dataset_id.endswith(HDF5_SUFFIXES):

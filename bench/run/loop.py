@@ -178,7 +178,7 @@ def run(opts: RunOptions | None = None, show_progress: bool = True, on_eval=None
 
 def run_job(opts: RunOptions | None, seeds: list[int], show_progress: bool = True, on_eval=None,
             resume: list[Path] | None = None, results_dir: Path = Path("results"),
-            tags: dict | None = None) -> list[RunResult]:  # fmt: skip
+            tags: dict | None = None, prepared: Prepared | None = None) -> list[RunResult]:  # fmt: skip
     """Train and evaluate S seeds of one configuration together, in this process: networks
     with a leading seed dimension, one batch [S, B] per update, one act() per evaluation step
     for all seeds' envs. Each seed writes its own run directory (config, tables, checkpoint),
@@ -189,12 +189,13 @@ def run_job(opts: RunOptions | None, seeds: list[int], show_progress: bool = Tru
     the tables keep exactly one row per evaluation, and the scores equal those of an
     uninterrupted job. The
     options then come from their config.json (only device, threads and compile may differ).
-    tags (e.g. the suite that started the runs) are written into each new run's config.json."""
+    tags (e.g. the suite that started the runs) are written into each new run's config.json.
+    prepared: these options already prepared (a cluster job checks the dataset and key first)."""
     if resume:
         return _resume(resume, opts, show_progress, on_eval)
     assert opts is not None and seeds
     device = check_device(opts.device)
-    prep = prepare(opts, show_progress)
+    prep = prepared or prepare(opts, show_progress)
     if opts.threads:
         torch.set_num_threads(opts.threads)
     algo, sampler, data = _setup(prep, device, seeds)  # the data validated: nothing written yet
