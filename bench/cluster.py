@@ -371,9 +371,12 @@ def probe(address: str) -> None:
 def connect(ray, address: str | None, cpus: int) -> None:
     if address:
         probe(address)
+    import logging
+
     kwargs = {"address": address} if address else {"num_cpus": cpus}
     try:
-        ray.init(**kwargs, include_dashboard=False, log_to_driver=False)
+        ray.init(**kwargs, include_dashboard=False, log_to_driver=False,
+                 logging_level=logging.ERROR)  # fmt: skip
     except Exception as e:  # noqa: BLE001 - connection failures come in several kinds
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise BenchError(f"cannot start or reach Ray ({address or 'local'}): {first}") from None
@@ -549,9 +552,10 @@ def _collect(ray, ref, job: list[Planned], spec: SweepSpec, shared: bool, retrie
     if out["runs"] is not None:
         try:
             installed = install_runs(out["runs"], spec.results_dir)
-        except OSError as e:
+        except (OSError, tarfile.TarError) as e:
+            reason = one_line(getattr(e, "strerror", None) or e)
             return _failed(job, f"the job's runs came home but cannot be written to "
-                           f"{runs_dir(spec.results_dir)}: {one_line(e.strerror or e)}")  # fmt: skip
+                           f"{runs_dir(spec.results_dir)}: {reason}")  # fmt: skip
         for r in results:
             if r.get("run_dir"):
                 r["run_dir"] = str(installed.get(Path(r["run_dir"]).name, r["run_dir"]))

@@ -67,6 +67,10 @@ def _two_algos_little_memory(tmp, monkeypatch):
     _memory(1 << 30)(tmp, monkeypatch)
 
 
+def _a_file(tmp, monkeypatch):
+    (tmp / "file").write_text("a file where the results folder would go")
+
+
 def _huge_suite(tmp, monkeypatch):
     (tmp / "mini.toml").write_text(SUITE + "#" * (1 << 20))
 
@@ -87,6 +91,26 @@ CASES = [
          "give fewer --workers or --seeds-per-job", _memory(4 << 30)),
     Case("sweep workers negative", [*SWEEP, "--workers", "-1"], "--workers must be between"),
     Case("sweep workers huge", [*SWEEP, "--workers", "100000"], "--workers must be between"),
+    Case("sweep ray address unreachable", [*SWEEP, "--executor", "ray", "--address",
+                                           "127.0.0.1:1"],
+         "cannot reach the Ray cluster at 127.0.0.1:1 (Connection refused)"),
+    Case("sweep ray address without a port", [*SWEEP, "--executor", "ray", "--address", "head"],
+         "bad --address 'head': use HOST:PORT or ray://HOST:PORT"),
+    Case("sweep ray address empty", [*SWEEP, "--executor", "ray", "--address", " "],
+         "--address is empty"),
+    Case("sweep ray retries negative", [*SWEEP, "--executor", "ray", "--retries", "-1"],
+         "--retries must be between 0 and 10, got -1"),
+    Case("sweep ray retries huge", [*SWEEP, "--executor", "ray", "--retries", "1000"],
+         "--retries must be between 0 and 10, got 1000"),
+    Case("sweep address without ray", [*SWEEP, "--address", "127.0.0.1:6379"],
+         "--address is an option of --executor ray"),
+    Case("sweep shared results without ray", [*SWEEP, "--shared-results"],
+         "--shared-results is an option of --executor ray"),
+    Case("sweep ray results folder a file", [*SWEEP[:-1], "{tmp}/file/res", "--executor", "ray"],
+         "cannot write results to {tmp}/file/res/runs", _a_file),
+    Case("suite ray address unreachable", [*RUN_SUITE, "--executor", "ray", "--address",
+                                           "127.0.0.1:1"],
+         "cannot reach the Ray cluster at 127.0.0.1:1", _suite()),
     Case("suite copies' folder a file", RUN_SUITE, "res/suites is not a folder", _suites_a_file),
     Case("suite changed without a new version", RUN_SUITE,
          "res/suites/mini-v1.toml holds another file for suite mini v1: {tmp}/mini.toml changed "

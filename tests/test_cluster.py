@@ -132,8 +132,9 @@ def test_a_lost_node_costs_one_retry_and_each_cell_ends_once(cluster):
     """Without shared storage: the lost job brought nothing home, so it starts again."""
     c = cluster
     results = c.driver / "lost"
+    logged = [a for a in LONG if a != "-q"]  # no terminal: one line per job event
     sweep = c.bench("sweep", "--algo", "bc", "--dataset", "cartpole-mixed", "--seeds", "0-1",
-                    *LONG, *RAY, "--results-dir", results, background=True)  # fmt: skip
+                    *logged, *RAY, "--results-dir", results, background=True)  # fmt: skip
     try:
         _wait_for(lambda: any(c.worker_scratch.glob("*/runs/*/checkpoint.pt")),
                   "a checkpoint on the worker node")  # fmt: skip
@@ -147,6 +148,10 @@ def test_a_lost_node_costs_one_retry_and_each_cell_ends_once(cluster):
     assert len(runs) == 2 and all(len(v) == 1 for v in runs.values())
     [(d, cfg)] = runs[("bc", "cartpole-mixed", lost["seed"])]
     assert nodes_of(cfg) != nodes_of(lost)  # trained again, on the node that was left
+    label = f"bc x cartpole-mixed seed {lost['seed']}"
+    assert f"running: {label} on node 127.0.0.1" in out
+    assert f"retried: {label} on node 127.0.0.1" in out and "(retry 1)" in out
+    assert out.count(f"done: {label}: ") == 1
     assert pd.read_parquet(d / "eval.parquet").step.tolist() == list(range(100, 801, 100))
     c.start_worker()
 

@@ -62,6 +62,21 @@ class _GridView:
         else:
             self.state[cell] = "[red]failed[/]"
 
+    def log_line(self, cell, state, result=None) -> str | None:
+        """One line per event of a job on a cluster, for logs (a sweep under nohup or a batch
+        system has no terminal to redraw a table in): where it runs, retries, ends."""
+        where = ""
+        if result and isinstance(result.get("node"), dict):
+            node = result["node"]
+            where = f" on node {node['ip']} ({node['host']}, {node['node_id'][:8]})"
+        if state == "running":
+            return f"running: {cell.label()}{where}"
+        if state == "retried":
+            return f"retried: {cell.label()}{where} (retry {result['retry']})"
+        if state == "done":
+            return f"done: {cell.label()}: {result['score']:.1f}{where}"
+        return None  # queued: every cell at once; failed: printed at the end with its reason
+
     def __rich__(self):
         t = Table(title="sweep: final normalized score per run", title_justify="left")
         t.add_column("algo x dataset", no_wrap=True)
@@ -154,6 +169,10 @@ def ray_options(executor: str, address: str | None, shared_results: bool, retrie
         raise BenchError(f"--retries must be between 0 and {MAX_RETRIES}, got {retries}")
     if address is not None and not address.strip():
         raise BenchError("--address is empty: give HOST:PORT, or leave it out to start Ray here")
+    if address is not None:
+        from bench.cluster import probe
+
+        probe(address)  # before any dataset is built or folder made
     return RayOptions(address=address, shared_results=shared_results,
                       retries=2 if retries is None else retries)  # fmt: skip
 
@@ -255,8 +274,17 @@ def run_grids(specs: list, executor: str, on_ray, quiet: bool) -> None:
         results = execute_grids(planned, executor, on_ray)
     else:
         console = stdout if stdout.is_terminal else wide_console()
+        update = view.update
+        if executor == "ray" and not console.is_terminal:
+
+            def update(cell, state, result=None):
+                view.update(cell, state, result)
+                line = view.log_line(cell, state, result)
+                if line:
+                    console.print(line, markup=False, soft_wrap=True)
+
         with Live(view, console=console, refresh_per_second=2):
-            results = execute_grids(planned, executor, on_ray, view.update)
+            results = execute_grids(planned, executor, on_ray, update)
         stdout.print()
     failed = [r for r in results if not r["ok"]]
     for r in failed:
