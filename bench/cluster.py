@@ -333,9 +333,9 @@ class Progress:
     def started(self, index: int, node: dict) -> None:
         self.events.append((index, node))
 
-    def drain(self) -> list[tuple[int, dict]]:
-        out, self.events = self.events, []
-        return out
+    def since(self, seen: int) -> list[tuple[int, dict]]:
+        """The events after the first `seen` (a read that fails on the way loses none)."""
+        return self.events[seen:]
 
 
 # ---- on the driver ----
@@ -431,6 +431,9 @@ def execute(todo: list[tuple[list[Planned], SweepSpec]], address: str | None, sh
     ray = _import_ray()
     if not todo:
         return []
+    # a relative results folder names the driver's: a worker process has another working folder
+    todo = [(job, dataclasses.replace(spec, results_dir=Path(spec.results_dir).absolute()))
+            for job, spec in todo]  # fmt: skip
     first = todo[0][1]
     started_here = not ray.is_initialized()
     if started_here:
@@ -484,6 +487,7 @@ def _dispatch(ray, todo, address, shared, retries, on_update, locks) -> list[dic
         for p in job:
             _notify(on_update, p.cell, "queued")
     attempts: dict[int, int] = {}
+    seen = 0  # progress events read so far
     results: list[dict] = []
     pending = list(refs)
     no_node_since = None
@@ -491,7 +495,9 @@ def _dispatch(ray, todo, address, shared, retries, on_update, locks) -> list[dic
     try:
         while pending:
             done, pending = ray.wait(pending, num_returns=len(pending), timeout=0.5)
-            for index, node in _drain(ray, progress):
+            events = _events(ray, progress, seen)
+            seen += len(events)
+            for index, node in events:
                 attempts[index] = attempts.get(index, 0) + 1
                 state = "running" if attempts[index] == 1 else "retried"
                 for p in todo[index][0]:
@@ -519,11 +525,11 @@ def _dispatch(ray, todo, address, shared, retries, on_update, locks) -> list[dic
     return results
 
 
-def _drain(ray, progress) -> list:
+def _events(ray, progress, seen: int) -> list:
     if progress is None:
         return []
     try:
-        return ray.get(progress.drain.remote(), timeout=10)
+        return ray.get(progress.since.remote(seen), timeout=10)
     except Exception:  # noqa: BLE001 - progress is a display: a sweep runs without it
         return []
 

@@ -200,14 +200,15 @@ class Cluster:
             time.sleep(1)
 
     def bench(self, *args, timeout: float = 600, env_extra: dict | None = None,
-              background: bool = False):  # fmt: skip
+              background: bool = False, cwd: Path | None = None):  # fmt: skip
         """`bench ARGS` on the driver (this machine's disk, inside the cluster's network)."""
         argv = self.in_ns([str(BIN / "bench"), *map(str, args)])
         env = self.env | (env_extra or {})
         if background:
             return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    text=True, start_new_session=True)  # fmt: skip
-        return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
+                                    text=True, start_new_session=True, cwd=cwd)  # fmt: skip
+        return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout,
+                              cwd=cwd)  # fmt: skip
 
 
 def overhead(jobs: int = 100) -> None:

@@ -143,6 +143,7 @@ def test_a_lost_node_costs_one_retry_and_each_cell_ends_once(cluster):
         code, out = _finish(sweep)
     finally:
         sweep.kill()
+        c.start_worker()  # for the tests after this one
     assert code == 0, out
     runs = runs_of(results)
     assert len(runs) == 2 and all(len(v) == 1 for v in runs.values())
@@ -153,16 +154,16 @@ def test_a_lost_node_costs_one_retry_and_each_cell_ends_once(cluster):
     assert f"retried: {label} on node 127.0.0.1" in out and "(retry 1)" in out
     assert out.count(f"done: {label}: ") == 1
     assert pd.read_parquet(d / "eval.parquet").step.tolist() == list(range(100, 801, 100))
-    c.start_worker()
 
 
 def test_a_lost_node_with_shared_results_resumes_from_its_checkpoint(cluster):
     c = cluster
     results = c.shared / "lost"
     worker = {n["id"] for n in c.alive_nodes()}
+    # a relative results folder is the driver's (a node's processes work in another folder)
     sweep = c.bench("sweep", "--algo", "bc", "--dataset", "cartpole-mixed", "--seeds", "0-1",
-                    *LONG, *RAY, "--shared-results", "--results-dir", results,
-                    background=True)  # fmt: skip
+                    *LONG, *RAY, "--shared-results", "--results-dir", "shared/lost",
+                    background=True, cwd=c.root)  # fmt: skip
 
     def on_worker_with_checkpoint():
         for cfg_file in results.glob("runs/*/config.json"):
@@ -178,6 +179,7 @@ def test_a_lost_node_with_shared_results_resumes_from_its_checkpoint(cluster):
         code, out = _finish(sweep)
     finally:
         sweep.kill()
+        c.start_worker()
     assert code == 0, out
     runs = runs_of(results)
     assert len(runs) == 2 and all(len(v) == 1 for v in runs.values())  # resumed in place
@@ -186,7 +188,6 @@ def test_a_lost_node_with_shared_results_resumes_from_its_checkpoint(cluster):
     d, cfg = resumed[0]
     assert nodes_of(cfg)[0] == c.worker_node and nodes_of(cfg)[1] != c.worker_node
     assert pd.read_parquet(d / "eval.parquet").step.tolist() == list(range(100, 801, 100))
-    c.start_worker()
 
 
 def _worker_node_id(c, alive: set[str]) -> str:
