@@ -171,6 +171,17 @@ def scratch_root() -> Path:
     return Path(os.environ.get(SCRATCH_ENV) or tempfile.gettempdir())
 
 
+def new_scratch() -> Path:
+    """A job's scratch folder, bench-job-<host>-<pid>-*: those of this host's dead processes
+    (a job killed with its driver or node) are removed first."""
+    from bench.data.minari_io import remove_orphans
+
+    prefix = f"bench-job-{socket.gethostname()}-"
+    root = scratch_root()
+    remove_orphans(root, prefix)
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=root))
+
+
 def _failed(job: list[Planned], error: str) -> list[dict]:
     return [{"cell": dataclasses.asdict(p.cell), "ok": False, "error": error} for p in job]
 
@@ -298,7 +309,7 @@ def remote_job(job: list[Planned], spec: SweepSpec, ship: Shipment, key: str, sh
         else:
             kept = []
             try:
-                scratch = Path(tempfile.mkdtemp(prefix="bench-job-", dir=scratch_root()))
+                scratch = new_scratch()
             except OSError as e:
                 reason = one_line(e.strerror or e)
                 return {"node": node, "runs": None, "results": _failed(

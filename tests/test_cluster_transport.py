@@ -3,6 +3,7 @@ directories packed and installed home, a shared results folder re-read by a retr
 grid view of a retried job."""
 
 import io
+import os
 import tarfile
 
 import pytest
@@ -99,3 +100,19 @@ def test_the_grid_shows_a_retried_job():
     assert view.state[cell] == "[yellow]running (retry 1)[/]"
     view.update(cell, "done", {"score": 12.5})
     assert view.state[cell] == "[green]12.5[/]"
+
+
+def test_a_jobs_scratch_is_new_and_a_dead_jobs_is_removed(tmp_path, monkeypatch):
+    import socket
+
+    from bench.cluster import new_scratch
+
+    monkeypatch.setenv("BENCH_SCRATCH", str(tmp_path))
+    host = socket.gethostname()
+    dead = tmp_path / f"bench-job-{host}-999999999-abc"  # no such process
+    other_host = tmp_path / "bench-job-elsewhere-999999999-abc"  # not this host's to judge
+    for d in (dead, other_host):
+        (d / "runs").mkdir(parents=True)
+    mine = new_scratch()
+    assert mine.parent == tmp_path and mine.name.startswith(f"bench-job-{host}-{os.getpid()}-")
+    assert not dead.exists() and other_host.exists()
