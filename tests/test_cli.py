@@ -154,3 +154,26 @@ def test_perf_reports_atari_loading_memory(tmp_path):
     mem = json.loads(out.read_text())["atari_memory"][0]
     assert mem["transitions"] == 3000 and mem["frame_bytes"] == 3003 * 84 * 84
     assert 0.5 < mem["rss_over_frames"] < 3.0  # small n: fixed overheads weigh more
+
+
+@pytest.mark.parametrize("debug", ["1", None])
+def test_bench_debug_shows_the_traceback_behind_an_error_line(debug, cli, monkeypatch):
+    def parse_seeds(text):
+        try:
+            int("not a number")
+        except ValueError:
+            from bench.errors import BenchError
+
+            raise BenchError("bad seeds, one line") from None
+
+    monkeypatch.setattr("bench.sweep.parse_seeds", parse_seeds)
+    if debug:
+        monkeypatch.setenv("BENCH_DEBUG", debug)
+    else:
+        monkeypatch.delenv("BENCH_DEBUG", raising=False)
+    res = cli("sweep", "--algo", "bc", "--dataset", "cartpole-mixed", "--seeds", "0")
+    assert res.returncode == 2 and res.stderr.endswith("bench: error: bad seeds, one line\n")
+    if debug:  # the hidden cause too, for a bug report
+        assert "Traceback" in res.stderr and "ValueError: invalid literal" in res.stderr
+    else:
+        assert res.stderr == "bench: error: bad seeds, one line\n"

@@ -33,7 +33,7 @@ def wheel(tmp_path_factory) -> Path:
     not into the repository); offline: no index, no build isolation."""
     src = tmp_path_factory.mktemp("src")
     shutil.copytree(REPO / "bench", src / "bench", ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(REPO / name, src / name)
     out = tmp_path_factory.mktemp("wheel")
     res = subprocess.run(
@@ -53,6 +53,13 @@ def test_the_wheel_carries_the_cards_and_behavior_files(wheel):
     assert any(n.endswith(".pt") for n in expected) and any(n.endswith(".npz") for n in expected)
     assert "bench/cards/behaviors/README.md" in expected
     assert expected <= names, sorted(expected - names)
+
+
+def test_the_wheel_carries_its_license(wheel):
+    with zipfile.ZipFile(wheel) as z:
+        (meta,) = [n for n in z.namelist() if n.endswith(".dist-info/METADATA")]
+        assert "License-Expression: MIT" in z.read(meta).decode()
+        assert any(n.endswith(".dist-info/licenses/LICENSE") for n in z.namelist())
 
 
 CHECK = textwrap.dedent(
