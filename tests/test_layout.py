@@ -20,7 +20,15 @@ FLOORS = {
     3: ["bench.evaluate", "bench.algos"],
     4: ["bench.collect"],
     5: ["bench.run"],
-    6: ["bench.analysis", "bench.ope", "bench.sweep", "bench.cluster", "bench.suite", "bench.perf"],
+    6: [
+        "bench.analysis",
+        "bench.ope",
+        "bench.sweep",
+        "bench.cluster",
+        "bench.suite",
+        "bench.perf",
+        "bench.testing",
+    ],
     7: ["bench.cli"],
 }
 PACKAGE = Path(bench.__file__).parent

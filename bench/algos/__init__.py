@@ -1,4 +1,5 @@
-"""Algorithms. Importing this package registers every algorithm file."""
+"""Algorithms. Importing this package registers every algorithm file, then the algorithms of
+installed plugins (bench.algos.plugins)."""
 
 from bench.algos import (  # noqa: F401  (registration)
     bc,
@@ -12,3 +13,6 @@ from bench.algos import (  # noqa: F401  (registration)
     td3_bc,
 )
 from bench.algos.base import REGISTRY, Algorithm, get_algorithm  # noqa: F401
+from bench.algos.plugins import load_plugins
+
+load_plugins()

@@ -206,6 +206,10 @@ def register(cls: type[Algorithm]) -> type[Algorithm]:
 
 def get_algorithm(name: str) -> type[Algorithm]:
     if name not in REGISTRY:
+        from bench.algos.plugins import FAILED
+
+        if name in FAILED:
+            raise BenchError(f"algorithm plugin '{name}' could not be loaded: {FAILED[name]}")
         raise UnknownNameError("algorithm", name, list(REGISTRY))
     return REGISTRY[name]
 

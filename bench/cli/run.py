@@ -178,13 +178,18 @@ def _print_seeds(results) -> None:
 
 @app.command("algos")
 def algos_cmd():
-    """List the registered algorithms with their config defaults and presets."""
+    """List the registered algorithms (bench's own and installed plugins') with their config
+    defaults and presets."""
+    import sys
+
     from bench.algos import REGISTRY
     from bench.algos.base import config_fields
+    from bench.algos.plugins import FAILED
 
     for name, cls in sorted(REGISTRY.items()):
+        plugin = "" if cls.__module__.startswith("bench.") else f"; plugin {cls.__module__}"
         table = Table(
-            title=f"{name}  ({', '.join(cls.action_kinds)} actions)",
+            title=f"{name}  ({', '.join(cls.action_kinds)} actions{plugin})",
             title_justify="left",
             caption=cls.source or None,
             caption_justify="left",
@@ -200,6 +205,8 @@ def algos_cmd():
             cells = [str(cls.presets[p].get(key, "")) for p in cls.presets]
             table.add_row(key, str(getattr(defaults, key)), *cells, docs.get(key, ""))
         stdout.print(table)
+    for name, why in sorted(FAILED.items()):
+        print(f"bench: warning: algorithm plugin '{name}' not loaded: {why}", file=sys.stderr)
 
 
 def _field_docs(config_cls) -> dict[str, str]:

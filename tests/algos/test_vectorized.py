@@ -9,17 +9,11 @@ differently depending on where it sits in the tensor), a few ulps that Adam then
 import gymnasium as gym
 import numpy as np
 import pytest
-import torch
 
 from bench.algos import REGISTRY
 from bench.evaluate import algorithm_returns
-from bench.types import Batch, EnvSpec
-from tests.algos.test_contract import make, random_batch, random_obs
-
-DISCRETE = gym.spaces.Discrete(4)
-CONTINUOUS = gym.spaces.Box(np.array([-2.0, 0.0], np.float32), np.array([2.0, 1.0], np.float32))
-SEEDS = [3, 0, 11]
-
+from bench.testing import SEEDS, check_seeds_together, make, shapes
+from bench.types import EnvSpec
 
 #: Updates before the comparison ends, where 300 is too many: IQL's advantage weights
 #: exp(beta (Q - V)) amplify the few ulps its batch means differ by from the first update on,
@@ -29,61 +23,25 @@ UPDATES = {"iql": 100}
 #: a weight by lr * g / (|g| + eps), so a near-zero gradient element (IQL's value network: a
 #: batch sum that cancels) whose last bits differ moves by up to ~1e-2 lr (lr 3e-4) differently.
 PARAM_ATOL = {"iql": 1e-5}
-
-
-def cases():
-    for name, cls in sorted(REGISTRY.items()):
-        n = UPDATES.get(name, 300)
-        if "discrete" in cls.action_kinds:
-            yield pytest.param(name, (6,), DISCRETE, n, 16, id=f"{name}-vector")
-            yield pytest.param(name, (4, 84, 84), DISCRETE, 6, 4, id=f"{name}-atari")
-        if "continuous" in cls.action_kinds:
-            yield pytest.param(name, (5,), CONTINUOUS, n, 16, id=f"{name}-vector")
-
-
-def seed_slice(batch: Batch, s: int) -> Batch:
-    return Batch(**{k: None if v is None else v[s : s + 1] for k, v in vars(batch).items()})
-
-
-def close(a: torch.Tensor, b: torch.Tensor, atol: float = 1e-7) -> bool:
-    return torch.allclose(a.float(), b.float(), rtol=1e-5, atol=atol)
-
-
 #: Stats that are differences of two learned values of similar size (IQL's advantage Q - V, of
 #: values near 1 here): a few ulps of Q or V are a large relative error of their difference, so
 #: they are compared with an absolute tolerance of a few ulps of the values subtracted.
 DIFFERENCES = {"adv_mean": 1e-6}
 
 
+def cases():
+    for name, cls in sorted(REGISTRY.items()):
+        for label, obs_shape, space in shapes(cls):
+            atari = len(obs_shape) == 3
+            updates, B = (6, 4) if atari else (UPDATES.get(name, 300), 16)
+            yield pytest.param(name, obs_shape, space, updates, B, id=f"{name}-{label}")
+
+
 @pytest.mark.parametrize("name, obs_shape, space, updates, B", list(cases()))
 def test_seeds_trained_together_equal_seeds_trained_alone(name, obs_shape, space, updates, B):
     extra = {"actor_delay": "2"} if name == "redq" else {}  # exercise the policy updates
-    job = make(name, obs_shape, space, seeds=SEEDS, **extra)
-    alone = [make(name, obs_shape, space, seeds=[s], **extra) for s in SEEDS]
-    # the same initial weights: each seed's from its own seed alone
-    for mod_name, module in job.modules().items():
-        for key, p in module.state_dict().items():
-            for s, a in enumerate(alone):
-                assert torch.equal(p[s], a.modules()[mod_name].state_dict()[key][0]), key
-    for step in range(updates):
-        batch = random_batch(obs_shape, space, S=len(SEEDS), B=B, seed=step)
-        stats = job.update(batch)
-        for s, a in enumerate(alone):
-            single = a.update(seed_slice(batch, s))
-            assert all(close(stats[k][s], single[k][0], DIFFERENCES.get(k, 1e-7)) for k in stats), (
-                step,
-                s,
-            )
-    for mod_name, module in job.modules().items():
-        for key, p in module.state_dict().items():
-            for s, a in enumerate(alone):
-                q = a.modules()[mod_name].state_dict()[key][0]
-                assert close(p[s], q, PARAM_ATOL.get(name, 1e-7)), (mod_name, key)
-    obs = random_obs(obs_shape, len(SEEDS), 5, torch.Generator().manual_seed(99))
-    for deterministic in (True, False):
-        actions = job.act(obs, deterministic=deterministic)
-        for s, a in enumerate(alone):
-            assert close(actions[s], a.act(obs[s : s + 1], deterministic=deterministic)[0])
+    check_seeds_together(name, obs_shape, space, updates, B, PARAM_ATOL.get(name, 1e-7),
+                         DIFFERENCES, **extra)  # fmt: skip
 
 
 @pytest.mark.parametrize(
