@@ -3,6 +3,10 @@ import sys
 
 import pytest
 
+# bench's tests are about bench's own algorithms: plugins installed beside it are not loaded
+# (tests/test_plugins.py installs one and runs it in a venv of its own)
+os.environ["BENCH_PLUGINS"] = "0"
+
 
 @pytest.fixture(scope="session")
 def minari_root(tmp_path_factory):

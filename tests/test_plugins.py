@@ -2,6 +2,7 @@
 registers its algorithm through the `bench.algorithms` entry point, without touching bench's
 source; broken entry points are one warning line each and leave the other algorithms alone."""
 
+import os
 import shutil
 import site
 import subprocess
@@ -35,9 +36,13 @@ def venv(tmp_path_factory):
     return python
 
 
+#: The environment of the venv's commands, with plugins on (tests/conftest.py turns them off).
+ENV = {k: v for k, v in os.environ.items() if k != "BENCH_PLUGINS"}
+
+
 def bench_in(python, *args, **kw):
     return subprocess.run([python, "-m", "bench.cli", *map(str, args)], capture_output=True,
-                          text=True, **kw)  # fmt: skip
+                          text=True, env=ENV | kw.pop("env", {}), **kw)  # fmt: skip
 
 
 def test_bench_algos_lists_the_plugin_and_warns_once_per_broken_one(venv):
@@ -51,6 +56,8 @@ def test_bench_algos_lists_the_plugin_and_warns_once_per_broken_one(venv):
     assert warnings[0].startswith("bench: warning: algorithm plugin 'broken' not loaded: ")
     assert "ModuleNotFoundError" in warnings[0]
     assert "its class is named 'not_its_entry_point'" in warnings[1]
+    off = bench_in(venv, "algos", env={"BENCH_PLUGINS": "0"})
+    assert off.returncode == 0 and "tiny_bc" not in off.stdout and not off.stderr
 
 
 def test_bench_run_trains_the_plugin_and_refuses_a_broken_one(venv, tiny_cartpole, tmp_path):
@@ -68,7 +75,7 @@ def test_bench_run_trains_the_plugin_and_refuses_a_broken_one(venv, tiny_cartpol
 def test_the_plugins_author_runs_the_contract_checks(venv):
     code = ("from bench.testing import check_algorithm; "
             "from bench_tiny_plugin.algo import TinyBC; check_algorithm(TinyBC, updates=5)")  # fmt: skip
-    res = subprocess.run([venv, "-c", code], capture_output=True, text=True, timeout=600)
+    res = subprocess.run([venv, "-c", code], capture_output=True, text=True, timeout=600, env=ENV)
     assert res.returncode == 0, res.stderr
 
 
@@ -81,7 +88,7 @@ def test_the_contract_checks_catch_a_broken_algorithm(venv):
             "        out = super().update(batch)\n"
             "        return {'loss': self.net(batch.obs).mean((1, 2))}\n"
             "check_update(Leaky, (6,), DISCRETE)")  # fmt: skip
-    res = subprocess.run([venv, "-c", code], capture_output=True, text=True, timeout=600)
+    res = subprocess.run([venv, "-c", code], capture_output=True, text=True, timeout=600, env=ENV)
     assert res.returncode != 0 and "carries a gradient" in res.stderr
 
 

@@ -42,10 +42,17 @@ def _check(name: str, obj: object) -> type[Algorithm]:
     return obj
 
 
+#: Set to 0 to load no plugin (bench's own algorithms only, e.g. for bench's test suite).
+SWITCH = "BENCH_PLUGINS"
+
+
 def load_plugins() -> None:
-    """Register every installed plugin (once per process)."""
+    """Register every installed plugin (once per process), unless BENCH_PLUGINS=0."""
+    import os
     from importlib.metadata import entry_points
 
+    if os.environ.get(SWITCH) == "0":
+        return
     for ep in entry_points(group=GROUP):
         if ep.name in FAILED or (ep.name in REGISTRY and _from(ep, REGISTRY[ep.name])):
             continue
