@@ -39,7 +39,7 @@ from bench.data.cards import Card
 from bench.errors import BenchError, DatasetError, one_line
 from bench.results.schema import atomic_write_json, runs_dir
 from bench.run.checkpoint import LOCK_FILE, is_locked, run_lock
-from bench.sweep import Planned, SweepSpec, run_cells
+from bench.sweep import Planned, SweepSpec, group_jobs, run_cells
 
 #: Node-local scratch for the run directories of jobs that send theirs home.
 SCRATCH_ENV = "BENCH_SCRATCH"
@@ -51,6 +51,15 @@ NO_NODE_GRACE_S = 60.0
 PROBE_TIMEOUT_S = 5.0
 #: Retries of a job whose worker or node was lost (--retries), at most.
 MAX_RETRIES = 10
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """How a sweep uses a Ray cluster."""
+
+    address: str | None = None  # None: start Ray on this machine
+    shared_results: bool = False  # every node sees the results folder: jobs write in place
+    retries: int = 2  # runs of a job again after its worker or node was lost
 
 
 @dataclass(frozen=True)
@@ -435,10 +444,19 @@ def _result_error(e: BaseException, retries: int) -> str:
     return f"lost its worker or node {retries + 1} time(s) ({type(e).__name__}: {first})"
 
 
+def execute_grids(grids: list[tuple[list[Planned], SweepSpec]], options: RayOptions | None = None,
+                  on_update=None) -> list[dict]:  # fmt: skip
+    """The grids' jobs (bench.sweep.group_jobs) on Ray: dispatched, watched (queued, running,
+    retried, done, failed), and their run directories installed into the results folder as
+    each ends."""
+    options = options or RayOptions()
+    todo = [(job, spec) for jobs, spec in grids for job in group_jobs(jobs, spec)]
+    return execute(todo, options.address, options.shared_results, options.retries, on_update)
+
+
 def execute(todo: list[tuple[list[Planned], SweepSpec]], address: str | None, shared: bool,
             retries: int, on_update) -> list[dict]:  # fmt: skip
-    """The jobs on Ray: dispatched, watched (running, retried, done, failed), and their run
-    directories installed into the results folder as each ends."""
+    """Jobs on Ray (execute_grids)."""
     ray = _import_ray()
     if not todo:
         return []

@@ -9,8 +9,8 @@ fails here, before anything runs) and the results folder is scanned: a run with 
 and seed that is complete is kept, one still being written by a live process is left alone, an
 incomplete one (killed, or stopped with the sweep) is resumed from its last checkpoint, and the
 rest start fresh. Datasets are built once, in this process, before any run starts. Workers end
-when the sweep's process ends, even by kill -9. On Ray, bench.cluster sends each job its dataset
-and brings its run directories home.
+when the sweep's process ends, even by kill -9. On Ray, bench.cluster dispatches the same jobs,
+sends each its dataset and brings its run directories home.
 """
 
 from __future__ import annotations
@@ -230,46 +230,26 @@ def prepare_datasets(datasets: list[str], env: str | None, show_progress: bool) 
         ensure_dataset(resolve_card(d, env), show_progress)
 
 
-@dataclass(frozen=True)
-class RayOptions:
-    """How a sweep uses a Ray cluster (bench.cluster)."""
-
-    address: str | None = None  # None: start Ray on this machine
-    shared_results: bool = False  # every node sees the results folder: jobs write in place
-    retries: int = 2  # runs of a job again after its worker or node was lost
-
-
 def execute(
     jobs: list[Planned],
     spec: SweepSpec,
-    executor: str = "local",
-    ray: RayOptions | None = None,
     on_update: Callable[[Cell, str, dict | None], None] | None = None,
 ) -> list[dict]:
-    """Run the non-skipped cells, grouped into jobs; on_update(cell, state, result) sees
-    'running' (and on Ray 'queued' and 'retried') and the end of each cell."""
-    return execute_grids([(jobs, spec)], executor, ray, on_update)
+    """Run the non-skipped cells, grouped into jobs, on the local pool; on_update(cell, state,
+    result) sees 'running' and the end of each cell (bench.cluster.execute_grids: on Ray)."""
+    return execute_grids([(jobs, spec)], on_update)
 
 
 def execute_grids(
     grids: list[tuple[list[Planned], SweepSpec]],
-    executor: str = "local",
-    ray: RayOptions | None = None,
     on_update: Callable[[Cell, str, dict | None], None] | None = None,
 ) -> list[dict]:
-    """Several grids (each with its own options) dispatched to one pool: execute for each."""
+    """Several grids (each with its own options) dispatched to one local pool: execute for
+    each."""
     todo = [(job, spec) for jobs, spec in grids for job in group_jobs(jobs, spec)]
     if not grids:
         return []
-    first = grids[0][1]
-    if executor == "local":
-        return _execute_local(todo, first.workers, on_update)
-    if executor == "ray":
-        from bench.cluster import execute as on_ray
-
-        ray = ray or RayOptions()
-        return on_ray(todo, ray.address, ray.shared_results, ray.retries, on_update)
-    raise BenchError(f"unknown executor '{executor}'; choose local or ray")
+    return _execute_local(todo, grids[0][1].workers, on_update)
 
 
 def _notify(on_update, cell, state, result=None):

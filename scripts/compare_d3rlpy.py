@@ -206,9 +206,9 @@ def report(args) -> None:
     import numpy as np
     import pandas as pd
 
-    from bench.analysis.bootstrap import interval_estimate
-    from bench.analysis.metrics import aggregate_iqm
     from bench.analysis.scores import ScoreSpec, load_results
+    from bench.stats.bootstrap import interval_estimate
+    from bench.stats.metrics import aggregate_iqm
 
     peer = pd.read_csv(args.d3rlpy)
     results = load_results(args.results, ScoreSpec("final", args.last_k))

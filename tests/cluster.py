@@ -97,6 +97,7 @@ class Cluster:
         self.holder: subprocess.Popen | None = None
         self.head: subprocess.Popen | None = None
         self.worker: subprocess.Popen | None = None
+        self.worker_id: str | None = None  # the worker node's Ray node id
         self.net_ns: str | None = None
 
     # -- lifecycle --
@@ -137,10 +138,37 @@ class Cluster:
         ray_start = " ".join([str(BIN / "ray"), "start", "--block", "--address", ADDRESS,
                               *self._node_args(self.worker_cpus)])  # fmt: skip
         script = f"mount -t tmpfs none {self.driver} && exec {ray_start}"
-        before = self.alive_nodes()
         self.worker = self._popen(["unshare", "-m", "--propagation", "private", "sh", "-c",
                                    script], env)  # fmt: skip
-        self.wait_nodes(len(before) + 1)
+        # up once the cluster lists its raylet's node as alive (a node killed just before may
+        # still be listed too, until the cluster notices: counting nodes would race with that)
+        deadline = time.monotonic() + 120
+        while True:
+            node = self._worker_raylet_node()
+            if node is not None and node in {n["id"] for n in self.alive_nodes()}:
+                self.worker_id = node
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the worker node did not come up:\n{self._logs()}")
+            time.sleep(1)
+
+    def _worker_raylet_node(self) -> str | None:
+        """The node id of the raylet in the worker's mount namespace, once it runs."""
+        ns = _ns_of(self.worker.pid, "mnt")
+        if ns is None or ns == _ns_of(os.getpid(), "mnt"):  # not yet in a namespace of its own
+            return None
+        for pid in _pids_in("mnt", ns):
+            try:
+                args = Path(f"/proc/{pid}/cmdline").read_text().split("\0")
+            except OSError:
+                continue
+            for arg in args:
+                if arg.startswith("--node_id="):
+                    return arg.split("=", 1)[1]
+        return None
+
+    def _logs(self) -> str:
+        return "".join(p.read_text()[-2000:] for p in sorted(self.root.glob("node-*.log")))
 
     def _node_args(self, cpus: int) -> list[str]:
         return ["--node-ip-address", "127.0.0.1", "--num-cpus", str(cpus), "--temp-dir",
@@ -195,8 +223,7 @@ class Cluster:
             if len(nodes) >= n:
                 return nodes
             if time.monotonic() > deadline:
-                logs = "".join(p.read_text()[-2000:] for p in sorted(self.root.glob("node-*.log")))
-                raise RuntimeError(f"{len(nodes)} of {n} Ray nodes came up:\n{logs}")
+                raise RuntimeError(f"{len(nodes)} of {n} Ray nodes came up:\n{self._logs()}")
             time.sleep(1)
 
     def bench(self, *args, timeout: float = 600, env_extra: dict | None = None,

@@ -159,7 +159,6 @@ def test_a_lost_node_costs_one_retry_and_each_cell_ends_once(cluster):
 def test_a_lost_node_with_shared_results_resumes_from_its_checkpoint(cluster):
     c = cluster
     results = c.shared / "lost"
-    worker = {n["id"] for n in c.alive_nodes()}
     # a relative results folder is the driver's (a node's processes work in another folder)
     sweep = c.bench("sweep", "--algo", "bc", "--dataset", "cartpole-mixed", "--seeds", "0-1",
                     *LONG, *RAY, "--shared-results", "--results-dir", "shared/lost",
@@ -168,12 +167,12 @@ def test_a_lost_node_with_shared_results_resumes_from_its_checkpoint(cluster):
     def on_worker_with_checkpoint():
         for cfg_file in results.glob("runs/*/config.json"):
             cfg = json.loads(cfg_file.read_text())
-            if (cfg_file.parent / "checkpoint.pt").exists() and c.worker_node in nodes_of(cfg):
+            if (cfg_file.parent / "checkpoint.pt").exists() and c.worker_id in nodes_of(cfg):
                 return cfg_file.parent
         return None
 
+    lost = c.worker_id
     try:
-        c.worker_node = _worker_node_id(c, worker)
         _wait_for(on_worker_with_checkpoint, "a checkpoint written by the worker node")
         c.kill_worker()
         code, out = _finish(sweep)
@@ -186,24 +185,8 @@ def test_a_lost_node_with_shared_results_resumes_from_its_checkpoint(cluster):
     resumed = [(d, cfg) for [(d, cfg)] in runs.values() if len(cfg.get("nodes", [])) == 2]
     assert len(resumed) == 1, "the lost job did not resume its run"
     d, cfg = resumed[0]
-    assert nodes_of(cfg)[0] == c.worker_node and nodes_of(cfg)[1] != c.worker_node
+    assert nodes_of(cfg)[0] == lost and nodes_of(cfg)[1] != lost
     assert pd.read_parquet(d / "eval.parquet").step.tolist() == list(range(100, 801, 100))
-
-
-def _worker_node_id(c, alive: set[str]) -> str:
-    """The worker node's id: the node whose raylet runs in the worker's mount namespace."""
-    ns = os.readlink(f"/proc/{c.worker.pid}/ns/mnt")
-    for pid in _pids_in("mnt", ns):
-        try:
-            cmd = open(f"/proc/{pid}/cmdline").read().split("\0")
-        except OSError:
-            continue
-        for arg in cmd:
-            if arg.startswith("--node_id="):
-                node = arg.split("=", 1)[1]
-                assert node in alive
-                return node
-    raise AssertionError("the worker node's raylet was not found")
 
 
 def test_a_cluster_without_a_node_big_enough_is_one_line(cluster):

@@ -2,6 +2,8 @@
 
     cards -> datasets -> OfflineData -> algorithm -> run loop -> results -> analysis -> cli
 
+One package per floor (ORDER), so an import cycle between two packages fails too.
+
 Every `import bench...` in the package (at module level or inside a function) is checked
 against this table; an import that runs back up the flow fails the test.
 """
@@ -13,24 +15,21 @@ import pytest
 
 import bench
 
-FLOORS = {
-    0: ["bench.types", "bench.errors", "bench.seeding", "bench.progress"],
-    1: ["bench.envs", "bench.nets", "bench.results"],
-    2: ["bench.data"],
-    3: ["bench.evaluate", "bench.algos"],
-    4: ["bench.collect"],
-    5: ["bench.run"],
-    6: [
-        "bench.analysis",
-        "bench.ope",
-        "bench.sweep",
-        "bench.cluster",
-        "bench.suite",
-        "bench.perf",
-        "bench.testing",
-    ],
-    7: ["bench.cli"],
-}
+#: One package (or top-level module) per floor, in the order of the data flow: a module may
+#: import only from its own package and from lower floors, so no two packages import each other.
+ORDER = [
+    "bench.errors", "bench.types", "bench.seeding", "bench.progress",  # the vocabulary
+    "bench.stats",  # metrics and the bootstrap on plain arrays
+    "bench.results",  # the tables' schema, atomic writes, the store
+    "bench.envs", "bench.nets",
+    "bench.data",  # cards, Minari, OfflineData, validation
+    "bench.evaluate", "bench.algos", "bench.collect",
+    "bench.run",  # the run identity, the loop, checkpoints
+    "bench.testing", "bench.perf", "bench.ope", "bench.analysis",
+    "bench.sweep", "bench.cluster", "bench.suite",
+    "bench.cli",
+]  # fmt: skip
+FLOORS = {floor: [name] for floor, name in enumerate(ORDER)}
 PACKAGE = Path(bench.__file__).parent
 
 
@@ -79,3 +78,9 @@ def test_floor_zero_imports_nothing_of_bench_but_itself():
 def test_every_module_has_a_floor():
     for path in MODULES:
         floor_of(module_name(path))
+
+
+def test_every_package_has_a_floor_of_its_own():
+    packages = {module_name(p).split(".")[1] for p in MODULES}
+    assert sorted(f"bench.{p}" for p in packages) == sorted(ORDER)
+    assert all(len(names) == 1 for names in FLOORS.values())

@@ -76,8 +76,8 @@ def test_out_of_range_is_refused(args):
 
 #: How the package may seed an env or make a generator: only through the plan. Files that
 #: seed nothing a result depends on are exempt: timing data (perf), bootstrap resampling
-#: (its seed is the user's --seed of the statistics).
-EXEMPT = {"seeding.py", "perf.py", "analysis/bootstrap.py"}
+#: (its seed is the user's --seed of the statistics), the contract checks' random batches.
+EXEMPT = {"seeding.py", "perf.py", "stats/bootstrap.py", "testing.py"}
 SEEDING = re.compile(r"manual_seed\(|default_rng\(|np\.random\.seed\(|reset\(seed=|\.seed\(")
 FROM_PLAN = re.compile(r"env_seed|stream_seed|seeding\.rng|derive_seed|HOLDOUT_SEED|_episode_seed|"
                        r"ep_seed|env_seeds|int\(seed\)")  # fmt: skip

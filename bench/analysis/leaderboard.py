@@ -20,17 +20,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.analysis.bootstrap import (
+from bench.analysis.scores import SCORED_CURVE, Results, ScoreSpec, load_results, per_task
+from bench.errors import BenchError
+from bench.results.schema import runs_dir
+from bench.run.config import VERSION_PARTS
+from bench.stats.bootstrap import (
     BOOTSTRAP_REPS,
     CONFIDENCE,
     interval_estimate,
     pair_interval_estimate,
 )
-from bench.analysis.metrics import AGGREGATES, iqm_r, mean_r, median_r, probability_of_improvement
-from bench.analysis.scores import SCORED_CURVE, Results, ScoreSpec, load_results, per_task
-from bench.errors import BenchError
-from bench.results.schema import runs_dir
-from bench.run.config import VERSION_PARTS
+from bench.stats.metrics import AGGREGATES, iqm_r, mean_r, median_r, probability_of_improvement
 
 RUN_METRICS = {"mean": mean_r, "median": median_r, "iqm": iqm_r}
 

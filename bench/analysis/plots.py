@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.analysis.bootstrap import BOOTSTRAP_REPS, stratified_bootstrap
 from bench.analysis.leaderboard import Board, leaderboard
 from bench.analysis.scores import ScoreSpec, load_results, per_task
 from bench.errors import BenchError
 from bench.results.schema import atomic_write_bytes, runs_dir
+from bench.stats.bootstrap import BOOTSTRAP_REPS, stratified_bootstrap
 
 KINDS = ("curves", "bars", "profile")
 #: Paper-size figures: a two-column figure is ~7 inches wide.

@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.analysis.bootstrap import BOOTSTRAP_REPS, pair_interval_estimate
 from bench.analysis.leaderboard import Board, fmt_ci, fmt_duration, leaderboard, protocol_line
-from bench.analysis.metrics import probability_of_improvement
 from bench.analysis.scores import ScoreSpec, per_task
 from bench.errors import BenchError
 from bench.results.schema import atomic_write_bytes
+from bench.stats.bootstrap import BOOTSTRAP_REPS, pair_interval_estimate
+from bench.stats.metrics import probability_of_improvement
 
 #: The reference every row is compared with (P(X > bc) on the same dataset).
 REFERENCE = "bc"

@@ -156,8 +156,7 @@ def sweep_cmd(
 
 def ray_options(executor: str, address: str | None, shared_results: bool, retries: int | None):
     """The Ray options of a sweep, checked: given only with --executor ray."""
-    from bench.cluster import MAX_RETRIES
-    from bench.sweep import RayOptions
+    from bench.cluster import MAX_RETRIES, RayOptions
 
     given = [name for name, v in (("--address", address), ("--shared-results", shared_results),
                                   ("--retries", retries)) if v not in (None, False)]  # fmt: skip
@@ -270,8 +269,10 @@ def run_grids(specs: list, executor: str, on_ray, quiet: bool) -> None:
     )
     seeds = sorted({s for spec in specs for s in spec.seeds})
     view = _GridView(jobs, seeds)
+    if executor == "ray":
+        from bench.cluster import execute_grids
     if quiet:
-        results = execute_grids(planned, executor, on_ray)
+        results = execute_grids(planned, on_ray) if executor == "ray" else execute_grids(planned)
     else:
         console = stdout if stdout.is_terminal else wide_console()
         update = view.update
@@ -284,7 +285,8 @@ def run_grids(specs: list, executor: str, on_ray, quiet: bool) -> None:
                     console.print(line, markup=False, soft_wrap=True)
 
         with Live(view, console=console, refresh_per_second=2):
-            results = execute_grids(planned, executor, on_ray, update)
+            results = (execute_grids(planned, on_ray, update) if executor == "ray"
+                       else execute_grids(planned, update))  # fmt: skip
         stdout.print()
     failed = [r for r in results if not r["ok"]]
     for r in failed:

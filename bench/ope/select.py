@@ -21,8 +21,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from bench.analysis.bootstrap import interval_estimate
-from bench.analysis.selection import pick_order_c, seed_metrics
 from bench.errors import BenchError
 from bench.evaluate import EVAL_DISCOUNT, normalized_score
 from bench.ope import proxies
@@ -37,6 +35,8 @@ from bench.ope.candidates import (
 )
 from bench.ope.fqe import FQE, FQEConfig, settings
 from bench.results.schema import atomic_write_table
+from bench.stats.bootstrap import interval_estimate
+from bench.stats.selection import pick_order_c, seed_metrics
 from bench.types import EnvInfo
 
 METHODS = ("fqe", "q0", "td", "likelihood", "last", "random")

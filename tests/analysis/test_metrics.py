@@ -4,12 +4,13 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from bench.analysis.bootstrap import (
+from bench.analysis.scores import seed_list
+from bench.stats.bootstrap import (
     interval_estimate,
     pair_interval_estimate,
     stratified_bootstrap,
 )
-from bench.analysis.metrics import (
+from bench.stats.metrics import (
     AGGREGATES,
     aggregate_iqm,
     aggregate_mean,
@@ -20,7 +21,6 @@ from bench.analysis.metrics import (
     median_r,
     probability_of_improvement,
 )
-from bench.analysis.scores import seed_list
 
 
 def test_iqm_of_a_known_vector_drops_the_outer_quarters():

@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.analysis.bootstrap import (
+from bench.stats.bootstrap import (
     pair_interval_estimate,
     percentile_interval,
     stratified_bootstrap,
 )
-from bench.analysis.metrics import AGGREGATES, probability_of_improvement
+from bench.stats.metrics import AGGREGATES, probability_of_improvement
 
 FIXTURE = Path(__file__).parent / "fixtures" / "rliable" / "rliable_reference.json"
 REF = json.loads(FIXTURE.read_text())

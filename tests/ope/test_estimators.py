@@ -5,16 +5,16 @@ import numpy as np
 import pytest
 import torch
 
-from bench.analysis.selection import (
+from bench.data.data import OfflineData
+from bench.ope import proxies
+from bench.ope.candidates import initial_rows
+from bench.ope.fqe import FQE, FQEConfig
+from bench.stats.selection import (
     expected_random_regret,
     rank_correlation,
     regret_at_k,
     seed_metrics,
 )
-from bench.data.data import OfflineData
-from bench.ope import proxies
-from bench.ope.candidates import initial_rows
-from bench.ope.fqe import FQE, FQEConfig
 from bench.types import EnvInfo
 from tests.ope.chain import INFO, chain_data, q_table, state_of_rows, v_right, v_stay
 

@@ -185,9 +185,9 @@ def test_bf16_learns_what_fp32_learns(algo, dataset, steps, batch, minari_root, 
     behavior): the probability that a bf16 run beats an fp32 run has a 95% CI around 0.5."""
     import numpy as np
 
-    from bench.analysis.bootstrap import pair_interval_estimate
-    from bench.analysis.metrics import aggregate_iqm, probability_of_improvement
     from bench.run.loop import run_job
+    from bench.stats.bootstrap import pair_interval_estimate
+    from bench.stats.metrics import aggregate_iqm, probability_of_improvement
 
     scores, behavior = {}, None
     for p in precision.PRECISIONS:

@@ -4,7 +4,7 @@ Edge of the Statistical Precipice", NeurIPS 2021; the rliable method).
 Stratified bootstrap (rliable's StratifiedBootstrap, task_bootstrap=False): each resample draws
 every task's runs with replacement *within that task*, so each task keeps its number of runs
 (a task with one run keeps that run in every resample); tasks themselves are never resampled.
-The statistic sees the resampled tasks as a list, as the aggregates of bench.analysis.metrics
+The statistic sees the resampled tasks as a list, as the aggregates of bench.stats.metrics
 take them. For a pair of algorithms (probability of improvement) X and Y are resampled
 independently, each stratified per task (rliable's StratifiedIndependentBootstrap).
 

@@ -8,7 +8,7 @@ Evaluation", ICLR 2021, arXiv:2103.16596), per seed over that seed's candidates:
                  value estimates only: fqe and q0; the true value is the evaluation's mean
                  discounted return at the estimator's gamma, both mapped by the dataset's refs)
 
-then, over seeds, the mean and its bootstrap CI (bench.analysis.bootstrap; stratified by cell
+then, over seeds, the mean and its bootstrap CI (bench.stats.bootstrap; stratified by cell
 when cells are pooled). Arrays are named by their axes: _c candidates, _s seeds.
 
 Baselines: `last` picks the last checkpoint (its estimate is the step); `random` picks uniformly,
