@@ -1,4 +1,4 @@
-# bench: make install | test | test-slow | demo | benchmark | perf | lint
+# bench: make install | test | test-integration | test-slow | demo | benchmark | perf | lint
 VENV       ?= .venv
 PYTHON     ?= python3
 PY         := $(VENV)/bin/python
@@ -11,7 +11,7 @@ STAMP      := $(VENV)/.installed
 # one torch thread per process while tests run side by side
 TEST_ENV   := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
-.PHONY: install test smoke-check test-slow demo benchmark perf lint clean
+.PHONY: install test test-integration smoke-check test-slow demo benchmark perf lint clean
 
 install: $(STAMP)
 
@@ -32,6 +32,11 @@ smoke-check: install
 	MINARI_DATASETS_PATH=$(abspath $(SMOKE_DIR))/minari \
 	  $(BENCH) suite run smoke --results-dir $(SMOKE_DIR) --workers 2 --quiet
 	$(BENCH) check --results $(SMOKE_DIR) --baseline results/baselines/smoke.parquet
+
+# the integration tests: a two-node Ray cluster on loopback (needs root; skips otherwise), a plugin
+# installed into a fresh venv, Ray started locally. CI runs them after `make test`.
+test-integration: install
+	$(TEST_ENV) $(PY) -m pytest -q -n 2 --dist loadgroup -m integration
 
 test-slow: install
 	$(PY) -m pytest -q -m slow

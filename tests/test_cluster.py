@@ -15,7 +15,7 @@ import pytest
 from tests.cluster import ADDRESS, Cluster, _pids_in, available
 
 WHY = available()
-pytestmark = [pytest.mark.xdist_group("cluster"),
+pytestmark = [pytest.mark.xdist_group("cluster"), pytest.mark.integration,
               pytest.mark.skipif(WHY is not None, reason=f"no test cluster: {WHY}")]  # fmt: skip
 
 TINY = ["--steps", "40", "--eval-every", "20", "--eval-episodes", "2", "--final-episodes", "0",

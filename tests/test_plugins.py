@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 PLUGIN = Path(__file__).parent / "plugin_pkg"
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")

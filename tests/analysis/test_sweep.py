@@ -63,6 +63,7 @@ def test_local_sweep_resumes_a_stopped_run_then_skips_complete_ones(tiny_cartpol
     assert again.returncode == 0 and "0 new, 0 to resume, 2 complete" in again.stdout
 
 
+@pytest.mark.integration
 @pytest.mark.xdist_group("sweep")
 def test_ray_sweep_with_a_local_two_cpu_ray(tiny_cartpole, tmp_path):
     pytest.importorskip("ray")
