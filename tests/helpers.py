@@ -56,3 +56,33 @@ def refused(monkeypatch, capsys, argv: list[str], message: str) -> str:
     assert len(err) == 1 and err[0].startswith("bench: error: "), err
     assert message in err[0], err
     return err[0]
+
+
+KILLPOINT = Path(__file__).parent / "killpoint"
+
+
+def killed_at(point: str, *args, timeout=600) -> subprocess.CompletedProcess:
+    """`bench ARGS` in a subprocess that kills itself (SIGKILL) at `point`, NAME:K:WHERE
+    (tests/killpoint/sitecustomize.py): e.g. checkpoint.pt:3:after. Fails loudly when the
+    process was not killed there (it ended on its own, or another way)."""
+    cmd = [str(BENCH)] if BENCH.exists() else [sys.executable, "-m", "bench.cli"]
+    path = os.pathsep.join(p for p in (str(KILLPOINT), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "BENCH_TEST_KILL": point, "PYTHONPATH": path}
+    res = subprocess.run(cmd + no_final(args), capture_output=True, text=True, env=env,
+                         timeout=timeout)  # fmt: skip
+    assert res.returncode == -9, f"not killed at {point} (exit {res.returncode}): {res.stderr}"
+    return res
+
+
+def wait_for(predicate, what: str, timeout: float = 300, every: float = 0.05):
+    """Poll until predicate() is true; an AssertionError naming `what` when it never is."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(every)

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import json
 import os
-import time
 
 import pandas as pd
 import pytest
 
 from tests.cluster import ADDRESS, Cluster, _pids_in, available
+from tests.helpers import wait_for
 
 WHY = available()
 pytestmark = [pytest.mark.xdist_group("cluster"), pytest.mark.integration,
@@ -115,14 +115,6 @@ def test_a_node_whose_dataset_differs_fails_its_jobs_in_one_line(cluster):
     assert len(runs_of(c.driver / "differs")) == 4 - len(failed)
 
 
-def _wait_for(predicate, what: str, timeout: float = 300):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
-
-
 def _finish(proc, timeout: float = 600):
     out, err = proc.communicate(timeout=timeout)
     return proc.returncode, out + err
@@ -136,7 +128,7 @@ def test_a_lost_node_costs_one_retry_and_each_cell_ends_once(cluster):
     sweep = c.bench("sweep", "--algo", "bc", "--dataset", "cartpole-mixed", "--seeds", "0-1",
                     *logged, *RAY, "--results-dir", results, background=True)  # fmt: skip
     try:
-        _wait_for(lambda: any(c.worker_scratch.glob("*/runs/*/checkpoint.pt")),
+        wait_for(lambda: any(c.worker_scratch.glob("*/runs/*/checkpoint.pt")),
                   "a checkpoint on the worker node")  # fmt: skip
         lost = json.loads(next(c.worker_scratch.glob("*/runs/*/config.json")).read_text())
         c.kill_worker()
@@ -173,7 +165,7 @@ def test_a_lost_node_with_shared_results_resumes_from_its_checkpoint(cluster):
 
     lost = c.worker_id
     try:
-        _wait_for(on_worker_with_checkpoint, "a checkpoint written by the worker node")
+        wait_for(on_worker_with_checkpoint, "a checkpoint written by the worker node")
         c.kill_worker()
         code, out = _finish(sweep)
     finally:

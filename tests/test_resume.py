@@ -1,16 +1,10 @@
 """Resume after SIGKILL: one row per evaluation, no duplicates or gaps, and the same scores as an
 uninterrupted run with the same seed."""
 
-import os
-import random
-import signal
-import subprocess
-import sys
-import time
-
 import pandas as pd
+import pytest
 
-from tests.helpers import BENCH, bench
+from tests.helpers import bench, killed_at
 
 ARGS = [
     "run", "--algo", "discrete_bcq", "--dataset", "cartpole-mixed", "--seed", "5",
@@ -29,40 +23,43 @@ def run_dir_of(results):
     return d
 
 
-def test_kill_at_a_random_moment_then_resume_matches_an_uninterrupted_run(tiny_cartpole, tmp_path):
-    args = [*ARGS, "--final-episodes", "10"]  # the final evaluation is resumed too
-    ref = bench(*args, "--results-dir", tmp_path / "ref")
+@pytest.fixture(scope="module")
+def uninterrupted(tiny_cartpole, tmp_path_factory):
+    results = tmp_path_factory.mktemp("ref")
+    ref = bench(*ARGS, "--final-episodes", "10", "--results-dir", results)
     assert ref.returncode == 0, ref.stderr
-    expected = pd.read_parquet(run_dir_of(tmp_path / "ref") / "eval.parquet")
-    assert expected.step.tolist() == list(range(50, 1501, 50))
-
-    results = tmp_path / "killed"
-    cmd = [str(BENCH)] if BENCH.exists() else [sys.executable, "-m", "bench.cli"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(
-        cmd + args + ["--results-dir", str(results)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    deadline = time.time() + 120
-    while time.time() < deadline and not list(results.glob("runs/*/checkpoint.pt")):
-        time.sleep(0.05)
-    time.sleep(random.uniform(0.0, 0.8))  # somewhere after the first checkpoint
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
     run_dir = run_dir_of(results)
-    killed_at = len(pd.read_parquet(run_dir / "eval.parquet"))
-    assert 1 <= killed_at < len(expected), killed_at  # the kill did interrupt the run
+    expected = pd.read_parquet(run_dir / "eval.parquet")
+    assert expected.step.tolist() == list(range(50, 1501, 50))
+    return run_dir
+
+
+#: Where the run is killed: right after its 3rd checkpoint; halfway through writing its 5th
+#: evaluation's table (the temp file half written, never renamed); halfway through its final
+#: evaluation's table (the final evaluation is resumed too).
+KILL_POINTS = ["checkpoint.pt:3:after", "eval.parquet:5:mid-write", "final.parquet:1:mid-write"]
+
+
+@pytest.mark.parametrize("point", KILL_POINTS)
+def test_kill_then_resume_matches_an_uninterrupted_run(uninterrupted, point, tmp_path):
+    results = tmp_path / "killed"
+    killed_at(point, *ARGS, "--final-episodes", "10", "--results-dir", results)
+    run_dir = run_dir_of(results)
+    expected = pd.read_parquet(uninterrupted / "eval.parquet")
+    killed_at_rows = len(pd.read_parquet(run_dir / "eval.parquet"))
+    assert 1 <= killed_at_rows <= len(expected), killed_at_rows
 
     res = bench("run", "--resume", run_dir, "--quiet")
     assert res.returncode == 0, res.stderr
+    assert not list(run_dir.glob(".*.tmp"))  # the half-written temp file is gone
     got = pd.read_parquet(run_dir / "eval.parquet")
-    assert got.step.tolist() == list(range(50, 1501, 50)), (killed_at, got.step.tolist())
+    assert got.step.tolist() == list(range(50, 1501, 50)), (killed_at_rows, got.step.tolist())
     pd.testing.assert_frame_equal(got[COLS], expected[COLS])
-    final = pd.read_parquet(run_dir_of(tmp_path / "ref") / "final.parquet")
+    final = pd.read_parquet(uninterrupted / "final.parquet")
     assert final.episodes.tolist() == [10] and final.step.tolist() == [1500]
     pd.testing.assert_frame_equal(pd.read_parquet(run_dir / "final.parquet")[COLS], final[COLS])
     # training stats too, apart from the speed column
-    a = pd.read_parquet(run_dir_of(tmp_path / "ref") / "train.parquet")
+    a = pd.read_parquet(uninterrupted / "train.parquet")
     pd.testing.assert_frame_equal(
         stats_without_speed(pd.read_parquet(run_dir / "train.parquet")), stats_without_speed(a)
     )

@@ -137,9 +137,8 @@ def test_kill_9_of_a_sweep_ends_its_workers_and_a_rerun_runs_each_seed_once(
     import signal
     import subprocess
     import sys
-    import time
 
-    from tests.helpers import BENCH, NO_FINAL
+    from tests.helpers import BENCH, NO_FINAL, wait_for
 
     args = ["sweep", *NO_FINAL, "--algo", "bc", "--dataset", "cartpole-mixed", "--seeds", "0-1",
             "--steps", "3000", "--eval-every", "100", "--eval-episodes", "1",
@@ -148,17 +147,14 @@ def test_kill_9_of_a_sweep_ends_its_workers_and_a_rerun_runs_each_seed_once(
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(cmd + args, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)  # fmt: skip
-    deadline = time.time() + 300
-    while time.time() < deadline and len(list(tmp_path.glob("runs/*/checkpoint.pt"))) < 2:
-        time.sleep(0.1)
+    wait_for(lambda: len(list(tmp_path.glob("runs/*/checkpoint.pt"))) >= 2,
+             "both runs' first checkpoints", every=0.1)  # fmt: skip
     workers = _children(proc.pid)
     assert workers, "the sweep started no worker processes"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    deadline = time.time() + 60  # the workers notice within a second or so
-    while time.time() < deadline and any(_alive(p) for p in workers):
-        time.sleep(0.2)
-    assert not any(_alive(p) for p in workers), "orphaned workers still running"
+    # the workers notice within a second or so
+    wait_for(lambda: not any(_alive(p) for p in workers), "the orphaned workers to end", 60)
     resumed = bench(*args)
     assert resumed.returncode == 0, resumed.stderr
     assert "0 new, 2 to resume" in resumed.stdout

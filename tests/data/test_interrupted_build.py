@@ -7,7 +7,7 @@ import sys
 import time
 
 from bench.data.minari_io import dataset_exists
-from tests.helpers import BENCH
+from tests.helpers import BENCH, wait_for
 
 
 def test_killed_build_leaves_nothing_and_the_next_build_is_clean(tmp_path, monkeypatch):
@@ -19,9 +19,7 @@ def test_killed_build_leaves_nothing_and_the_next_build_is_clean(tmp_path, monke
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     staging = root / ".bench-staging"
-    deadline = time.time() + 60
-    while not (staging.is_dir() and any(staging.iterdir())) and time.time() < deadline:
-        time.sleep(0.1)
+    wait_for(lambda: staging.is_dir() and any(staging.iterdir()), "the build's staging folder", 60)
     time.sleep(1.0)  # mid-collection
     proc.send_signal(signal.SIGKILL)
     proc.wait()

@@ -8,12 +8,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import pandas as pd
 import pytest
 
-from tests.helpers import BENCH, bench, train
+from tests.helpers import BENCH, bench, train, wait_for
 
 SMALL = dict(algo="bc", dataset="cartpole-mixed", steps=40, eval_every=20, eval_episodes=1,
              batch_size=16, overrides={"hidden_sizes": "16,16"})  # fmt: skip
@@ -107,9 +106,7 @@ def test_ctrl_c_is_one_line_and_the_run_resumes(tiny_cartpole, tmp_path):
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             start_new_session=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
-    deadline = time.time() + 300
-    while time.time() < deadline and not list(tmp_path.glob("runs/*/checkpoint.pt")):
-        time.sleep(0.05)
+    wait_for(lambda: list(tmp_path.glob("runs/*/checkpoint.pt")), "the run's first checkpoint")
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130 and err.strip().splitlines() == ["bench: interrupted"], err
