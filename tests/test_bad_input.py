@@ -192,7 +192,6 @@ CASES = [
     Case("td3_bc on discrete data", ["--algo", "td3_bc", *FUZZ],
          "'td3_bc' does not handle discrete actions"),
     # devices other than cpu and cuda
-    Case("device tpu", ["--algo", "bc", *FUZZ, "--device", "tpu"], "device 'tpu' is not available"),
     Case("device meta", ["--algo", "bc", *FUZZ, "--device", "meta"],
          "device 'meta' is not available: bench runs on cpu or cuda"),
     Case("device hpu", ["--algo", "bc", *FUZZ, "--device", "hpu"], "device 'hpu' is not available"),
