@@ -1,7 +1,10 @@
 """One job: options -> RunConfig -> OfflineData -> updates of S seeds at once -> periodic
 evaluation of all of them -> results/runs/<run_id>/, one directory per seed.
 
-The training loop never touches an environment; evaluation builds its own from the card.
+The units: bench.run.prepare (options to a RunConfig, the data, the algorithm), this module (run
+directories, the update loop, resuming), bench.run.evaluation (evaluations, each with its
+tables and checkpoints), bench.run.checkpoint (checkpoint files and run locks). The training
+loop never touches an environment; evaluation builds its own from the card.
 """
 
 from __future__ import annotations
@@ -17,26 +20,15 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-import gymnasium as gym
 import torch
 
-from bench.algos import get_algorithm
-from bench.algos.base import Algorithm, resolve_config
-from bench.collect.build import card_refs, ensure_dataset
-from bench.data.cards import Card
-from bench.data.catalog import resolve_card
-from bench.data.data import OfflineData, Sampler, held_out_episodes, split_transitions
-from bench.data.identity import content_hash, dataset_identity
-from bench.data.validate import validate
-from bench.envs import make_env
+from bench.data.data import OfflineData
 from bench.errors import BenchError, DatasetError
-from bench.evaluate import EVAL_DISCOUNT, algorithm_returns, normalized_score
-from bench.nets import LeanAdam
+from bench.evaluate import normalized_score
 from bench.progress import progress_bar
 from bench.results import store
 from bench.results.schema import (
     EVAL_SCHEMA,
-    FINAL_TABLE,
     TRAIN_SCHEMA,
     atomic_write_json,
     atomic_write_table,
@@ -47,15 +39,20 @@ from bench.run.checkpoint import (
     remove_stale_temp_files,
     restore,
     run_lock,
-    save_checkpoint,
     stack_checkpoints,
 )
-from bench.run.config import RunConfig, RunOptions, _canonical, check_algorithm, resolve
-from bench.run.policies import save_policies
-from bench.run.precision import check_precision, with_precision
+from bench.run.config import RunConfig, RunOptions
+from bench.run.evaluation import evaluate_and_checkpoint, final_evaluation
+from bench.run.precision import with_precision
+from bench.run.prepare import (  # noqa: F401 - check_device, load_data, prepare: callers' names
+    Prepared,
+    check_device,
+    load_data,
+    prepare,
+    settings_note,
+    setup_job,
+)
 from bench.run.provenance import provenance
-from bench.seeding import env_seed, split_seeds
-from bench.types import EnvInfo
 
 #: Training stats are averaged over windows of this many updates (at most) before logging.
 LOG_WINDOW = 100
@@ -68,103 +65,6 @@ class RunResult:
     eval_rows: list[dict]
     wall_time_s: float
     final_row: dict | None = None  # the final evaluation (final.parquet), when it has one
-
-
-@dataclass
-class Prepared:
-    """A resolved run and what training it needs: the algorithm class, card, dataset."""
-
-    config: RunConfig
-    cls: type[Algorithm]
-    card: Card
-    dataset: object  # minari.MinariDataset
-    ref_min: float
-    ref_max: float
-    observation_space: gym.Space  # the evaluation env's spaces, from the one probe in prepare()
-    action_space: gym.Space
-
-
-def _check_action_kind(cls: type[Algorithm], card: Card, action_space: gym.Space) -> None:
-    kind = "discrete" if isinstance(action_space, gym.spaces.Discrete) else "continuous"
-    if kind not in cls.action_kinds:
-        raise BenchError(
-            f"algorithm '{cls.name}' does not handle {kind} actions (dataset '{card.id}' has them)"
-        )
-
-
-#: Device types a run can use: the CPU, and CUDA GPUs where torch has them.
-DEVICE_TYPES = ("cpu", "cuda")
-
-
-def check_device(device: str) -> torch.device:
-    """The torch device of --device: cpu, cuda, cuda:N, or auto (CUDA when present, else CPU)."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-        if dev.type not in DEVICE_TYPES:
-            raise ValueError(f"bench runs on {' or '.join(DEVICE_TYPES)} (or auto)")
-        torch.empty(0, device=dev)
-    except Exception as e:  # noqa: BLE001 - torch raises several kinds for a bad device
-        first = (str(e).splitlines() or [type(e).__name__])[0]
-        raise BenchError(f"device '{device}' is not available: {first}") from None
-    return dev
-
-
-def prepare(opts: RunOptions, show_progress: bool = True) -> Prepared:
-    """Resolve the options into a RunConfig: the algorithm and its config, the card, the dataset
-    (built when missing) and its hash. Everything a user can get wrong fails here, in one line,
-    before anything is written. The device is resolved (auto -> cuda or cpu) and recorded."""
-    cls = get_algorithm(opts.algo)
-    opts = dataclasses.replace(opts, device=str(check_device(opts.device)))
-    check_precision(opts.precision, opts.device)
-    card = resolve_card(opts.dataset, opts.env)
-    probe = make_env(card.env)  # the evaluation env: the algorithm and the data must fit it
-    probe.close()
-    _check_action_kind(cls, card, probe.action_space)  # before any dataset is built
-    check_algorithm(opts)  # a bad preset or --set before any dataset is built
-    ref_min, ref_max = card_refs(card)  # the card's constants (a Minari id's: its metadata)
-    dataset = ensure_dataset(card, show_progress)
-    built = content_hash(dataset)  # one pass over the data when the metadata has no record
-    config = resolve(opts, card, dataset_identity(built, ref_min, ref_max))
-    _note_reference(card, dataset, built)
-    held_out_episodes(dataset.total_episodes, config.holdout)  # leaves episodes to train on
-    if 0 < dataset.total_steps < config.batch_size:  # an empty one: validation says so
-        raise BenchError(
-            f"--batch-size {config.batch_size:,} is larger than the dataset "
-            f"({dataset.total_steps:,} transitions)"
-        )
-    return Prepared(config, cls, card, dataset, float(ref_min), float(ref_max),
-                    probe.observation_space, probe.action_space)  # fmt: skip
-
-
-def settings_note(prep: Prepared) -> str:
-    """One line: the preset a run uses (and whose defaults it is) and every setting that differs
-    from the algorithm's reference defaults, so one dataset's settings never change unseen with
-    how it was named (a card id, minari:<id>, a file)."""
-    c = prep.config
-    reference = _canonical(dataclasses.asdict(prep.cls.Config()))
-    changed = [f"{k}={v}" for k, v in sorted(c.algo_config.items()) if reference.get(k) != v]
-    if c.preset is None:
-        head = f"{c.algo}: the reference defaults (no preset)"
-    else:
-        whose = " (the dataset card's)" if c.preset == prep.card.train.preset else ""
-        head = f"{c.algo}: preset {c.preset}{whose}"
-    tail = f"; differs from the reference defaults: {', '.join(changed)}" if changed else ""
-    precision = f"; precision {c.precision}" if c.precision != "fp32" else ""
-    return f"bench: {head}{tail}{precision}"
-
-
-def _note_reference(card: Card, dataset, built: str) -> None:
-    """One line on stderr when a full-size build of a card is not its reference build (built by
-    an older bench, or kept with --allow-mismatch): its runs get keys of their own."""
-    ref = card.reference
-    if ref is None or dataset.total_steps != card.size:
-        return
-    if built != ref.content_hash:
-        print(f"bench: note: dataset '{card.id}' is not the card's reference build (content "
-              f"{built[:12]}, reference {ref.content_hash[:12]}): its runs get keys of their "
-              f"own; `bench datasets build {card.id} --force` rebuilds it", file=sys.stderr)  # fmt: skip
 
 
 def run(opts: RunOptions | None = None, show_progress: bool = True, on_eval=None,
@@ -198,7 +98,7 @@ def run_job(opts: RunOptions | None, seeds: list[int], show_progress: bool = Tru
     prep = prepared or prepare(opts, show_progress)
     if opts.threads:
         torch.set_num_threads(opts.threads)
-    algo, sampler, data = _setup(prep, device, seeds)  # the data validated: nothing written yet
+    algo, sampler, data = setup_job(prep, device, seeds)  # the data validated: nothing written yet
     configs = [dataclasses.replace(prep.config, seed=s) for s in seeds]
     dirs: list[Path] = []
     try:
@@ -266,7 +166,7 @@ def _resume(run_dirs: list[Path], opts: RunOptions | None, show_progress: bool,
         results: dict[int, RunResult] = {}
         data = None  # loaded once, shared by the groups
         for members in groups.values():
-            algo, sampler, data = _setup(prep, dev, [saved[i].seed for i in members], data)
+            algo, sampler, data = setup_job(prep, dev, [saved[i].seed for i in members], data)
             first_state = states[members[0]]
             state = None if first_state is None else stack_checkpoints([states[i] for i in members])
             done = _train([run_dirs[i] for i in members], [configs[i] for i in members], prep,
@@ -285,34 +185,6 @@ def read_config(run_dir: Path) -> dict:
             f"--resume {run_dir}: not a bench run directory (no valid config.json)"
         ) from None
     return cfg
-
-
-def load_data(prep: Prepared, device: torch.device) -> OfflineData:
-    """The prepared dataset as tensors on the device, checked against the env's spaces."""
-    data = OfflineData.from_minari(prep.dataset, device, prep.card.env.frame_stack)
-    validate(data, prep.observation_space, prep.action_space, prep.card.minari_id)
-    return data
-
-
-def _setup(prep: Prepared, device: torch.device, seeds: list[int],
-           data: OfflineData | None = None):  # fmt: skip
-    """The algorithm for these seeds, its sampler, and the dataset (loaded, validated and its
-    n-step targets computed, unless a job of the same configuration already did)."""
-    c = prep.config
-    fresh = data is None
-    if fresh:
-        data = load_data(prep, device)
-    info = EnvInfo(obs_shape=data.obs_shape, action_space=prep.action_space)
-    config = resolve_config(prep.cls, c.preset, c.overrides)
-    if c.compile:
-        LeanAdam.keep_out_of_compiled_graphs()
-    algo = prep.cls(config, info, device, seeds)
-    algo.fit_dataset(data)
-    if fresh:
-        gamma, n, normalize = algo.nstep()
-        data.compute_nstep(gamma, n, normalize)
-    rows = split_transitions(data, c.holdout)[0] if c.holdout else None
-    return algo, Sampler(data, c.batch_size, seeds, rows), data
 
 
 def make_run_id(config: RunConfig) -> str:
@@ -392,7 +264,7 @@ def _train(dirs: list[Path], configs: list[RunConfig], prep: Prepared, algo, sam
            show_progress, on_eval) -> list[RunResult]:  # fmt: skip
     """The update loop of a job from step 0, or from a checkpoint's step. Checkpoints at every
     eval, one per seed. Stats stay on the device; they are read once per log window."""
-    c, key, S = prep.config, prep.config.key(), len(configs)
+    c, S = prep.config, len(configs)
     run_ids = [d.name for d in dirs]
     eval_rows: list[list[dict]] = [[] for _ in range(S)]
     train_rows: list[list[dict]] = [[] for _ in range(S)]
@@ -444,80 +316,14 @@ def _train(dirs: list[Path], configs: list[RunConfig], prep: Prepared, algo, sam
                 sums, last_logged, t_window = None, step, now
                 advance(count)
             if evaluate:
-                algo.act_rng.reseed("eval", step)  # a seed's acting noise is its own
-                seeds = [env_seed("eval", cfg.seed) for cfg in configs]
-                t_eval = time.perf_counter()
-                returns, discounted = algorithm_returns(
-                    algo, prep.card.env, c.eval_episodes, seeds, EVAL_DISCOUNT
-                )
-                wall = time.perf_counter() - t0
-                took = time.perf_counter() - t_eval
-                rows = [_eval_row(run_ids[s], key, configs[s], step, wall, returns[s], prep,
-                                  discounted[s], took) for s in range(S)]  # fmt: skip
-                job_state = algo.state_dict()
-                per_seed = split_seeds({"algo": job_state, "sampler": sampler.state_dict()}, S)
-                for s, run_dir in enumerate(dirs):
-                    eval_rows[s].append(rows[s])
-                    atomic_write_table(run_dir / "eval.parquet", eval_rows[s], EVAL_SCHEMA)
-                    atomic_write_table(run_dir / "train.parquet", train_rows[s], TRAIN_SCHEMA)
-                    save_checkpoint(run_dir / "checkpoint.pt", run_ids[s],
-                                    configs[s].fingerprint(), per_seed[s], step, wall,
-                                    eval_rows[s], train_rows[s])  # fmt: skip
-                    if on_eval is not None:
-                        on_eval(rows[s])
-                # the evaluated policies, after the checkpoints (a resume needs only those)
-                save_policies(dirs, run_ids, algo, step, c.keep_policies)
+                rows = evaluate_and_checkpoint(dirs, configs, prep, algo, sampler, step, t0,
+                                               eval_rows, train_rows, on_eval)  # fmt: skip
                 mean = sum(r["normalized_score"] for r in rows) / S
                 describe(f"{title} [score {mean:.1f}" + (" mean]" if S > 1 else "]"))
                 t_window = time.perf_counter()  # evaluation time is not update time
         finals: list[dict | None] = [None] * S
         if c.final_episodes:
             describe(f"{title} [final evaluation: {c.final_episodes} episodes]")
-            finals = _final_evaluation(dirs, configs, prep, algo, t0)
+            finals = final_evaluation(dirs, configs, prep, algo, t0)
     wall = time.perf_counter() - t0
     return [RunResult(dirs[s], configs[s], eval_rows[s], wall, finals[s]) for s in range(S)]
-
-
-def _final_evaluation(dirs: list[Path], configs: list[RunConfig], prep: Prepared, algo,
-                      t0: float) -> list[dict | None]:  # fmt: skip
-    """The last policy of every seed, over final_episodes episodes on env seeds of its own
-    (the seed plan's "final" purpose), written to final.parquet apart from the
-    learning curve. A run is complete once this file exists; a job killed before it resumes from
-    its last checkpoint (the last step's) and only evaluates."""
-    c = prep.config
-    algo.act_rng.reseed("final", c.steps)
-    seeds = [env_seed("final", cfg.seed) for cfg in configs]
-    t_eval = time.perf_counter()
-    returns, discounted = algorithm_returns(
-        algo, prep.card.env, c.final_episodes, seeds, EVAL_DISCOUNT
-    )
-    wall = time.perf_counter() - t0
-    took = time.perf_counter() - t_eval
-    rows: list[dict | None] = []
-    for s, run_dir in enumerate(dirs):
-        rows.append(_eval_row(run_dir.name, c.key(), configs[s], c.steps, wall, returns[s], prep,
-                              discounted[s], took))  # fmt: skip
-        atomic_write_table(run_dir / FINAL_TABLE, [rows[-1]], EVAL_SCHEMA)
-    return rows
-
-
-def _eval_row(run_id, key, config: RunConfig, step: int, wall: float, returns, prep,
-              discounted, eval_time: float) -> dict:  # fmt: skip
-    return {
-        "run_id": run_id,
-        "key": key,
-        "algo": config.algo,
-        "dataset": config.dataset,
-        "seed": config.seed,
-        "step": step,
-        "wall_time_s": wall,
-        "return_mean": float(returns.mean()),
-        "return_std": float(returns.std()),
-        "episodes": len(returns),
-        "ref_min": prep.ref_min,
-        "ref_max": prep.ref_max,
-        "ref_source": prep.card.ref_source,
-        "normalized_score": float(normalized_score(returns.mean(), prep.ref_min, prep.ref_max)),
-        "discounted_return_mean": float(discounted.mean()),
-        "eval_time_s": eval_time,
-    }

@@ -268,11 +268,11 @@ def test_td_and_likelihood_score_the_held_out_episodes(tiny_cartpole, tmp_path, 
 def test_a_run_with_a_holdout_samples_its_training_episodes_only(tiny_cartpole):
     from bench.data.data import split_transitions
     from bench.run.config import RunOptions
-    from bench.run.loop import _setup, prepare
+    from bench.run.prepare import prepare, setup_job
 
     for holdout in (0.25, 0.0):
         prep = prepare(RunOptions(algo="bc", dataset="cartpole-mixed", holdout=holdout), False)
-        _, sampler, data = _setup(prep, torch.device("cpu"), [0, 1])
+        _, sampler, data = setup_job(prep, torch.device("cpu"), [0, 1])
         if holdout:
             assert torch.equal(sampler.rows, split_transitions(data, holdout)[0])
         else:
