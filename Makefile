@@ -1,4 +1,4 @@
-# bench: make install | test | test-integration | test-slow | demo | benchmark | perf | lint
+# bench: make install | test | test-integration | test-slow | demo | benchmark | perf | lint | docs
 VENV       ?= .venv
 PYTHON     ?= python3
 PY         := $(VENV)/bin/python
@@ -11,7 +11,7 @@ STAMP      := $(VENV)/.installed
 # one torch thread per process while tests run side by side
 TEST_ENV   := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
-.PHONY: install test test-integration smoke-check test-slow demo benchmark perf lint clean
+.PHONY: install test test-integration smoke-check test-slow demo benchmark perf lint docs clean
 
 install: $(STAMP)
 
@@ -53,7 +53,7 @@ demo: install
 BENCHMARK_DIR ?= results/core
 benchmark: install
 	$(BENCH) suite run core --results-dir $(BENCHMARK_DIR) --workers 2
-	$(BENCH) suite report core --results-dir $(BENCHMARK_DIR) --readme README.md
+	$(BENCH) suite report core --results-dir $(BENCHMARK_DIR) --readme docs/measured.md
 	$(BENCH) check --results $(BENCHMARK_DIR) --baseline results/baselines/core.parquet --update
 	$(BENCH) leaderboard --results $(BENCHMARK_DIR)
 
@@ -61,8 +61,18 @@ perf: install
 	$(BENCH) perf --json perf.json
 
 lint: install
-	$(PY) -m ruff check bench tests scripts
-	$(PY) -m ruff format --check bench tests scripts
+	$(PY) -m ruff check bench tests scripts docs
+	$(PY) -m ruff format --check bench tests scripts docs
+
+# the documentation site (mkdocs.yml, docs/) into site/; any warning fails it, a broken link or
+# anchor included. The algorithm pages are generated from their configs (docs/hooks.py).
+DOCS_STAMP := $(VENV)/.docs-installed
+$(DOCS_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e '.[docs]'
+	@touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 BENCH_PLUGINS=0 $(PY) -m mkdocs build --strict --quiet
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache site

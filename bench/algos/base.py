@@ -16,10 +16,13 @@ device as [S] tensors; the loop reads them at log windows.
 
 from __future__ import annotations
 
+import ast
 import copy
 import dataclasses
+import inspect
 import math
 import re
+import textwrap
 import types
 import typing
 from abc import ABC, abstractmethod
@@ -251,6 +254,21 @@ def _parse_value(text: str, typ: Any, where: str) -> Any:
 def config_fields(config_cls: type) -> dict[str, Any]:
     hints = typing.get_type_hints(config_cls)
     return {f.name: hints[f.name] for f in dataclasses.fields(config_cls)}
+
+
+def field_docs(config_cls: type) -> dict[str, str]:
+    """The docstring under each dataclass field, read from the source, on one line."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(config_cls)))
+    body = tree.body[0].body
+    docs = {}
+    for a, b in zip(body, body[1:], strict=False):
+        if (
+            isinstance(a, ast.AnnAssign)
+            and isinstance(b, ast.Expr)
+            and isinstance(b.value, ast.Constant)
+        ):
+            docs[a.target.id] = " ".join(str(b.value.value).split())
+    return docs
 
 
 def resolve_config(

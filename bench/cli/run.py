@@ -183,7 +183,7 @@ def algos_cmd():
     import sys
 
     from bench.algos import REGISTRY
-    from bench.algos.base import config_fields
+    from bench.algos.base import config_fields, field_docs
     from bench.algos.plugins import FAILED
 
     for name, cls in sorted(REGISTRY.items()):
@@ -200,29 +200,10 @@ def algos_cmd():
             table.add_column(f"preset {preset}", justify="right")
         table.add_column("meaning")
         defaults = cls.Config()
-        docs = _field_docs(cls.Config)
+        docs = field_docs(cls.Config)
         for key in config_fields(cls.Config):
             cells = [str(cls.presets[p].get(key, "")) for p in cls.presets]
             table.add_row(key, str(getattr(defaults, key)), *cells, docs.get(key, ""))
         stdout.print(table)
     for name, why in sorted(FAILED.items()):
         print(f"bench: warning: algorithm plugin '{name}' not loaded: {why}", file=sys.stderr)
-
-
-def _field_docs(config_cls) -> dict[str, str]:
-    """The one-line docstring under each dataclass field, read from the source."""
-    import ast
-    import inspect
-    import textwrap
-
-    tree = ast.parse(textwrap.dedent(inspect.getsource(config_cls)))
-    body = tree.body[0].body
-    docs = {}
-    for a, b in zip(body, body[1:], strict=False):
-        if (
-            isinstance(a, ast.AnnAssign)
-            and isinstance(b, ast.Expr)
-            and isinstance(b.value, ast.Constant)
-        ):
-            docs[a.target.id] = str(b.value.value).strip()
-    return docs
