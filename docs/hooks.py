@@ -29,7 +29,8 @@ def _algorithms():
 
 def on_config(config):
     """The Algorithms section of the nav: the overview, then one page per algorithm."""
-    pages = ["algorithms/index.md"] + [f"algorithms/{name}.md" for name, _ in _algorithms()]
+    pages = [{"Overview": "algorithms/index.md"}]
+    pages += [f"algorithms/{name}.md" for name, _ in _algorithms()]
     for i, entry in enumerate(config["nav"]):
         if isinstance(entry, dict) and "Algorithms" in entry:
             config["nav"][i] = {"Algorithms": pages}
