@@ -63,6 +63,7 @@ perf: install
 lint: install
 	$(PY) -m ruff check bench tests scripts docs
 	$(PY) -m ruff format --check bench tests scripts docs
+	$(PY) -m mypy
 
 # the documentation site (mkdocs.yml, docs/) into site/; any warning fails it, a broken link or
 # anchor included. The algorithm pages are generated from their configs (docs/hooks.py).

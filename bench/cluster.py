@@ -280,7 +280,7 @@ def _train_here(job: list[Planned], spec: SweepSpec, node: dict, key: str) -> li
     new = [p for p in job if p.action == "new"]
     if resumed:
         for p in resumed:
-            _record_node(p.run_dir, node)
+            _record_node(p.existing_dir, node)
         out += run_cells(resumed, spec)
     if new:
         try:
@@ -329,7 +329,7 @@ def remote_job(job: list[Planned], spec: SweepSpec, ship: Shipment, key: str, sh
                 import ray
 
                 unpack(ray.get(runs[0]), runs_dir(scratch))
-                job = [dataclasses.replace(p, run_dir=runs_dir(scratch) / p.run_dir.name)
+                job = [dataclasses.replace(p, run_dir=runs_dir(scratch) / p.existing_dir.name)
                        if p.action == "resume" else p for p in job]  # fmt: skip
         results = kept + _train_here(job, here, node, key) if job else kept
         by_cell = {(r["cell"]["algo"], r["cell"]["dataset"], r["cell"]["seed"]): r for r in results}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -100,8 +101,8 @@ def init_members(seeds, *modules: nn.Module) -> None:
         g = torch.Generator().manual_seed(derive_seed(seed, "init"))
         for module in modules:
             for m in module.modules():
-                if hasattr(m, "init_member"):
-                    m.init_member(s, g)
+                if (init_member := getattr(m, "init_member", None)) is not None:
+                    init_member(s, g)
 
 
 class MLP(nn.Module):
@@ -118,9 +119,10 @@ class MLP(nn.Module):
         self.out_dim = dims[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        members = self.layers[0].members
+        layers = cast("list[Linear]", self.layers)
+        members = layers[0].members
         x, batch = _flatten(x, members)
-        for i, layer in enumerate(self.layers):
+        for i, layer in enumerate(layers):
             x = layer.flat(x)
             if self.relu_last or i < len(self.layers) - 1:
                 x = torch.relu_(x)  # in place (not on a view): baddbmm's backward needs no output
@@ -128,7 +130,7 @@ class MLP(nn.Module):
 
     def member(self, x: torch.Tensor, j: int) -> torch.Tensor:
         """Ensemble member j of every seed alone (members (S, E)): [S, B, in] -> [S, B, out]."""
-        for i, layer in enumerate(self.layers):
+        for i, layer in enumerate(cast("list[Linear]", self.layers)):
             x = layer.member(x, j)
             if self.relu_last or i < len(self.layers) - 1:
                 x = torch.relu_(x)
@@ -208,7 +210,7 @@ class NatureCNN(nn.Module):
     def _member(self, x: torch.Tensor, m: int) -> torch.Tensor:
         """Member m's trunk on its frames: [B, C, 84, 84] uint8 -> [B, 3136]."""
         x = (x.float() / 255.0).contiguous(memory_format=torch.channels_last)
-        for conv in self.convs:
+        for conv in cast("list[Conv2d]", self.convs):
             x = torch.relu_(conv.member(x, m))
         return x.reshape(x.shape[0], self.out_dim)
 
@@ -229,7 +231,7 @@ class LeanAdam(torch.optim.Adam):
             raise ValueError("LeanAdam takes one parameter group")
         self._lists: tuple | None = None
         # torch.optim wraps the class's step() in hooks; the instance's own attribute skips them
-        self.step = self._lean_step
+        self.step = self._lean_step  # type: ignore[method-assign]
 
     def _state_lists(self) -> tuple:
         """(exp_avgs, exp_avg_sqs, shared step) of every parameter, created as torch's Adam
@@ -260,7 +262,7 @@ class LeanAdam(torch.optim.Adam):
         run builds its optimizers, not at import: importing the compiler costs ~2.5 s, which
         every `bench` command would pay."""
         if not getattr(cls._lean_step, "_torchdynamo_disable", False):
-            cls._lean_step = torch.compiler.disable(cls._lean_step)
+            cls._lean_step = torch.compiler.disable(cls._lean_step)  # type: ignore[method-assign]
 
     @torch.no_grad()
     def _lean_step(self, closure=None):

@@ -25,8 +25,9 @@ import statistics
 import tempfile
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -92,7 +93,7 @@ def check_options(repeats: int, min_time: float, threads: list[int], sizes: list
     if sizes:
         from bench.data.minari_io import free_bytes, free_memory_bytes, with_margin
 
-        folder = tempfile.gettempdir()
+        folder = Path(tempfile.gettempdir())
         need = with_margin(max(sizes) * SYNTHETIC_BYTES_PER_TRANSITION)
         free = free_bytes(folder)
         if free < need:
@@ -206,7 +207,7 @@ BATCH_SIZES = (32, 256)
 ATARI_BATCH = 32
 
 
-def default_cases(seeds: list[int] = (1,), batch_sizes=BATCH_SIZES,
+def default_cases(seeds: Sequence[int] = (1,), batch_sizes=BATCH_SIZES,
                   precisions=("fp32",)) -> list[Case]:  # fmt: skip
     cases = []
     for name in sorted(REGISTRY):
@@ -416,7 +417,7 @@ def measure_acting(threads: int, repeats: int = 3, seeds: int = 1, device: str =
         cls = REGISTRY[name]
         kind = cls.action_kinds[0]
         probe = gym.make(envs[kind].id)
-        info = EnvInfo(probe.observation_space.shape, probe.action_space)
+        info = EnvInfo(probe.observation_space.shape or (), probe.action_space)
         algo = cls(resolve_config(cls), info, dev, list(range(seeds)))
         calls = 0
         act = algo.act
@@ -426,11 +427,11 @@ def measure_acting(threads: int, repeats: int = 3, seeds: int = 1, device: str =
             calls += 1
             return act(obs, mask, deterministic)
 
-        algo.act = counting
+        algo.act = counting  # type: ignore[method-assign]  # counts the calls of this one
         t0 = time.perf_counter()
         algorithm_returns(algo, envs[kind], 10, [1000 * s for s in range(seeds)])
         elapsed = time.perf_counter() - t0
-        algo.act = act
+        algo.act = act  # type: ignore[method-assign]
         rows.append({"algo": name, "env": envs[kind].id, "threads": threads, "seeds": seeds,
                      "envs": 10 * seeds, "device": str(dev),
                      "env_steps_per_s": 10 * seeds * calls / elapsed})  # fmt: skip
@@ -439,11 +440,16 @@ def measure_acting(threads: int, repeats: int = 3, seeds: int = 1, device: str =
                 np.stack([probe.observation_space.sample() for _ in range(10)]),
                 dtype=torch.float32, device=dev,
             )[None]  # fmt: skip
-            batched = _median_time(lambda a=algo, o=obs: a.act(o), 3, repeats, 0.3)
-            looped = _median_time(
-                lambda a=algo, o=obs: [a.act(o[:, i : i + 1]) for i in range(o.shape[1])],
-                3, repeats, 0.3,
-            )  # fmt: skip
+
+            def batched_act(a=algo, o=obs) -> None:
+                a.act(o)
+
+            def looped_act(a=algo, o=obs) -> None:
+                for i in range(o.shape[1]):
+                    a.act(o[:, i : i + 1])
+
+            batched = _median_time(batched_act, 3, repeats, 0.3)
+            looped = _median_time(looped_act, 3, repeats, 0.3)
             rows[-1]["batched_vs_loop_speedup"] = looped / batched
     return rows
 
@@ -559,7 +565,7 @@ def measure_atari_memory(n: int) -> dict:
     from bench.data.minari_io import remove_orphans
 
     base = tempfile.gettempdir()
-    remove_orphans(base, TEMP_PREFIX)
+    remove_orphans(Path(base), TEMP_PREFIX)
     try:
         root = tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", dir=base)
     except OSError as e:

@@ -130,6 +130,7 @@ class _Block:
         """[S, n]: the next n values of each seed's stream."""
         if self.buffer is None or self.pos + n > self.buffer.shape[1]:
             self._refill(max(self.BLOCK, n))
+        assert self.buffer is not None
         out = self.buffer[:, self.pos : self.pos + n]
         self.pos += n
         return out

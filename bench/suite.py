@@ -333,7 +333,8 @@ def own_runs(suite: Suite, results_dir: Path) -> tuple[list[str], list[str]]:
     raw, _, _ = read_runs(results_dir)
     matchers = [_matcher(g, a, d) for g in suite.grids for a in g.algos for d in g.datasets]
     seeds = set(suite.seeds)
-    own, others = [], []
+    own: list[str] = []
+    others: list[str] = []
     for run_id, cfg in sorted(raw.items()):
         try:
             c = RunConfig.from_json(cfg, str(runs_dir(results_dir) / run_id / "config.json"))

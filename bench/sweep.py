@@ -96,6 +96,12 @@ class Planned:
     run_dir: Path | None = None
     step: int = 0  # the last evaluated (checkpointed) step of a run to resume
 
+    @property
+    def existing_dir(self) -> Path:
+        """The run directory of a run that exists (to resume, complete or running)."""
+        assert self.run_dir is not None, f"a {self.action} run has no directory"
+        return self.run_dir
+
 
 #: More seeds than this in one job is refused (networks and optimizer state grow with it).
 MAX_SEEDS_PER_JOB = 1024
@@ -130,7 +136,7 @@ def plan(spec: SweepSpec, configs: dict[tuple[str, str], RunConfig] | None = Non
     raw, evals, finals = read_runs(spec.results_dir)
     last_step = evals.groupby("run_id").step.max().to_dict()
     with_final = set(finals.run_id)
-    by_cell: dict[tuple[str, int], list[str]] = {}
+    by_cell: dict[tuple[str, int | None], list[str]] = {}
     for run_id, cfg in raw.items():
         try:
             key = RunConfig.from_json(cfg, run_id).key()
@@ -204,7 +210,7 @@ def run_cells(job: list[Planned], spec: SweepSpec, prepared=None) -> list[dict]:
     cells = [dataclasses.asdict(p.cell) for p in job]
     try:
         if job[0].action == "resume":
-            results = run_job(opts, [], show_progress=False, resume=[p.run_dir for p in job])
+            results = run_job(opts, [], show_progress=False, resume=[p.existing_dir for p in job])
         else:
             results = run_job(opts, [p.cell.seed for p in job], show_progress=False,
                               results_dir=Path(spec.results_dir).resolve(),
@@ -261,7 +267,7 @@ def _execute_local(todo, workers: int, on_update) -> list[dict]:
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    results = []
+    results: list[dict] = []
     if not todo:
         return results
     # spawn: each worker starts clean (no torch thread pools inherited from this process)

@@ -15,6 +15,7 @@ reload as candidates, and S seeds trained together equal to the same seeds train
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 
 import gymnasium as gym
@@ -53,7 +54,7 @@ def _algorithm(algo: type[Algorithm] | str) -> type[Algorithm]:
 def make(algo: type[Algorithm] | str, obs_shape, space, seeds=(0,), **extra) -> Algorithm:
     """The algorithm (a class or a registered name) with small networks, for these seeds."""
     cls = _algorithm(algo)
-    fields = cls.Config.__dataclass_fields__
+    fields = {f.name for f in dataclasses.fields(cls.Config)}
     overrides = {k: v for k, v in SMALL.items() if k in fields}
     config = resolve_config(cls, None, overrides | extra)
     return cls(config, EnvInfo(obs_shape=obs_shape, action_space=space), seeds=seeds)
@@ -156,11 +157,12 @@ def check_kept_policies(algo, obs_shape, space) -> None:
         assert b.q_value(swapped, act.flip(0)) is None
         return
     assert q.shape == (2, 6) and bool(torch.isfinite(q).all())
-    assert torch.allclose(q.flip(0), b.q_value(swapped, act.flip(0)))
+    q_b = b.q_value(swapped, act.flip(0))
+    assert q_b is not None and torch.allclose(q.flip(0), q_b)
 
 
 def seed_slice(batch: Batch, s: int) -> Batch:
-    return Batch(**{k: None if v is None else v[s : s + 1] for k, v in vars(batch).items()})
+    return batch.map(lambda v: v[s : s + 1])
 
 
 def close(a: torch.Tensor, b: torch.Tensor, atol: float = 1e-7) -> bool:
@@ -206,7 +208,7 @@ def check_algorithm(algo: type[Algorithm] | str, updates: int = 50) -> None:
     cls = _algorithm(algo)
     assert isinstance(cls.name, str) and cls.name, "the class needs a name"
     resolve_config(cls)  # the reference defaults are valid
-    assert "gamma" in cls.Config.__dataclass_fields__, "its Config needs a gamma field"
+    assert "gamma" in {f.name for f in dataclasses.fields(cls.Config)}, "its Config needs gamma"
     for _, obs_shape, space in shapes(cls):
         gamma, n, _ = make(cls, obs_shape, space).nstep()  # what the loop asks before training
         assert 0 <= gamma <= 1 and n >= 1, f"nstep() gives gamma {gamma}, estimation_step {n}"

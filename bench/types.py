@@ -3,6 +3,8 @@ it (EnvInfo), and one training batch (Batch). Imports nothing of bench, so every
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,13 +41,18 @@ class EnvInfo:
 
     @property
     def n_actions(self) -> int:
-        assert self.discrete
+        assert isinstance(self.action_space, gym.spaces.Discrete)
         return int(self.action_space.n)
 
     @property
+    def box(self) -> gym.spaces.Box:
+        """The continuous action space (its bounds)."""
+        assert isinstance(self.action_space, gym.spaces.Box)
+        return self.action_space
+
+    @property
     def act_dim(self) -> int:
-        assert not self.discrete
-        return int(np.prod(self.action_space.shape))
+        return int(np.prod(self.box.shape))
 
 
 @dataclass(frozen=True)
@@ -60,3 +67,9 @@ class Batch:
     discount: torch.Tensor  # [S, B] gamma^m, 0 where the episode terminated in between
     mask: torch.Tensor | None = None  # [S, B, A] bool: legal actions at s_t, when the data has them
     next_mask: torch.Tensor | None = None  # [S, B, A] bool: legal actions at s_{t+m}
+
+    def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> Batch:
+        """fn applied to every tensor field (absent fields stay None)."""
+        return dataclasses.replace(
+            self, **{k: fn(v) for k, v in vars(self).items() if v is not None}
+        )

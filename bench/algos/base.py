@@ -27,7 +27,7 @@ import types
 import typing
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 import torch
@@ -37,9 +37,13 @@ from bench.nets import ActionScale
 from bench.seeding import SeedStreams
 from bench.types import Batch, EnvInfo
 
+#: an algorithm's config dataclass
+C = TypeVar("C")
 
-class Algorithm(ABC):
+
+class Algorithm(ABC, Generic[C]):
     name: ClassVar[str]
+    #: the config dataclass (C): the reference's parameter names and defaults
     Config: ClassVar[type]
     #: named deltas on Config for tasks smaller than the reference's (e.g. "small")
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
@@ -57,7 +61,7 @@ class Algorithm(ABC):
 
     def __init__(
         self,
-        config: Any,
+        config: C,
         info: EnvInfo,
         device: str | torch.device = "cpu",
         seeds: Sequence[int] = (0,),
@@ -67,7 +71,7 @@ class Algorithm(ABC):
             raise BenchError(f"algorithm '{self.name}' does not handle {kind} actions")
         if not len(seeds):
             raise ValueError("an algorithm trains at least one seed")
-        self.config = config
+        self.config: C = config
         self.info = info
         self.device = torch.device(device)
         self.seeds = [int(s) for s in seeds]
@@ -79,8 +83,7 @@ class Algorithm(ABC):
         self.act_rng = SeedStreams(self.seeds, self.device, "act")
         self.num_updates = 0
         if not info.discrete:  # networks work in [-1, 1]; env actions live in [low, high]
-            space = info.action_space
-            self.action_scale = ActionScale(space.low, space.high, self.device)
+            self.action_scale = ActionScale(info.box.low, info.box.high, self.device)
 
     @abstractmethod
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
@@ -106,7 +109,7 @@ class Algorithm(ABC):
     def nstep(self) -> tuple[float, int, bool]:
         """(discount, estimation_step, reward normalization) for the data's n-step targets,
         from the config's gamma / estimation_step / reward_normalization fields."""
-        c = self.config
+        c: Any = self.config  # a config without a gamma field overrides this (Discrete BCQ)
         return (
             float(c.gamma),
             int(getattr(c, "estimation_step", 1)),
@@ -259,11 +262,14 @@ def config_fields(config_cls: type) -> dict[str, Any]:
 def field_docs(config_cls: type) -> dict[str, str]:
     """The docstring under each dataclass field, read from the source, on one line."""
     tree = ast.parse(textwrap.dedent(inspect.getsource(config_cls)))
-    body = tree.body[0].body
+    cls_def = tree.body[0]
+    assert isinstance(cls_def, ast.ClassDef)
+    body = cls_def.body
     docs = {}
     for a, b in zip(body, body[1:], strict=False):
         if (
             isinstance(a, ast.AnnAssign)
+            and isinstance(a.target, ast.Name)
             and isinstance(b, ast.Expr)
             and isinstance(b.value, ast.Constant)
         ):

@@ -38,7 +38,7 @@ def bc_continuous_loss(pred_unit: torch.Tensor, act_unit: torch.Tensor) -> torch
 
 
 @register
-class BC(Algorithm):
+class BC(Algorithm[BCConfig]):
     name = "bc"
     version = 1  # bump when a change alters the numbers (see Algorithm.version)
     source = "behavior cloning (the baseline of Fujimoto et al. 2019, arXiv:1812.02900)"

@@ -132,7 +132,7 @@ def bcq_continuous_target(ret, discount, q1, q2, lmbda: float) -> torch.Tensor:
 
 
 @register
-class BCQ(Algorithm):
+class BCQ(Algorithm[BCQConfig]):
     name = "bcq"
     version = 1  # bump when a change alters the numbers (see Algorithm.version)
     source = "Fujimoto, Meger & Precup 2019, arXiv:1812.02900; defaults: Tianshou BCQPolicy"

@@ -133,7 +133,7 @@ def cql_gap(lse: torch.Tensor, q_data: torch.Tensor, lo: float | None, hi: float
 
 
 @register
-class CQL(Algorithm):
+class CQL(Algorithm[CQLConfig]):
     name = "cql"
     version = 1  # bump when a change alters the numbers (see Algorithm.version)
     Config = CQLConfig

@@ -90,6 +90,7 @@ class BCQNetwork(nn.Module):
     def __init__(self, members, obs_shape: tuple[int, ...], n_actions: int, hidden_sizes):
         super().__init__()
         self.n_actions = n_actions
+        self.trunk: NatureCNN | MLP
         if is_image(obs_shape):  # the paper's Atari network: shared convs, separate 512 FC heads
             self.trunk = NatureCNN(members, obs_shape[0])
             self.q = MLP(members, NatureCNN.out_dim, (512,), n_actions)
@@ -162,7 +163,7 @@ def bcq_losses(
 
 # ---------------------------------------------------------------------- the algorithm
 @register
-class DiscreteBCQ(Algorithm):
+class DiscreteBCQ(Algorithm[DiscreteBCQConfig]):
     name = "discrete_bcq"
     version = 1  # bump when a change alters the numbers (see Algorithm.version)
     source = "Fujimoto et al. 2019, arXiv:1910.01708; defaults: Tianshou DiscreteBCQPolicy"

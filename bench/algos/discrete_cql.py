@@ -80,7 +80,7 @@ def discrete_cql_penalty(q: torch.Tensor, act: torch.Tensor, mask=None) -> torch
 
 
 @register
-class DiscreteCQL(Algorithm):
+class DiscreteCQL(Algorithm[DiscreteCQLConfig]):
     name = "discrete_cql"
     version = 1  # bump when a change alters the numbers (see Algorithm.version)
     Config = DiscreteCQLConfig

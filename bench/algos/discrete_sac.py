@@ -89,6 +89,7 @@ class CriticPair(nn.Module):
     def __init__(self, num_seeds: int, obs_shape, n_actions: int, hidden_sizes):
         super().__init__()
         members = (num_seeds, 2)
+        self.trunks: NatureCNN | None
         if is_image(obs_shape):
             self.trunks = NatureCNN(members, obs_shape[0])
             self.heads = MLP(members, NatureCNN.out_dim, (512,), n_actions)
@@ -101,7 +102,7 @@ class CriticPair(nn.Module):
 
 
 @register
-class DiscreteSAC(Algorithm):
+class DiscreteSAC(Algorithm[DiscreteSACConfig]):
     name = "discrete_sac"
     version = 1  # bump when a change alters the numbers (see Algorithm.version)
     source = "Christodoulou 2019, arXiv:1910.07207; defaults: Tianshou DiscreteSACPolicy"

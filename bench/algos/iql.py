@@ -114,7 +114,7 @@ class GaussianPolicy(nn.Module):
 
 
 @register
-class IQL(Algorithm):
+class IQL(Algorithm[IQLConfig]):
     name = "iql"
     version = 1  # bump when a change alters the numbers (see Algorithm.version)
     Config = IQLConfig

@@ -36,7 +36,7 @@ def _check(name: str, obj: object) -> type[Algorithm]:
         raise ValueError(f"the name is taken by {taken.__module__}.{taken.__qualname__}")
     if not dataclasses.is_dataclass(getattr(obj, "Config", None)):
         raise TypeError("its Config is not a dataclass")
-    if "gamma" not in obj.Config.__dataclass_fields__:
+    if "gamma" not in {f.name for f in dataclasses.fields(obj.Config)}:
         raise TypeError("its Config has no gamma field (the discount of the data's returns)")
     resolve_config(obj)  # the defaults validate
     return obj

@@ -107,7 +107,7 @@ def redq_target(
 
 
 @register
-class REDQ(Algorithm):
+class REDQ(Algorithm[REDQConfig]):
     name = "redq"
     version = 1  # bump when a change alters the numbers (see Algorithm.version)
     source = "Chen et al. 2021, arXiv:2101.05982; defaults: Tianshou REDQPolicy"

@@ -83,7 +83,7 @@ def td3_bc_actor_loss(q: torch.Tensor, pi: torch.Tensor, act: torch.Tensor, alph
 
 
 @register
-class TD3BC(Algorithm):
+class TD3BC(Algorithm[TD3BCConfig]):
     name = "td3_bc"
     version = 1  # bump when a change alters the numbers (see Algorithm.version)
     Config = TD3BCConfig

@@ -173,7 +173,7 @@ def fmt_ci(point: float, lo: float, hi: float, digits: int = 1) -> str:
 
 def _ci(frame: pd.DataFrame, name: str, digits: int = 1) -> list[str]:
     return [
-        fmt_ci(*r, digits=digits)
+        fmt_ci(r[0], r[1], r[2], digits=digits)
         for r in frame[[name, f"{name}_lo", f"{name}_hi"]].to_numpy(dtype=float)
     ]
 
@@ -286,7 +286,7 @@ def _distinct(items, get, name, fmt=str) -> str:
 def suites_line(board: Board) -> str | None:
     """The suite(s) that started the counted runs, as they recorded it; None when none did."""
     res = board.results
-    tags = {}
+    tags: dict[str, int] = {}
     for run_id in res.counted.run_id:
         tag = res.meta[run_id].get("suite")
         name = (f"suite {tag.get('name')} v{tag.get('version')} (sha256 "

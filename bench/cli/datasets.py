@@ -209,7 +209,7 @@ def datasets_import(
 
     if (ref_min is None) != (ref_max is None):
         raise BenchError("give both --ref-min and --ref-max, or neither (D4RL's for its env)")
-    if ref_min is not None:
+    if ref_min is not None and ref_max is not None:
         check_refs(ref_min, ref_max)  # before the file is read: one line, nothing written
     command = f"bench datasets import {file.name} --env {env} --as {as_}"
     card, ds = import_file(file, env, as_, ref_min, ref_max, force, command=command)
@@ -299,8 +299,11 @@ def datasets_info(dataset: str = typer.Argument(..., help="Dataset card id.")):
     table.add_row(
         "return min / mean / max", f"{rets.min():.1f} / {rets.mean():.1f} / {rets.max():.1f}"
     )
-    ref_min, ref_max = (meta["ref_min_score"], meta["ref_max_score"]) if card.measured_refs else (
-        card.ref_min, card.ref_max)  # fmt: skip
+    if card.measured_refs:  # an older build's measured references, from its metadata
+        ref_min, ref_max = float(meta["ref_min_score"]), float(meta["ref_max_score"])
+    else:
+        assert card.ref_min is not None and card.ref_max is not None
+        ref_min, ref_max = card.ref_min, card.ref_max
     table.add_row(
         "reference scores", f"ref_min {ref_min:.2f}, ref_max {ref_max:.2f} ({card.ref_source})"
     )

@@ -47,7 +47,7 @@ def with_run_options(*, sweep: bool = False):
 
         # typer reads the signature: the command's own options first, then the generated ones
         own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
-        wrapper.__signature__ = sig.replace(parameters=own + added)
+        wrapper.__signature__ = sig.replace(parameters=own + added)  # type: ignore[attr-defined]
         wrapper.__annotations__ = annotations
         return wrapper
 

@@ -128,7 +128,7 @@ def _check_resume(dirs: list[Path], given: dict, **own) -> None:
     extra = [flags[name] for name, value in own.items() if value is not None]
     for f in dataclasses.fields(RunOptions):
         if f.name in given and f.name not in RESUME_TAKES:
-            default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+            default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
             if given[f.name] != default:
                 extra.append(flag_of(f))
     if extra:

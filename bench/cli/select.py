@@ -248,7 +248,7 @@ class _one_selection_at_a_time:
 
     def __init__(self, results: Path):
         self.results = Path(results)
-        self.fd = None
+        self.fd: int | None = None
 
     def __enter__(self):
         import fcntl

@@ -270,9 +270,9 @@ def run_grids(specs: list, executor: str, on_ray, quiet: bool) -> None:
     seeds = sorted({s for spec in specs for s in spec.seeds})
     view = _GridView(jobs, seeds)
     if executor == "ray":
-        from bench.cluster import execute_grids
+        from bench.cluster import execute_grids as execute_on_ray
     if quiet:
-        results = execute_grids(planned, on_ray) if executor == "ray" else execute_grids(planned)
+        results = execute_on_ray(planned, on_ray) if executor == "ray" else execute_grids(planned)
     else:
         console = stdout if stdout.is_terminal else wide_console()
         update = view.update
@@ -285,7 +285,7 @@ def run_grids(specs: list, executor: str, on_ray, quiet: bool) -> None:
                     console.print(line, markup=False, soft_wrap=True)
 
         with Live(view, console=console, refresh_per_second=2):
-            results = (execute_grids(planned, on_ray, update) if executor == "ray"
+            results = (execute_on_ray(planned, on_ray, update) if executor == "ray"
                        else execute_grids(planned, update))  # fmt: skip
         stdout.print()
     failed = [r for r in results if not r["ok"]]

@@ -109,11 +109,11 @@ def _checkpoint(
 
 
 def _ram(env: gym.Env) -> np.ndarray:
-    return env.unwrapped.ale.getRAM()
+    return env.unwrapped.ale.getRAM()  # type: ignore[attr-defined]  # an ALE env
 
 
 def _action_ids(env: gym.Env, *names: str) -> list[int]:
-    meanings = env.unwrapped.get_action_meanings()
+    meanings = env.unwrapped.get_action_meanings()  # type: ignore[attr-defined]  # an ALE env
     return [meanings.index(n) for n in names]
 
 
@@ -259,7 +259,7 @@ class Behavior:
         self.spec = spec
         self.action_space = action_space
         code = seeding.PURPOSES.index(purpose)
-        self.policies = [
+        self.policies: list[Callable[..., np.ndarray]] = [
             SCRIPTED[c.policy](action_space, seed, **c.params, locate=locate,
                                noise=seeding.rng("behavior_noise", seed, code, i))
             if c.policy == "checkpoint" else SCRIPTED[c.policy](action_space, seed, **c.params)
@@ -283,6 +283,7 @@ class Behavior:
         space = self.action_space
         if isinstance(space, gym.spaces.Discrete):
             return space.start + self.rng.integers(space.n, size=n)
+        assert isinstance(space, gym.spaces.Box)
         low, high = space.low, space.high
         return self.rng.uniform(low, high, size=(n, *space.shape)).astype(space.dtype)
 

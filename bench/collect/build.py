@@ -84,6 +84,7 @@ def card_refs(card: Card) -> tuple[float, float]:
             f"dataset card '{card.id}' has no ref_min/ref_max: measure them with `bench datasets "
             f"build {card.id} --measure-refs` and write them into its [normalization] table"
         )
+    assert card.ref_min is not None and card.ref_max is not None  # not measured_refs
     ref_min, ref_max = float(card.ref_min), float(card.ref_max)
     if not (math.isfinite(ref_min) and math.isfinite(ref_max)) or ref_max == ref_min:
         raise DatasetError(
@@ -337,7 +338,8 @@ def _collect_replay(env, card: Card, size: int, progress, guard: SpaceGuard) -> 
         raise DatasetError(f"dataset '{card.id}': replay file has {lengths.sum()} steps < {size}")
     discrete = hasattr(env.action_space, "n")
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    returns, t = [], 0
+    returns: list[float] = []
+    t = 0
     tick = _ticker(size, progress)
     for seed, start, length in zip(seeds, starts, lengths, strict=True):
         env.reset(seed=int(seed))

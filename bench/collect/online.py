@@ -104,7 +104,7 @@ def policy_file_payload(algo: Algorithm, spec: OnlineSpec, step: int, returns: n
         "obs_shape": list(algo.info.obs_shape),
         "action_space": {"n": int(space.n)}
         if isinstance(space, gym.spaces.Discrete)
-        else {"low": space.low.tolist(), "high": space.high.tolist()},
+        else {"low": space.low.tolist(), "high": space.high.tolist()},  # type: ignore[attr-defined]
         "step": step,
         "return_mean": float(returns.mean()),
         "return_std": float(returns.std()),
@@ -234,7 +234,7 @@ def train_online(spec: OnlineSpec, show_progress: bool = True) -> OnlineResult:
     config = resolve_config(cls, spec.preset, spec.overrides)
     env_spec = EnvSpec(spec.env)
     env = make_env(env_spec)
-    info = EnvInfo(env.observation_space.shape, env.action_space)
+    info = EnvInfo(env.observation_space.shape or (), env.action_space)
     seed_everything(spec.seed)
     algo = cls(config, info, "cpu", [spec.seed])
     gamma, n, _ = algo.nstep()

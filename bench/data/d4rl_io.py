@@ -218,7 +218,7 @@ def check_against_env(path: Path, arrays: dict[str, np.ndarray], env, env_id: st
         low, high = act_space.low.reshape(-1), act_space.high.reshape(-1)
         low = low - ACTION_TOLERANCE * np.maximum(1.0, np.abs(low))
         high = high + ACTION_TOLERANCE * np.maximum(1.0, np.abs(high))
-        outside = ((flat < low) | (flat > high)).any(axis=1)
+        outside = np.asarray(((flat < low) | (flat > high)).any(axis=1))
         if outside.any():
             row = int(np.flatnonzero(outside)[0])
             raise DatasetError(

@@ -100,7 +100,12 @@ class OfflineData:
         truncation. With n_obs (the total number of observations, when known), observations
         are copied into one preallocated array as the episodes stream in, so loading needs
         the dataset's bytes once, not twice."""
-        obs_parts, act, rew, term, trunc, lengths = [], [], [], [], [], []
+        obs_parts: list[np.ndarray] = []
+        act: list[np.ndarray] = []
+        rew: list[np.ndarray] = []
+        term: list[np.ndarray] = []
+        trunc: list[np.ndarray] = []
+        lengths: list[int] = []
         obs_all: np.ndarray | None = None
         row = 0
         for ep in episodes:
@@ -188,6 +193,7 @@ class OfflineData:
         """The agent's observations at obs rows: [B, *obs_shape] (stacks gathered here)."""
         if self.frame_stack == 1:
             return self.obs[rows]
+        assert self.obs_start is not None  # checked at construction when frame_stack > 1
         offsets = torch.arange(1 - self.frame_stack, 1, device=rows.device)
         stack_rows = torch.maximum(rows[:, None] + offsets, self.obs_start[rows][:, None])
         return self.obs[stack_rows]
@@ -307,10 +313,7 @@ class Sampler:
         else:
             idx = self.rows[self.streams.integers(len(self.rows), B)]
         flat = self.data.gather(idx.reshape(-1))
-        return Batch(**{
-            k: None if v is None else v.view(S, B, *v.shape[1:])
-            for k, v in vars(flat).items()
-        })  # fmt: skip
+        return flat.map(lambda v: v.view(S, B, *v.shape[1:]))
 
     def state_dict(self) -> dict:
         return self.streams.state_dict()

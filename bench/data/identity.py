@@ -145,14 +145,14 @@ def describe_mismatch(card_id: str, ref_hash: str, ref_episodes: int, ref_steps:
             0
         ]
         if len(diff):
-            e = int(diff[0])
-            step = int(built.lengths[:e].sum())
-            if lengths[e] != built.lengths[e]:
-                first = (f"first at episode {e} (dataset step {step}): {built.lengths[e]} steps, "
-                         f"reference {lengths[e]}")  # fmt: skip
+            ep = int(diff[0])
+            step = int(built.lengths[:ep].sum())
+            if lengths[ep] != built.lengths[ep]:
+                first = (f"first at episode {ep} (dataset step {step}): {built.lengths[ep]} steps, "
+                         f"reference {lengths[ep]}")  # fmt: skip
             else:
-                first = (f"first at episode {e} (dataset steps {step}-{step + built.lengths[e] - 1}, "
-                         f"its {built.lengths[e]} steps)")  # fmt: skip
+                first = (f"first at episode {ep} (dataset steps {step}-{step + built.lengths[ep] - 1}, "
+                         f"its {built.lengths[ep]} steps)")  # fmt: skip
             where += f"; {first}"
         elif built.episodes != len(lengths):
             where += f"; the first {n} episodes agree"

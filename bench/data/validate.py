@@ -20,8 +20,9 @@ def validate(data: OfflineData, obs_space: gym.Space, act_space: gym.Space, name
     def fail(problem: str):
         raise DatasetError(f"dataset {name}: {problem}")
 
-    if data.obs_shape != tuple(obs_space.shape):
-        fail(f"observations have shape {data.obs_shape}, the env's are {tuple(obs_space.shape)}")
+    env_shape = tuple(obs_space.shape or ())
+    if data.obs_shape != env_shape:
+        fail(f"observations have shape {data.obs_shape}, the env's are {env_shape}")
     image_env = np.dtype(obs_space.dtype) == np.uint8
     if image_env != (data.obs.dtype == torch.uint8):
         fail(f"observations are {data.obs.dtype}, the env's are {obs_space.dtype}")

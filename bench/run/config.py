@@ -334,7 +334,7 @@ class RunConfig:
         ]
         if self.env:
             parts += ["--env", self.env]
-        parts += ["--seeds", seeds] if sweep else ["--seed", str(self.seed)]
+        parts += ["--seeds", seeds] if seeds is not None else ["--seed", str(self.seed)]
         parts += ["--steps", str(self.steps), "--eval-every", str(self.eval_every),
                   "--eval-episodes", str(self.eval_episodes),
                   "--final-episodes", str(self.final_episodes),
@@ -410,9 +410,11 @@ def _from_schema_1(cfg: dict) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- resolution
-def resolve_preset(cls: type[Algorithm], card: Card, preset: str | None) -> str | None:
+def resolve_preset(cls: type[Algorithm], card: Card | None, preset: str | None) -> str | None:
+    """The preset a run uses: the named one (`none`: the pure defaults), else the card's when
+    the algorithm defines it (no card: none)."""
     if preset is None:  # the card's preset applies to the algorithms that define it
-        return card.train.preset if card.train.preset in cls.presets else None
+        return card.train.preset if card and card.train.preset in cls.presets else None
     return None if preset.lower() == "none" else preset
 
 

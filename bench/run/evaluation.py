@@ -53,7 +53,7 @@ def evaluate_and_checkpoint(dirs: list[Path], configs: list[RunConfig], prep: Pr
 
 
 def final_evaluation(dirs: list[Path], configs: list[RunConfig], prep: Prepared, algo,
-                      t0: float) -> list[dict | None]:  # fmt: skip
+                      t0: float) -> list[dict]:  # fmt: skip
     """The last policy of every seed, over final_episodes episodes on env seeds of its own
     (the seed plan's "final" purpose), written to final.parquet apart from the
     learning curve. A run is complete once this file exists; a job killed before it resumes from
@@ -67,7 +67,7 @@ def final_evaluation(dirs: list[Path], configs: list[RunConfig], prep: Prepared,
     )
     wall = time.perf_counter() - t0
     took = time.perf_counter() - t_eval
-    rows: list[dict | None] = []
+    rows: list[dict] = []
     for s, run_dir in enumerate(dirs):
         rows.append(eval_row(run_dir.name, c.key(), configs[s], c.steps, wall, returns[s], prep,
                               discounted[s], took))  # fmt: skip

@@ -168,7 +168,11 @@ def _resume(run_dirs: list[Path], opts: RunOptions | None, show_progress: bool,
         for members in groups.values():
             algo, sampler, data = setup_job(prep, dev, [saved[i].seed for i in members], data)
             first_state = states[members[0]]
-            state = None if first_state is None else stack_checkpoints([states[i] for i in members])
+            state = (
+                None
+                if first_state is None
+                else stack_checkpoints([s for i in members if (s := states[i]) is not None])
+            )
             done = _train([run_dirs[i] for i in members], [configs[i] for i in members], prep,
                           algo, sampler, state, show_progress, on_eval)  # fmt: skip
             results.update(zip(members, done, strict=True))
@@ -324,6 +328,6 @@ def _train(dirs: list[Path], configs: list[RunConfig], prep: Prepared, algo, sam
         finals: list[dict | None] = [None] * S
         if c.final_episodes:
             describe(f"{title} [final evaluation: {c.final_episodes} episodes]")
-            finals = final_evaluation(dirs, configs, prep, algo, t0)
+            finals = list(final_evaluation(dirs, configs, prep, algo, t0))
     wall = time.perf_counter() - t0
     return [RunResult(dirs[s], configs[s], eval_rows[s], wall, finals[s]) for s in range(S)]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import gymnasium as gym
 import torch
@@ -26,6 +27,9 @@ from bench.run.config import RunConfig, RunOptions, _canonical, check_algorithm,
 from bench.run.precision import check_precision
 from bench.types import EnvInfo
 
+if TYPE_CHECKING:
+    from minari import MinariDataset
+
 
 @dataclass
 class Prepared:
@@ -34,7 +38,7 @@ class Prepared:
     config: RunConfig
     cls: type[Algorithm]
     card: Card
-    dataset: object  # minari.MinariDataset
+    dataset: MinariDataset
     ref_min: float
     ref_max: float
     observation_space: gym.Space  # the evaluation env's spaces, from the one probe in prepare()
@@ -137,7 +141,7 @@ def setup_job(prep: Prepared, device: torch.device, seeds: list[int],
     n-step targets computed, unless a job of the same configuration already did)."""
     c = prep.config
     fresh = data is None
-    if fresh:
+    if data is None:
         data = load_data(prep, device)
     info = EnvInfo(obs_shape=data.obs_shape, action_space=prep.action_space)
     config = resolve_config(prep.cls, c.preset, c.overrides)
