@@ -134,8 +134,11 @@ def node_info() -> dict:
     """The node this process runs on: Ray's node id, its address and host name."""
     import ray
 
-    return {"node_id": ray.get_runtime_context().get_node_id(),
-            "ip": ray.util.get_node_ip_address(), "host": socket.gethostname()}  # fmt: skip
+    return {
+        "node_id": ray.get_runtime_context().get_node_id(),
+        "ip": ray.util.get_node_ip_address(),
+        "host": socket.gethostname(),
+    }
 
 
 def describe(node: dict) -> str:
@@ -202,8 +205,13 @@ def _done(p: Planned, run_dir: Path) -> dict:
 
     final = run_dir / FINAL_TABLE
     table = read_eval_table(final if final.is_file() else run_dir / "eval.parquet")
-    return {"cell": dataclasses.asdict(p.cell), "ok": True, "run_dir": str(run_dir),
-            "score": float(table.normalized_score.iloc[-1]), "wall_s": 0.0}  # fmt: skip
+    return {
+        "cell": dataclasses.asdict(p.cell),
+        "ok": True,
+        "run_dir": str(run_dir),
+        "score": float(table.normalized_score.iloc[-1]),
+        "wall_s": 0.0,
+    }
 
 
 def _last_step(run_dir: Path) -> tuple[int, bool]:
@@ -254,8 +262,9 @@ def replan(job: list[Planned], spec: SweepSpec, key: str) -> tuple[list[Planned]
             if not _wait_unlocked(run_dir):
                 results += _failed([p], f"run {run_dir} is being written by another process")
                 continue
-            todo.append(dataclasses.replace(p, action="resume", run_dir=run_dir,
-                                            step=steps[run_dir][0]))  # fmt: skip
+            todo.append(
+                dataclasses.replace(p, action="resume", run_dir=run_dir, step=steps[run_dir][0])
+            )
         else:
             todo.append(dataclasses.replace(p, action="new", run_dir=None, step=0))
     return todo, results
@@ -288,16 +297,27 @@ def _train_here(job: list[Planned], spec: SweepSpec, node: dict, key: str) -> li
         except BenchError as e:
             return out + _failed(new, f"{describe(node)}: {e}")
         if prep.config.key() != key:
-            return out + _failed(new, f"{describe(node)} resolves the job to key "
-                                 f"{prep.config.key()}, the driver to {key}: install the same "
-                                 "bench (and packages) on every node")  # fmt: skip
+            return out + _failed(
+                new,
+                f"{describe(node)} resolves the job to key "
+                f"{prep.config.key()}, the driver to {key}: install the same "
+                "bench (and packages) on every node",
+            )
         tagged = dataclasses.replace(spec, tags=spec.tags | {"nodes": [node]})
         out += run_cells(new, tagged, prepared=prep)
     return out
 
 
-def remote_job(job: list[Planned], spec: SweepSpec, ship: Shipment, key: str, shared: bool,
-               runs: list, progress, index: int) -> dict:  # fmt: skip
+def remote_job(
+    job: list[Planned],
+    spec: SweepSpec,
+    ship: Shipment,
+    key: str,
+    shared: bool,
+    runs: list,
+    progress,
+    index: int,
+) -> dict:
     """One job, as a Ray task on some node. Returns {"node", "results" (one per cell, in the
     job's order), "runs" (the run directories, packed, when they travel home; else None)}."""
     node = node_info() | {"attempt": uuid.uuid4().hex[:8]}
@@ -321,16 +341,26 @@ def remote_job(job: list[Planned], spec: SweepSpec, ship: Shipment, key: str, sh
                 scratch = new_scratch()
             except OSError as e:
                 reason = one_line(e.strerror or e)
-                return {"node": node, "runs": None, "results": _failed(
-                    job, f"{where}: no scratch folder in {scratch_root()} ({reason}); set "
-                    f"{SCRATCH_ENV} on that node")}  # fmt: skip
+                return {
+                    "node": node,
+                    "runs": None,
+                    "results": _failed(
+                        job,
+                        f"{where}: no scratch folder in {scratch_root()} ({reason}); set "
+                        f"{SCRATCH_ENV} on that node",
+                    ),
+                }
             here = dataclasses.replace(spec, results_dir=scratch)
             if runs:
                 import ray
 
                 unpack(ray.get(runs[0]), runs_dir(scratch))
-                job = [dataclasses.replace(p, run_dir=runs_dir(scratch) / p.existing_dir.name)
-                       if p.action == "resume" else p for p in job]  # fmt: skip
+                job = [
+                    dataclasses.replace(p, run_dir=runs_dir(scratch) / p.existing_dir.name)
+                    if p.action == "resume"
+                    else p
+                    for p in job
+                ]
         results = kept + _train_here(job, here, node, key) if job else kept
         by_cell = {(r["cell"]["algo"], r["cell"]["dataset"], r["cell"]["seed"]): r for r in results}
         results = [by_cell[(c.algo, c.dataset, c.seed)] for c in order]
@@ -384,8 +414,10 @@ def probe(address: str) -> None:
         socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_TIMEOUT_S).close()
     except OSError as e:
         reason = one_line(e.strerror or e) if not isinstance(e, TimeoutError) else "timed out"
-        raise BenchError(f"cannot reach the Ray cluster at {address} ({reason}); start it with "
-                         "`ray start --head` or check --address") from None  # fmt: skip
+        raise BenchError(
+            f"cannot reach the Ray cluster at {address} ({reason}); start it with "
+            "`ray start --head` or check --address"
+        ) from None
 
 
 def connect(ray, address: str | None, cpus: int) -> None:
@@ -395,8 +427,9 @@ def connect(ray, address: str | None, cpus: int) -> None:
 
     kwargs = {"address": address} if address else {"num_cpus": cpus}
     try:
-        ray.init(**kwargs, include_dashboard=False, log_to_driver=False,
-                 logging_level=logging.ERROR)  # fmt: skip
+        ray.init(
+            **kwargs, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR
+        )
     except Exception as e:  # noqa: BLE001 - connection failures come in several kinds
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise BenchError(f"cannot start or reach Ray ({address or 'local'}): {first}") from None
@@ -404,8 +437,7 @@ def connect(ray, address: str | None, cpus: int) -> None:
 
 def largest_node(ray) -> float:
     """CPUs of the live node that has the most."""
-    return max((n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n.get("Alive")),
-               default=0.0)  # fmt: skip
+    return max((n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n.get("Alive")), default=0.0)
 
 
 def check_fits(ray, threads: int, address: str | None) -> None:
@@ -444,8 +476,9 @@ def _result_error(e: BaseException, retries: int) -> str:
     return f"lost its worker or node {retries + 1} time(s) ({type(e).__name__}: {first})"
 
 
-def execute_grids(grids: list[tuple[list[Planned], SweepSpec]], options: RayOptions | None = None,
-                  on_update=None) -> list[dict]:  # fmt: skip
+def execute_grids(
+    grids: list[tuple[list[Planned], SweepSpec]], options: RayOptions | None = None, on_update=None
+) -> list[dict]:
     """The grids' jobs (bench.sweep.group_jobs) on Ray: dispatched, watched (queued, running,
     retried, done, failed), and their run directories installed into the results folder as
     each ends."""
@@ -454,15 +487,22 @@ def execute_grids(grids: list[tuple[list[Planned], SweepSpec]], options: RayOpti
     return execute(todo, options.address, options.shared_results, options.retries, on_update)
 
 
-def execute(todo: list[tuple[list[Planned], SweepSpec]], address: str | None, shared: bool,
-            retries: int, on_update) -> list[dict]:  # fmt: skip
+def execute(
+    todo: list[tuple[list[Planned], SweepSpec]],
+    address: str | None,
+    shared: bool,
+    retries: int,
+    on_update,
+) -> list[dict]:
     """Jobs on Ray (execute_grids)."""
     ray = _import_ray()
     if not todo:
         return []
     # a relative results folder names the driver's: a worker process has another working folder
-    todo = [(job, dataclasses.replace(spec, results_dir=Path(spec.results_dir).absolute()))
-            for job, spec in todo]  # fmt: skip
+    todo = [
+        (job, dataclasses.replace(spec, results_dir=Path(spec.results_dir).absolute()))
+        for job, spec in todo
+    ]
     first = todo[0][1]
     started_here = not ray.is_initialized()
     if started_here:
@@ -499,8 +539,12 @@ def _progress_actor(ray):
 
 def _dispatch(ray, todo, address, shared, retries, on_update, locks) -> list[dict]:
     env = todo[0][1].options.env
-    ships = shipments(ray, list(dict.fromkeys(p.cell.dataset for job, _ in todo for p in job)),
-                      env, address is None)  # fmt: skip
+    ships = shipments(
+        ray,
+        list(dict.fromkeys(p.cell.dataset for job, _ in todo for p in job)),
+        env,
+        address is None,
+    )
     progress = _progress_actor(ray)
     task = ray.remote(remote_job)
     refs = {}
@@ -511,8 +555,11 @@ def _dispatch(ray, todo, address, shared, retries, on_update, locks) -> list[dic
                 locks.enter_context(run_lock(p.run_dir))
             runs = [ray.put(pack([(p.run_dir, p.run_dir.name) for p in job]))]
         ref = task.options(num_cpus=spec.threads, max_retries=retries, retry_exceptions=False)
-        refs[ref.remote(job, spec, ships[job[0].cell.dataset], job[0].key, shared, runs,
-                        progress, index)] = (index, job, spec)  # fmt: skip
+        refs[
+            ref.remote(
+                job, spec, ships[job[0].cell.dataset], job[0].key, shared, runs, progress, index
+            )
+        ] = (index, job, spec)
         for p in job:
             _notify(on_update, p.cell, "queued")
     attempts: dict[int, int] = {}
@@ -569,11 +616,18 @@ def _abandon(ray, pending, refs, threads, on_update) -> list[dict]:
         with contextlib.suppress(Exception):
             ray.cancel(ref, force=True)
         _, job, _ = refs[ref]
-        for r in _failed(job, f"no live node of the cluster has the {threads} CPUs a job asks for "
-                         f"(for {NO_NODE_GRACE_S:.0f} s); run the sweep again once it has"):  # fmt: skip
+        for r in _failed(
+            job,
+            f"no live node of the cluster has the {threads} CPUs a job asks for "
+            f"(for {NO_NODE_GRACE_S:.0f} s); run the sweep again once it has",
+        ):
             out.append(r)
-            _notify(on_update, next(p.cell for p in job if dataclasses.asdict(p.cell) == r["cell"]),
-                    "failed", r)  # fmt: skip
+            _notify(
+                on_update,
+                next(p.cell for p in job if dataclasses.asdict(p.cell) == r["cell"]),
+                "failed",
+                r,
+            )
     return out
 
 
@@ -589,8 +643,11 @@ def _collect(ray, ref, job: list[Planned], spec: SweepSpec, shared: bool, retrie
             installed = install_runs(out["runs"], spec.results_dir)
         except (OSError, tarfile.TarError) as e:
             reason = one_line(getattr(e, "strerror", None) or e)
-            return _failed(job, f"the job's runs came home but cannot be written to "
-                           f"{runs_dir(spec.results_dir)}: {reason}")  # fmt: skip
+            return _failed(
+                job,
+                f"the job's runs came home but cannot be written to "
+                f"{runs_dir(spec.results_dir)}: {reason}",
+            )
         for r in results:
             if r.get("run_dir"):
                 r["run_dir"] = str(installed.get(Path(r["run_dir"]).name, r["run_dir"]))

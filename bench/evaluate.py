@@ -109,8 +109,9 @@ def rollout_returns(
     return shaped(returns), shaped(disc_returns)
 
 
-def algorithm_returns(algo, env: EnvSpec, episodes: int, seeds: Sequence[int],
-                      discount: float | None = None):  # fmt: skip
+def algorithm_returns(
+    algo, env: EnvSpec, episodes: int, seeds: Sequence[int], discount: float | None = None
+):
     """Episode returns [S, episodes] of an algorithm's S seeds: env group s is seeded from
     seeds[s] and acted on by seed s's policy; one batched act() per step for all of them.
     With a discount, also the discounted returns (see rollout_returns)."""

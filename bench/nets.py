@@ -252,8 +252,10 @@ class LeanAdam(torch.optim.Adam):
                 state["step"] = shared
             states = [self.state[p] for p in self._params]
             self._lists = (
-                [st["exp_avg"] for st in states], [st["exp_avg_sq"] for st in states], shared,
-            )  # fmt: skip
+                [st["exp_avg"] for st in states],
+                [st["exp_avg_sq"] for st in states],
+                shared,
+            )
         return self._lists
 
     @classmethod
@@ -290,17 +292,34 @@ class LeanAdam(torch.optim.Adam):
         states = [self.state[p] for p in params]
         steps = [st["step"] for st in states]
         torch._foreach_add_(steps, 1)
-        self._kernel(params, [p.grad for p in params], [st["exp_avg"] for st in states],
-                     [st["exp_avg_sq"] for st in states], steps)  # fmt: skip
+        self._kernel(
+            params,
+            [p.grad for p in params],
+            [st["exp_avg"] for st in states],
+            [st["exp_avg_sq"] for st in states],
+            steps,
+        )
 
     def _kernel(self, params, grads, exp_avgs, exp_avg_sqs, steps) -> None:
         group = self.param_groups[0]
         beta1, beta2 = group["betas"]
         torch._fused_adam_(
-            params, grads, exp_avgs, exp_avg_sqs, [], steps, amsgrad=False, lr=group["lr"],
-            beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"], eps=group["eps"],
-            maximize=False, grad_scale=None, found_inf=None,
-        )  # fmt: skip
+            params,
+            grads,
+            exp_avgs,
+            exp_avg_sqs,
+            [],
+            steps,
+            amsgrad=False,
+            lr=group["lr"],
+            beta1=beta1,
+            beta2=beta2,
+            weight_decay=group["weight_decay"],
+            eps=group["eps"],
+            maximize=False,
+            grad_scale=None,
+            found_inf=None,
+        )
 
     def load_state_dict(self, state_dict) -> None:
         super().load_state_dict(state_dict)

@@ -136,8 +136,9 @@ def seed_bytes(algo: str, config, shape: str, batch_size: int) -> int:
     cls = REGISTRY[algo]
     obs, space = Case(algo, shape, batch_size).spaces()
     built = cls(config, EnvInfo(obs, space), torch.device("cpu"), [0])
-    params = sum(p.numel() * p.element_size() for m in built.modules().values()
-                 for p in m.parameters())  # fmt: skip
+    params = sum(
+        p.numel() * p.element_size() for m in built.modules().values() for p in m.parameters()
+    )
     return SEED_PARAM_FACTOR * params + batch_size * SEED_SAMPLE_BYTES[shape]
 
 
@@ -177,9 +178,12 @@ def check_seed_memory(cases: list[Case], device: str) -> None:
     up front, not killed by the kernel after minutes of measuring."""
     worst = max(cases, key=lambda c: _case_bytes(c) * c.seeds, default=None)
     if worst is not None:
-        check_job_memory([(_case_bytes(worst), worst.seeds)],
-                         f"give fewer --seeds than {worst.seeds} ({worst.algo}, {worst.shape}, "
-                         f"batch {worst.batch_size})", device)  # fmt: skip
+        check_job_memory(
+            [(_case_bytes(worst), worst.seeds)],
+            f"give fewer --seeds than {worst.seeds} ({worst.algo}, {worst.shape}, "
+            f"batch {worst.batch_size})",
+            device,
+        )
 
 
 @functools.cache
@@ -207,14 +211,19 @@ BATCH_SIZES = (32, 256)
 ATARI_BATCH = 32
 
 
-def default_cases(seeds: Sequence[int] = (1,), batch_sizes=BATCH_SIZES,
-                  precisions=("fp32",)) -> list[Case]:  # fmt: skip
+def default_cases(
+    seeds: Sequence[int] = (1,), batch_sizes=BATCH_SIZES, precisions=("fp32",)
+) -> list[Case]:
     cases = []
     for name in sorted(REGISTRY):
         for b in batch_sizes:
             cases += [Case(name, "vector", b, s, p) for s in seeds for p in precisions]
-    cases += [Case(name, "atari", ATARI_BATCH, s, p) for name in ("discrete_bcq", "discrete_cql")
-              for s in seeds for p in precisions]  # fmt: skip
+    cases += [
+        Case(name, "atari", ATARI_BATCH, s, p)
+        for name in ("discrete_bcq", "discrete_cql")
+        for s in seeds
+        for p in precisions
+    ]
     return cases
 
 
@@ -236,9 +245,14 @@ def synthetic_data(obs_shape, space, n: int, seed: int = 0, device="cpu") -> Off
         trunc = np.zeros(T, bool)
         trunc[-1] = True
         episodes.append(
-            {"observations": obs, "actions": act, "rewards": rng.standard_normal(T),
-             "terminations": term, "truncations": trunc}
-        )  # fmt: skip
+            {
+                "observations": obs,
+                "actions": act,
+                "rewards": rng.standard_normal(T),
+                "terminations": term,
+                "truncations": trunc,
+            }
+        )
     return OfflineData.from_episodes(episodes, device)
 
 
@@ -280,8 +294,13 @@ def roofline_seconds(calls: list[tuple], repeats: int, sync=lambda: None) -> flo
     return _median_time(once, warmup=3, repeats=repeats, min_time=0.3, sync=sync)
 
 
-def _median_time(fn: Callable[[], None], warmup: int, repeats: int, min_time: float,
-                 sync: Callable[[], None] = lambda: None) -> float:  # fmt: skip
+def _median_time(
+    fn: Callable[[], None],
+    warmup: int,
+    repeats: int,
+    min_time: float,
+    sync: Callable[[], None] = lambda: None,
+) -> float:
     """Seconds per call: median over `repeats` windows of at least min_time each (sync() ends
     each window: a GPU's queued work counts)."""
     for _ in range(warmup):
@@ -346,13 +365,15 @@ def state_bytes(algo) -> int:
             total += p.numel() * p.element_size() * (2 if p.requires_grad else 1)
     for opt in algo.optimizers().values():
         for st in opt.state.values():
-            total += sum(v.numel() * v.element_size() for v in st.values()
-                         if isinstance(v, torch.Tensor))  # fmt: skip
+            total += sum(
+                v.numel() * v.element_size() for v in st.values() if isinstance(v, torch.Tensor)
+            )
     return total
 
 
-def measure_case(case: Case, threads: int, repeats: int = 3, min_time: float = 1.0,
-                 device: str = "cpu") -> dict:  # fmt: skip
+def measure_case(
+    case: Case, threads: int, repeats: int = 3, min_time: float = 1.0, device: str = "cpu"
+) -> dict:
     torch.set_num_threads(threads)
     obs_shape, space = case.spaces()
     cls = REGISTRY[case.algo]
@@ -403,8 +424,13 @@ def measure_case(case: Case, threads: int, repeats: int = 3, min_time: float = 1
     }
 
 
-def measure_acting(threads: int, repeats: int = 3, seeds: int = 1, device: str = "cpu",
-                   names: list[str] | None = None) -> list[dict]:  # fmt: skip
+def measure_acting(
+    threads: int,
+    repeats: int = 3,
+    seeds: int = 1,
+    device: str = "cpu",
+    names: list[str] | None = None,
+) -> list[dict]:
     """Env steps/s of each algorithm's evaluation policy, 10 envs per seed for `seeds` seeds
     stepped together, and bcq's batched act() against a loop over single observations."""
     from bench.evaluate import algorithm_returns
@@ -432,14 +458,23 @@ def measure_acting(threads: int, repeats: int = 3, seeds: int = 1, device: str =
         algorithm_returns(algo, envs[kind], 10, [1000 * s for s in range(seeds)])
         elapsed = time.perf_counter() - t0
         algo.act = act  # type: ignore[method-assign]
-        rows.append({"algo": name, "env": envs[kind].id, "threads": threads, "seeds": seeds,
-                     "envs": 10 * seeds, "device": str(dev),
-                     "env_steps_per_s": 10 * seeds * calls / elapsed})  # fmt: skip
+        rows.append(
+            {
+                "algo": name,
+                "env": envs[kind].id,
+                "threads": threads,
+                "seeds": seeds,
+                "envs": 10 * seeds,
+                "device": str(dev),
+                "env_steps_per_s": 10 * seeds * calls / elapsed,
+            }
+        )
         if name == "bcq" and seeds == 1:
             obs = torch.as_tensor(
                 np.stack([probe.observation_space.sample() for _ in range(10)]),
-                dtype=torch.float32, device=dev,
-            )[None]  # fmt: skip
+                dtype=torch.float32,
+                device=dev,
+            )[None]
 
             def batched_act(a=algo, o=obs) -> None:
                 a.act(o)
@@ -529,11 +564,18 @@ def write_synthetic_atari(root, n: int, episode_len: int = 1000, seed: int = 0) 
         T = min(episode_len, n - start)
         trunc = [False] * T
         trunc[-1] = True
-        storage.update_episodes([EpisodeBuffer(
-            id=start // episode_len, observations=rng.integers(0, 256, (T + 1, 84, 84), np.uint8),
-            actions=rng.integers(0, 4, T).tolist(), rewards=[0.0] * T,
-            terminations=[False] * T, truncations=trunc,
-        )])  # fmt: skip
+        storage.update_episodes(
+            [
+                EpisodeBuffer(
+                    id=start // episode_len,
+                    observations=rng.integers(0, 256, (T + 1, 84, 84), np.uint8),
+                    actions=rng.integers(0, 4, T).tolist(),
+                    rewards=[0.0] * T,
+                    terminations=[False] * T,
+                    truncations=trunc,
+                )
+            ]
+        )
     storage.update_metadata({"dataset_id": minari_id, "minari_version": minari.__version__})
     return minari_id
 
@@ -544,8 +586,9 @@ def _child(code: str, args: list[str], env: dict, what: str) -> str:
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                         env=env)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, env=env
+    )
     if out.returncode != 0:
         rc = out.returncode
         how = f"killed by signal {-rc}" if rc < 0 else f"exit status {rc}"
@@ -572,8 +615,12 @@ def measure_atari_memory(n: int) -> dict:
         raise BenchError(f"cannot write in the temp folder {base}: {e.strerror or e}") from None
     try:
         env = {**os.environ, "MINARI_DATASETS_PATH": root, "OMP_NUM_THREADS": "1"}
-        _child(_WRITE_PROBE, [root, str(n)], env,
-               f"--memory-sizes {n:,}: writing the synthetic dataset")  # fmt: skip
+        _child(
+            _WRITE_PROBE,
+            [root, str(n)],
+            env,
+            f"--memory-sizes {n:,}: writing the synthetic dataset",
+        )
         minari_id = synthetic_id(n)
         out = _child(_LOAD_PROBE, [minari_id], env, f"--memory-sizes {n:,}: loading it")
     finally:

@@ -34,8 +34,17 @@ import numpy as np
 import torch
 
 #: The purposes, in a fixed order: a purpose's code is its position (never reorder; append).
-PURPOSES = ("build", "refs", "eval", "final", "online", "online_eval", "holdout", "select",
-            "behavior_noise")  # fmt: skip
+PURPOSES = (
+    "build",
+    "refs",
+    "eval",
+    "final",
+    "online",
+    "online_eval",
+    "holdout",
+    "select",
+    "behavior_noise",
+)
 #: Seeds are non-negative and fit the 32-bit seeds of numpy's legacy API and the environments.
 MAX_SEED = 2**31 - 1
 #: Indices (episodes, envs) per (purpose, seed): 16.7M episodes of one build or evaluation.
@@ -137,8 +146,11 @@ class _Block:
 
     def state_dict(self) -> dict:
         if self.buffer is None:
-            return {"states": torch.stack([g.get_state() for g in self.generators]), "size": 0,
-                    "pos": 0}  # fmt: skip
+            return {
+                "states": torch.stack([g.get_state() for g in self.generators]),
+                "size": 0,
+                "pos": 0,
+            }
         return {"states": torch.stack(self.states), "size": self.buffer.shape[1], "pos": self.pos}
 
     def load_state_dict(self, state: dict) -> None:

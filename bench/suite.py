@@ -35,8 +35,16 @@ from bench.run.config import RunConfig, RunOptions, check_algorithm
 
 SUITES_DIR = Path(__file__).parent / "suites"
 #: The run options a grid may set (the rest are how a run is executed, not what it measures).
-GRID_OPTIONS = ("steps", "eval_every", "eval_episodes", "final_episodes", "batch_size", "preset",
-                "holdout", "precision")  # fmt: skip
+GRID_OPTIONS = (
+    "steps",
+    "eval_every",
+    "eval_episodes",
+    "final_episodes",
+    "batch_size",
+    "preset",
+    "holdout",
+    "precision",
+)
 #: What every grid must pin, so that a card default never changes a versioned suite.
 PINNED = ("steps", "eval_every", "eval_episodes", "final_episodes", "batch_size")
 #: A suite name: a slug (it names a results folder, the copied file and README markers).
@@ -76,8 +84,10 @@ class Suite:
         """The suite with every grid's precision set (`--precision`); None: as the file has it."""
         if precision is None:
             return self
-        grids = [dataclasses.replace(g, options=dataclasses.replace(g.options, precision=precision))
-                 for g in self.grids]  # fmt: skip
+        grids = [
+            dataclasses.replace(g, options=dataclasses.replace(g.options, precision=precision))
+            for g in self.grids
+        ]
         return dataclasses.replace(self, grids=grids)
 
 
@@ -106,8 +116,9 @@ def load_suite(name: str) -> Suite:
     try:
         size = path.stat().st_size
         if size > MAX_SUITE_BYTES:
-            raise BenchError(f"{where}: {size:,} bytes; a suite file is at most "
-                             f"{MAX_SUITE_BYTES:,}")  # fmt: skip
+            raise BenchError(
+                f"{where}: {size:,} bytes; a suite file is at most {MAX_SUITE_BYTES:,}"
+            )
         data = path.read_bytes()
     except OSError as e:
         raise BenchError(f"{where}: cannot be read ({e.strerror or e})") from None
@@ -205,8 +216,9 @@ def _overrides(table: Any, where: str) -> dict[str, str]:
             hint = (
                 ' (write a list as a string: hidden_sizes = "64,64")' if isinstance(v, list) else ""
             )
-            raise BenchError(f"{where}: set.{k} is {kind}; values are strings, numbers or "
-                             f"booleans{hint}")  # fmt: skip
+            raise BenchError(
+                f"{where}: set.{k} is {kind}; values are strings, numbers or booleans{hint}"
+            )
     return out
 
 
@@ -266,12 +278,23 @@ def store_suite_file(suite: Suite, results_dir: Path) -> Path:
 #: What decides a run's numbers, as the key hashes it (RunConfig's declaration, the code's
 #: versions included), less the dataset's content hash (checked apart, when the dataset is on
 #: this machine).
-_IDENTITY = tuple(f for f in (*RunConfig.IDENTITY, *RunConfig.IDENTITY_IF_SET)
-                  if f != "dataset_hash")  # fmt: skip
+_IDENTITY = tuple(
+    f for f in (*RunConfig.IDENTITY, *RunConfig.IDENTITY_IF_SET) if f != "dataset_hash"
+)
 #: Without the dataset's card (a minari: id or a file not on this machine): what the suite
 #: declares, compared with what the run recorded.
-_DECLARED = ("algo", "dataset", "steps", "eval_every", "eval_episodes", "final_episodes",
-             "batch_size", "holdout", "precision", "overrides")  # fmt: skip
+_DECLARED = (
+    "algo",
+    "dataset",
+    "steps",
+    "eval_every",
+    "eval_episodes",
+    "final_episodes",
+    "batch_size",
+    "holdout",
+    "precision",
+    "overrides",
+)
 
 
 def _card_here(dataset: str):
@@ -304,8 +327,11 @@ def _matcher(grid: Grid, algo: str, dataset: str):
     opts = dataclasses.replace(grid.options, algo=algo, dataset=dataset, device="cpu")
     card = _card_here(dataset)
     if card is None:
-        preset = None if grid.options.preset is None else resolve_preset(
-            get_algorithm(algo), None, grid.options.preset)  # fmt: skip
+        preset = (
+            None
+            if grid.options.preset is None
+            else resolve_preset(get_algorithm(algo), None, grid.options.preset)
+        )
 
         def declared(c) -> bool:
             same = all(getattr(c, f) == getattr(opts, f) for f in _DECLARED)

@@ -74,8 +74,9 @@ class SweepSpec:
     tags: dict = field(default_factory=dict)  # written into each new run's config.json (suite)
 
     def cell_options(self, cell: Cell) -> RunOptions:
-        return dataclasses.replace(self.options, algo=cell.algo, dataset=cell.dataset,
-                                   seed=cell.seed, threads=self.threads)  # fmt: skip
+        return dataclasses.replace(
+            self.options, algo=cell.algo, dataset=cell.dataset, seed=cell.seed, threads=self.threads
+        )
 
 
 @dataclass(frozen=True)
@@ -149,8 +150,9 @@ def plan(spec: SweepSpec, configs: dict[tuple[str, str], RunConfig] | None = Non
         for seed in spec.seeds:
             cell = Cell(algo, dataset, seed)
             mine = sorted(by_cell.get((key, seed), []))
-            done = [r for r in mine
-                    if is_complete(raw[r], int(last_step.get(r, 0)), r in with_final)]  # fmt: skip
+            done = [
+                r for r in mine if is_complete(raw[r], int(last_step.get(r, 0)), r in with_final)
+            ]
             live = [r for r in mine if is_locked(runs_dir(spec.results_dir) / r)]
             if done:
                 out.append(Planned(cell, "skip", key, runs_dir(spec.results_dir) / done[0]))
@@ -158,8 +160,15 @@ def plan(spec: SweepSpec, configs: dict[tuple[str, str], RunConfig] | None = Non
                 out.append(Planned(cell, "running", key, runs_dir(spec.results_dir) / live[0]))
             elif mine:
                 run_id = max(mine, key=lambda r: last_step.get(r, 0))
-                out.append(Planned(cell, "resume", key, runs_dir(spec.results_dir) / run_id,
-                                   int(last_step.get(run_id, 0))))  # fmt: skip
+                out.append(
+                    Planned(
+                        cell,
+                        "resume",
+                        key,
+                        runs_dir(spec.results_dir) / run_id,
+                        int(last_step.get(run_id, 0)),
+                    )
+                )
             else:
                 out.append(Planned(cell, "new", key))
     return out
@@ -212,19 +221,29 @@ def run_cells(job: list[Planned], spec: SweepSpec, prepared=None) -> list[dict]:
         if job[0].action == "resume":
             results = run_job(opts, [], show_progress=False, resume=[p.existing_dir for p in job])
         else:
-            results = run_job(opts, [p.cell.seed for p in job], show_progress=False,
-                              results_dir=Path(spec.results_dir).resolve(),
-                              tags=spec.tags, prepared=prepared)  # fmt: skip
+            results = run_job(
+                opts,
+                [p.cell.seed for p in job],
+                show_progress=False,
+                results_dir=Path(spec.results_dir).resolve(),
+                tags=spec.tags,
+                prepared=prepared,
+            )
     except BenchError as e:
         return [{"cell": c, "ok": False, "error": str(e)} for c in cells]
     except Exception as e:  # noqa: BLE001 - one failed job must not stop the grid
         return [{"cell": c, "ok": False, "error": f"{type(e).__name__}: {e}"} for c in cells]
     wall = time.perf_counter() - t0
     return [
-        {"cell": c, "ok": True, "run_dir": str(r.run_dir),
-         "score": float((r.final_row or r.eval_rows[-1])["normalized_score"]), "wall_s": wall}
+        {
+            "cell": c,
+            "ok": True,
+            "run_dir": str(r.run_dir),
+            "score": float((r.final_row or r.eval_rows[-1])["normalized_score"]),
+            "wall_s": wall,
+        }
         for c, r in zip(cells, results, strict=True)
-    ]  # fmt: skip
+    ]
 
 
 def prepare_datasets(datasets: list[str], env: str | None, show_progress: bool) -> None:
@@ -272,8 +291,9 @@ def _execute_local(todo, workers: int, on_update) -> list[dict]:
         return results
     # spawn: each worker starts clean (no torch thread pools inherited from this process)
     ctx = mp.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
-                             initializer=_watch_parent) as pool:  # fmt: skip
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=ctx, initializer=_watch_parent
+    ) as pool:
         futures = {pool.submit(run_cells, job, spec): job for job, spec in todo}
         running: set = set()
         pending = set(futures)

@@ -142,8 +142,7 @@ def check_kept_policies(algo, obs_shape, space) -> None:
     for step in range(2):
         a.update(random_batch(obs_shape, space, S=2, seed=step))
     kept = split_seeds(_kept_state(a), 2)
-    assert all("optimizers" not in k and not any("target" in m for m in k["modules"])
-               for k in kept)  # fmt: skip
+    assert all("optimizers" not in k and not any("target" in m for m in k["modules"]) for k in kept)
     # candidates in another order than the seeds (seeded as the swapped seeds: BCQ's
     # deterministic acting draws its sampled actions from a fixed stream per seed)
     b = make(algo, obs_shape, space, seeds=[1, 0])
@@ -169,9 +168,16 @@ def close(a: torch.Tensor, b: torch.Tensor, atol: float = 1e-7) -> bool:
     return torch.allclose(a.float(), b.float(), rtol=1e-5, atol=atol)
 
 
-def check_seeds_together(algo, obs_shape, space, updates: int = 300, B: int = 16,
-                         param_atol: float = 1e-7, stat_atol: dict | None = None,
-                         **extra) -> None:  # fmt: skip
+def check_seeds_together(
+    algo,
+    obs_shape,
+    space,
+    updates: int = 300,
+    B: int = 16,
+    param_atol: float = 1e-7,
+    stat_atol: dict | None = None,
+    **extra,
+) -> None:
     """S seeds updated as one job give the parameters, stats and actions of the same seeds
     updated one at a time from the same initial weights and batches (fp32 on CPU: relative
     1e-5, absolute 1e-7 near zero unless given; stat_atol: per-stat absolute tolerances)."""
@@ -188,8 +194,10 @@ def check_seeds_together(algo, obs_shape, space, updates: int = 300, B: int = 16
         stats = job.update(batch)
         for s, a in enumerate(alone):
             single = a.update(seed_slice(batch, s))
-            assert all(close(stats[k][s], single[k][0], stat_atol.get(k, 1e-7))
-                       for k in stats), (step, s)  # fmt: skip
+            assert all(close(stats[k][s], single[k][0], stat_atol.get(k, 1e-7)) for k in stats), (
+                step,
+                s,
+            )
     for mod_name, module in job.modules().items():
         for key, p in module.state_dict().items():
             for s, a in enumerate(alone):

@@ -50,24 +50,47 @@ def d3rlpy_config(algo: str, batch_size: int):
     obs = StandardObservationScaler()
     if algo == "td3_bc":
         return d3rlpy.algos.TD3PlusBCConfig(
-            actor_learning_rate=3e-4, critic_learning_rate=3e-4, batch_size=batch_size,
-            gamma=0.99, tau=0.005, target_smoothing_sigma=0.2, target_smoothing_clip=0.5,
-            alpha=2.5, update_actor_interval=2, observation_scaler=obs,
-        )  # fmt: skip
+            actor_learning_rate=3e-4,
+            critic_learning_rate=3e-4,
+            batch_size=batch_size,
+            gamma=0.99,
+            tau=0.005,
+            target_smoothing_sigma=0.2,
+            target_smoothing_clip=0.5,
+            alpha=2.5,
+            update_actor_interval=2,
+            observation_scaler=obs,
+        )
     if algo == "iql":
         return d3rlpy.algos.IQLConfig(
-            actor_learning_rate=3e-4, critic_learning_rate=3e-4, batch_size=batch_size,
-            gamma=0.99, tau=0.005, expectile=0.7, weight_temp=3.0, max_weight=100.0,
-            observation_scaler=obs, reward_scaler=ReturnBasedRewardScaler(multiplier=1000.0),
-        )  # fmt: skip
+            actor_learning_rate=3e-4,
+            critic_learning_rate=3e-4,
+            batch_size=batch_size,
+            gamma=0.99,
+            tau=0.005,
+            expectile=0.7,
+            weight_temp=3.0,
+            max_weight=100.0,
+            observation_scaler=obs,
+            reward_scaler=ReturnBasedRewardScaler(multiplier=1000.0),
+        )
     if algo == "cql":
         wide = VectorEncoderFactory([256, 256, 256])
         return d3rlpy.algos.CQLConfig(
-            actor_learning_rate=3e-5, critic_learning_rate=3e-4, temp_learning_rate=3e-5,
-            alpha_learning_rate=0.0, initial_alpha=1.0, conservative_weight=10.0,
-            n_action_samples=10, batch_size=batch_size, gamma=0.99, tau=0.005,
-            actor_encoder_factory=wide, critic_encoder_factory=wide, observation_scaler=obs,
-        )  # fmt: skip
+            actor_learning_rate=3e-5,
+            critic_learning_rate=3e-4,
+            temp_learning_rate=3e-5,
+            alpha_learning_rate=0.0,
+            initial_alpha=1.0,
+            conservative_weight=10.0,
+            n_action_samples=10,
+            batch_size=batch_size,
+            gamma=0.99,
+            tau=0.005,
+            actor_encoder_factory=wide,
+            critic_encoder_factory=wide,
+            observation_scaler=obs,
+        )
     raise SystemExit(
         f"compare_d3rlpy: error: unknown algorithm '{algo}' (choose {', '.join(NAMES)})"
     )
@@ -79,8 +102,10 @@ def load_dataset(path: str):
     import numpy as np
 
     with h5py.File(path, "r") as f:
-        arrays = {k: np.asarray(f[k]) for k in ("observations", "actions", "rewards",
-                                                "terminals", "timeouts")}  # fmt: skip
+        arrays = {
+            k: np.asarray(f[k])
+            for k in ("observations", "actions", "rewards", "terminals", "timeouts")
+        }
     return d3rlpy.dataset.MDPDataset(
         observations=arrays["observations"].astype(np.float32),
         actions=arrays["actions"].astype(np.float32),
@@ -130,14 +155,26 @@ def train(args) -> None:
                 while step < args.steps:
                     k = min(args.eval_every, args.steps - step)
                     t0 = time.perf_counter()
-                    algo.fit(dataset, n_steps=k, n_steps_per_epoch=k, show_progress=False,
-                             logger_adapter=NoopAdapterFactory(), save_interval=10**9)  # fmt: skip
+                    algo.fit(
+                        dataset,
+                        n_steps=k,
+                        n_steps_per_epoch=k,
+                        show_progress=False,
+                        logger_adapter=NoopAdapterFactory(),
+                        save_interval=10**9,
+                    )
                     train_s += time.perf_counter() - t0
                     step += k
                     ret = evaluate(algo, args.env, seed, args.episodes)
-                    row = {"algo": algo_name, "seed": seed, "step": step, "return_mean": ret,
-                           "episodes": args.episodes, "train_s": round(train_s, 2),
-                           "wall_s": round(time.perf_counter() - start, 2)}  # fmt: skip
+                    row = {
+                        "algo": algo_name,
+                        "seed": seed,
+                        "step": step,
+                        "return_mean": ret,
+                        "episodes": args.episodes,
+                        "train_s": round(train_s, 2),
+                        "wall_s": round(time.perf_counter() - start, 2),
+                    }
                     out.writerow(row)
                     f.flush()
                     print(row, flush=True)
@@ -162,9 +199,12 @@ def speed(args) -> None:
             act = rng.integers(0, 4, n)
             kind = {"action_space": ActionSpace.DISCRETE, "action_size": 4}
             config = d3rlpy.algos.DiscreteCQLConfig(
-                batch_size=args.batch_size, learning_rate=6.25e-5, target_update_interval=8000,
-                alpha=1.0, observation_scaler=d3rlpy.preprocessing.PixelObservationScaler(),
-            )  # fmt: skip
+                batch_size=args.batch_size,
+                learning_rate=6.25e-5,
+                target_update_interval=8000,
+                alpha=1.0,
+                observation_scaler=d3rlpy.preprocessing.PixelObservationScaler(),
+            )
         else:
             n = 100_000
             obs = rng.normal(size=(n, 11)).astype(np.float32)
@@ -174,14 +214,23 @@ def speed(args) -> None:
         terminals = np.zeros(n, np.float32)
         terminals[199::200] = 1.0
         dataset = d3rlpy.dataset.MDPDataset(
-            observations=obs, actions=act, rewards=rng.normal(size=n).astype(np.float32),
-            terminals=terminals, **kind,
-        )  # fmt: skip
+            observations=obs,
+            actions=act,
+            rewards=rng.normal(size=n).astype(np.float32),
+            terminals=terminals,
+            **kind,
+        )
         algo = config.create(device="cpu:0")
         algo.build_with_dataset(dataset)
         if name != "discrete_cql":
-            algo.fit(dataset, n_steps=1, n_steps_per_epoch=1, show_progress=False,
-                     logger_adapter=d3rlpy.logging.NoopAdapterFactory(), save_interval=10**9)  # fmt: skip
+            algo.fit(
+                dataset,
+                n_steps=1,
+                n_steps_per_epoch=1,
+                show_progress=False,
+                logger_adapter=d3rlpy.logging.NoopAdapterFactory(),
+                save_interval=10**9,
+            )
 
         def step(algo=algo, dataset=dataset):
             algo.update(dataset.sample_transition_batch(args.batch_size))
@@ -197,9 +246,12 @@ def speed(args) -> None:
             for _ in range(n_calls):
                 step()
             samples.append(n_calls / (time.perf_counter() - t0))
-        print(f"d3rlpy {d3rlpy.__version__} {name} batch {args.batch_size} threads "
-              f"{args.threads}: {sorted(samples)[len(samples) // 2]:.1f} upd/s "
-              f"(median of {args.repeats})", flush=True)  # fmt: skip
+        print(
+            f"d3rlpy {d3rlpy.__version__} {name} batch {args.batch_size} threads "
+            f"{args.threads}: {sorted(samples)[len(samples) // 2]:.1f} upd/s "
+            f"(median of {args.repeats})",
+            flush=True,
+        )
 
 
 def report(args) -> None:
@@ -219,8 +271,10 @@ def report(args) -> None:
         )
     meta = results.meta[runs.run_id.iloc[0]]
     lo_ref, hi_ref = float(meta["ref_min"]), float(meta["ref_max"])
-    print(f"{args.dataset}: final = mean of the last {args.last_k} evaluations, normalized "
-          f"(ref {lo_ref:g} .. {hi_ref:g}); IQM [95% CI]")  # fmt: skip
+    print(
+        f"{args.dataset}: final = mean of the last {args.last_k} evaluations, normalized "
+        f"(ref {lo_ref:g} .. {hi_ref:g}); IQM [95% CI]"
+    )
     print(f"{'algo':8} {'bench (n)':>28} {'d3rlpy (n)':>28}  bench >= d3rlpy CI low")
     for algo in sorted(set(peer.algo)):
         p = peer[peer.algo == algo].sort_values("step")

@@ -57,10 +57,12 @@ def export(args) -> None:
     picks = [ordered[i] for i in np.linspace(0, len(ordered) - 1, args.candidates).astype(int)]
     data, info = _load_data(picks[0].config, torch.device("cpu"), True)
     rows = torch.arange(data.obs.shape[0])
-    pi = torch.cat([
-        policy_actions(load_stacked(group, info, "cpu"), data, rows)
-        for group in by_configuration(picks).values()
-    ])  # fmt: skip
+    pi = torch.cat(
+        [
+            policy_actions(load_stacked(group, info, "cpu"), data, rows)
+            for group in by_configuration(picks).values()
+        ]
+    )
     picks = [c for group in by_configuration(picks).values() for c in group]
     s0 = initial_rows(data)
     # d3rlpy's regression loss: Huber in DiscreteFQE, squared error in FQE
@@ -153,15 +155,19 @@ def run_d3rlpy(args) -> None:
     terminals = z["terminal"].astype(np.float32)
     timeouts = (last & ~z["terminal"]).astype(np.float32)
     dataset = d3rlpy.dataset.MDPDataset(
-        observations=obs, actions=act if discrete else act.astype(np.float32),
-        rewards=z["rew"].astype(np.float32), terminals=terminals, timeouts=timeouts,
+        observations=obs,
+        actions=act if discrete else act.astype(np.float32),
+        rewards=z["rew"].astype(np.float32),
+        terminals=terminals,
+        timeouts=timeouts,
         action_space=d3rlpy.ActionSpace.DISCRETE if discrete else d3rlpy.ActionSpace.CONTINUOUS,
-    )  # fmt: skip
+    )
     seeds = range(args.seeds or (int(z["seeds"]) if "seeds" in z else 3))
     results = np.zeros((len(seeds), len(z["names"])))
     for c in range(len(z["names"])):
-        policy = _Lookup(np.concatenate([obs, nxt]),
-                         np.concatenate([z["pi_obs"][c], z["pi_next"][c]]), discrete)  # fmt: skip
+        policy = _Lookup(
+            np.concatenate([obs, nxt]), np.concatenate([z["pi_obs"][c], z["pi_next"][c]]), discrete
+        )
         for i, seed in enumerate(seeds):
             d3rlpy.seed(seed)
             kwargs = dict(
@@ -201,8 +207,10 @@ def report(args) -> None:
     z = np.load(args.data)
     d3 = np.array(json.loads(Path(args.data).with_suffix(".d3rlpy.json").read_text()))
     ours = z["bench"]
-    print("| candidate | true discounted value | bench FQE mean [min, max] | "
-          "d3rlpy FQE mean [min, max] | agree |")  # fmt: skip
+    print(
+        "| candidate | true discounted value | bench FQE mean [min, max] | "
+        "d3rlpy FQE mean [min, max] | agree |"
+    )
     print("|---|---|---|---|---|")
     agree_all = True
     for c, name in enumerate(z["names"]):
@@ -211,9 +219,11 @@ def report(args) -> None:
         close = abs(a.mean() - b.mean()) <= max(np.ptp(a), np.ptp(b))
         agree = overlap or close
         agree_all &= agree
-        print(f"| {name} | {z['true_value'][c]:.2f} | {a.mean():.2f} [{a.min():.2f}, "
-              f"{a.max():.2f}] | {b.mean():.2f} [{b.min():.2f}, {b.max():.2f}] | "
-              f"{'yes' if agree else 'no'} |")  # fmt: skip
+        print(
+            f"| {name} | {z['true_value'][c]:.2f} | {a.mean():.2f} [{a.min():.2f}, "
+            f"{a.max():.2f}] | {b.mean():.2f} [{b.min():.2f}, {b.max():.2f}] | "
+            f"{'yes' if agree else 'no'} |"
+        )
     print(f"all agree: {'yes' if agree_all else 'no'}")
 
 

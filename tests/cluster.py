@@ -38,8 +38,11 @@ def available() -> str | None:
     for tool in ("unshare", "nsenter", "ip", "mount"):
         if shutil.which(tool) is None:
             return f"`{tool}` is not installed"
-    probe = subprocess.run(["unshare", "--net", "-m", "--propagation", "private", "true"],
-                           capture_output=True, text=True)  # fmt: skip
+    probe = subprocess.run(
+        ["unshare", "--net", "-m", "--propagation", "private", "true"],
+        capture_output=True,
+        text=True,
+    )
     if probe.returncode != 0:
         return f"cannot create namespaces here: {probe.stderr.strip()}"
     return None
@@ -116,7 +119,7 @@ class Cluster:
         self.holder = subprocess.Popen(
             ["unshare", "--net", "sh", "-c", "ip link set lo up && exec sleep infinity"],
             start_new_session=True,
-        )  # fmt: skip
+        )
         deadline = time.monotonic() + 10
         while _ns_of(self.holder.pid, "net") == _ns_of(os.getpid(), "net"):
             if time.monotonic() > deadline:
@@ -124,22 +127,44 @@ class Cluster:
             time.sleep(0.05)
         self.net_ns = _ns_of(self.holder.pid, "net")
         time.sleep(0.2)  # `ip link set lo up` before anything binds
-        self.head = self._popen([str(BIN / "ray"), "start", "--head", "--block",
-                                 *self._node_args(self.head_cpus), "--port", str(PORT),
-                                 "--include-dashboard", "false"], self.env)  # fmt: skip
+        self.head = self._popen(
+            [
+                str(BIN / "ray"),
+                "start",
+                "--head",
+                "--block",
+                *self._node_args(self.head_cpus),
+                "--port",
+                str(PORT),
+                "--include-dashboard",
+                "false",
+            ],
+            self.env,
+        )
         self.wait_nodes(1)
         self.start_worker()
 
     def start_worker(self) -> None:
         """A worker node in a mount namespace of its own: tmpfs over the driver's folders."""
-        env = self.env | {"MINARI_DATASETS_PATH": str(self.worker_minari),
-                          "BENCH_CARDS_DIR": str(self.worker_minari.parent / "worker-cards"),
-                          "BENCH_SCRATCH": str(self.worker_scratch)}  # fmt: skip
-        ray_start = " ".join([str(BIN / "ray"), "start", "--block", "--address", ADDRESS,
-                              *self._node_args(self.worker_cpus)])  # fmt: skip
+        env = self.env | {
+            "MINARI_DATASETS_PATH": str(self.worker_minari),
+            "BENCH_CARDS_DIR": str(self.worker_minari.parent / "worker-cards"),
+            "BENCH_SCRATCH": str(self.worker_scratch),
+        }
+        ray_start = " ".join(
+            [
+                str(BIN / "ray"),
+                "start",
+                "--block",
+                "--address",
+                ADDRESS,
+                *self._node_args(self.worker_cpus),
+            ]
+        )
         script = f"mount -t tmpfs none {self.driver} && exec {ray_start}"
-        self.worker = self._popen(["unshare", "-m", "--propagation", "private", "sh", "-c",
-                                   script], env)  # fmt: skip
+        self.worker = self._popen(
+            ["unshare", "-m", "--propagation", "private", "sh", "-c", script], env
+        )
         # up once the cluster lists its raylet's node as alive (a node killed just before may
         # still be listed too, until the cluster notices: counting nodes would race with that)
         deadline = time.monotonic() + 120
@@ -171,14 +196,23 @@ class Cluster:
         return "".join(p.read_text()[-2000:] for p in sorted(self.root.glob("node-*.log")))
 
     def _node_args(self, cpus: int) -> list[str]:
-        return ["--node-ip-address", "127.0.0.1", "--num-cpus", str(cpus), "--temp-dir",
-                str(self.ray_tmp), "--disable-usage-stats", "--object-store-memory",
-                str(200 * 2**20)]  # fmt: skip
+        return [
+            "--node-ip-address",
+            "127.0.0.1",
+            "--num-cpus",
+            str(cpus),
+            "--temp-dir",
+            str(self.ray_tmp),
+            "--disable-usage-stats",
+            "--object-store-memory",
+            str(200 * 2**20),
+        ]
 
     def _popen(self, argv: list[str], env: dict) -> subprocess.Popen:
         log = open(self.root / f"node-{len(list(self.root.glob('node-*')))}.log", "w")  # noqa: SIM115
-        return subprocess.Popen(self.in_ns(argv), env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)  # fmt: skip
+        return subprocess.Popen(
+            self.in_ns(argv), env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
     def in_ns(self, argv: list[str]) -> list[str]:
         return ["nsenter", f"--net=/proc/{self.holder.pid}/ns/net", *argv]
@@ -201,13 +235,20 @@ class Cluster:
 
     # -- the driver side --
     def python(self, code: str, timeout: float = 120) -> subprocess.CompletedProcess:
-        return subprocess.run(self.in_ns([sys.executable, "-c", code]), env=self.env,
-                              capture_output=True, text=True, timeout=timeout)  # fmt: skip
+        return subprocess.run(
+            self.in_ns([sys.executable, "-c", code]),
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     def alive_nodes(self) -> list[dict]:
-        code = (f"import json, ray; ray.init(address={ADDRESS!r}, log_to_driver=False); "
-                "print('NODES', json.dumps([{'id': n['NodeID'], 'cpus': n['Resources'].get('CPU', 0)} "
-                "for n in ray.nodes() if n['Alive']]))")  # fmt: skip
+        code = (
+            f"import json, ray; ray.init(address={ADDRESS!r}, log_to_driver=False); "
+            "print('NODES', json.dumps([{'id': n['NodeID'], 'cpus': n['Resources'].get('CPU', 0)} "
+            "for n in ray.nodes() if n['Alive']]))"
+        )
         import json
 
         res = self.python(code)
@@ -226,16 +267,30 @@ class Cluster:
                 raise RuntimeError(f"{len(nodes)} of {n} Ray nodes came up:\n{self._logs()}")
             time.sleep(1)
 
-    def bench(self, *args, timeout: float = 600, env_extra: dict | None = None,
-              background: bool = False, cwd: Path | None = None):  # fmt: skip
+    def bench(
+        self,
+        *args,
+        timeout: float = 600,
+        env_extra: dict | None = None,
+        background: bool = False,
+        cwd: Path | None = None,
+    ):
         """`bench ARGS` on the driver (this machine's disk, inside the cluster's network)."""
         argv = self.in_ns([str(BIN / "bench"), *map(str, args)])
         env = self.env | (env_extra or {})
         if background:
-            return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    text=True, start_new_session=True, cwd=cwd)  # fmt: skip
-        return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout,
-                              cwd=cwd)  # fmt: skip
+            return subprocess.Popen(
+                argv,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                start_new_session=True,
+                cwd=cwd,
+            )
+        return subprocess.run(
+            argv, env=env, capture_output=True, text=True, timeout=timeout, cwd=cwd
+        )
 
 
 def overhead(jobs: int = 100) -> None:
@@ -243,19 +298,39 @@ def overhead(jobs: int = 100) -> None:
     grid on the local pool (2 workers)."""
     root = Path(tempfile.mkdtemp(prefix="bench-cluster-"))
     seeds = f"0-{jobs - 1}"
-    tiny = ["--algo", "bc", "--dataset", "cartpole-mixed", "--seeds", seeds, "--seeds-per-job",
-            "1", "--steps", "10", "--eval-every", "10", "--eval-episodes", "1",
-            "--final-episodes", "0", "--workers", "2", "-q"]  # fmt: skip
+    tiny = [
+        "--algo",
+        "bc",
+        "--dataset",
+        "cartpole-mixed",
+        "--seeds",
+        seeds,
+        "--seeds-per-job",
+        "1",
+        "--steps",
+        "10",
+        "--eval-every",
+        "10",
+        "--eval-episodes",
+        "1",
+        "--final-episodes",
+        "0",
+        "--workers",
+        "2",
+        "-q",
+    ]
     try:
         with Cluster(root) as c:
             built = c.bench("datasets", "build", "cartpole-mixed", "--size", "3000", "-q")
             assert built.returncode == 0, built.stderr
-            for name, extra in (("local pool", []),
-                                ("two-node Ray cluster", ["--executor", "ray", "--address",
-                                                          ADDRESS])):  # fmt: skip
+            for name, extra in (
+                ("local pool", []),
+                ("two-node Ray cluster", ["--executor", "ray", "--address", ADDRESS]),
+            ):
                 t0 = time.perf_counter()
-                res = c.bench("sweep", *tiny, "--results-dir", root / name.split()[0], *extra,
-                              timeout=3600)  # fmt: skip
+                res = c.bench(
+                    "sweep", *tiny, "--results-dir", root / name.split()[0], *extra, timeout=3600
+                )
                 wall = time.perf_counter() - t0
                 assert res.returncode == 0, res.stdout + res.stderr
                 print(f"{name}: {jobs} jobs in {wall:.1f} s, {wall / jobs:.2f} s per job")

@@ -68,8 +68,9 @@ def killed_at(point: str, *args, timeout=600) -> subprocess.CompletedProcess:
     cmd = [str(BENCH)] if BENCH.exists() else [sys.executable, "-m", "bench.cli"]
     path = os.pathsep.join(p for p in (str(KILLPOINT), os.environ.get("PYTHONPATH")) if p)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "BENCH_TEST_KILL": point, "PYTHONPATH": path}
-    res = subprocess.run(cmd + no_final(args), capture_output=True, text=True, env=env,
-                         timeout=timeout)  # fmt: skip
+    res = subprocess.run(
+        cmd + no_final(args), capture_output=True, text=True, env=env, timeout=timeout
+    )
     assert res.returncode == -9, f"not killed at {point} (exit {res.returncode}): {res.stderr}"
     return res
 

@@ -18,41 +18,84 @@ from tests.test_bad_input_tools import (
 
 LONG = "a" * 300  # a file name may have 255 bytes
 CASES = [
-    Case("run: dataset name too long", ["run", "--algo", "bc", "--dataset", LONG, "-q",
-                                        "--results-dir", "{tmp}/results"],
-         f"unknown dataset '{LONG}'"),
-    Case("sweep: dataset name too long", ["sweep", "--algo", "bc", "--dataset", LONG,
-                                          "--seeds", "0", "--results-dir", "{tmp}/results"],
-         f"unknown dataset '{LONG}'"),
+    Case(
+        "run: dataset name too long",
+        ["run", "--algo", "bc", "--dataset", LONG, "-q", "--results-dir", "{tmp}/results"],
+        f"unknown dataset '{LONG}'",
+    ),
+    Case(
+        "sweep: dataset name too long",
+        [
+            "sweep",
+            "--algo",
+            "bc",
+            "--dataset",
+            LONG,
+            "--seeds",
+            "0",
+            "--results-dir",
+            "{tmp}/results",
+        ],
+        f"unknown dataset '{LONG}'",
+    ),
     Case("datasets build: name too long", ["datasets", "build", LONG], "unknown dataset"),
-    Case("run: file name too long", ["run", "--algo", "bc", "--dataset", f"{LONG}.hdf5", "--env",
-                                     "CartPole-v1", "-q"], "File name too long"),
-    Case("run: folder name too long", ["run", "--algo", "bc", "--dataset", f"{LONG}/x.hdf5",
-                                       "--env", "CartPole-v1", "-q"], "File name too long"),
-    Case("run: minari id too long", ["run", "--algo", "bc", "--dataset", f"minari:{LONG}", "-q"],
-         "invalid Minari id"),
+    Case(
+        "run: file name too long",
+        ["run", "--algo", "bc", "--dataset", f"{LONG}.hdf5", "--env", "CartPole-v1", "-q"],
+        "File name too long",
+    ),
+    Case(
+        "run: folder name too long",
+        ["run", "--algo", "bc", "--dataset", f"{LONG}/x.hdf5", "--env", "CartPole-v1", "-q"],
+        "File name too long",
+    ),
+    Case(
+        "run: minari id too long",
+        ["run", "--algo", "bc", "--dataset", f"minari:{LONG}", "-q"],
+        "invalid Minari id",
+    ),
     Case("datasets info: name too long", ["datasets", "info", LONG], "unknown dataset"),
-    Case("import: id too long", [*IMPORT[:-1], LONG, *REFS],
-         "(300 characters): an id has at most 200 characters and at most 100 between slashes",
-         _good_file),
-    Case("import: namespaced id too long", [*IMPORT[:-1], f"mine/{LONG}-v0", *REFS],
-         "invalid dataset id 'mine/aaaa", _good_file),
-    Case("import: one segment too long", [*IMPORT[:-1], f"mine/{'b' * 101}", *REFS],
-         "at most 100 between slashes", _good_file),
-    Case("behavior: offline-only algorithm", [*BEHAVIOR[:3], "bc", *BEHAVIOR[4:]],
-         "algorithm 'bc' cannot train online (it has no exploration policy); choose one of: "
-         "discrete_sac, redq"),
-    Case("behavior: offline-only algorithm, eval before start steps",
-         [*BEHAVIOR[:3], "discrete_bcq", *BEHAVIOR[4:], "--start-steps", "300"],
-         "algorithm 'discrete_bcq' cannot train online"),
-    Case("behavior: unknown algorithm", [*BEHAVIOR[:3], "nope", *BEHAVIOR[4:]],
-         "unknown algorithm 'nope'"),
-]  # fmt: skip
+    Case(
+        "import: id too long",
+        [*IMPORT[:-1], LONG, *REFS],
+        "(300 characters): an id has at most 200 characters and at most 100 between slashes",
+        _good_file,
+    ),
+    Case(
+        "import: namespaced id too long",
+        [*IMPORT[:-1], f"mine/{LONG}-v0", *REFS],
+        "invalid dataset id 'mine/aaaa",
+        _good_file,
+    ),
+    Case(
+        "import: one segment too long",
+        [*IMPORT[:-1], f"mine/{'b' * 101}", *REFS],
+        "at most 100 between slashes",
+        _good_file,
+    ),
+    Case(
+        "behavior: offline-only algorithm",
+        [*BEHAVIOR[:3], "bc", *BEHAVIOR[4:]],
+        "algorithm 'bc' cannot train online (it has no exploration policy); choose one of: "
+        "discrete_sac, redq",
+    ),
+    Case(
+        "behavior: offline-only algorithm, eval before start steps",
+        [*BEHAVIOR[:3], "discrete_bcq", *BEHAVIOR[4:], "--start-steps", "300"],
+        "algorithm 'discrete_bcq' cannot train online",
+    ),
+    Case(
+        "behavior: unknown algorithm",
+        [*BEHAVIOR[:3], "nope", *BEHAVIOR[4:]],
+        "unknown algorithm 'nope'",
+    ),
+]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_bad_input_is_one_line_exit_2_before_any_work_and_leaves_nothing(case, tmp_path,
-                                                                         monkeypatch, capsys):  # fmt: skip
+def test_bad_input_is_one_line_exit_2_before_any_work_and_leaves_nothing(
+    case, tmp_path, monkeypatch, capsys
+):
     tmp = tmp_path
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp / "minari"))
     monkeypatch.setenv("BENCH_CARDS_DIR", str(tmp / "cards"))

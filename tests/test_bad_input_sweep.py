@@ -75,55 +75,104 @@ def _huge_suite(tmp, monkeypatch):
     (tmp / "mini.toml").write_text(SUITE + "#" * (1 << 20))
 
 
-SWEEP = ["sweep", "--algo", "bc", "--dataset", "fuzz", "--steps", "2", "--eval-every", "2",
-         "--eval-episodes", "1", "--final-episodes", "0", "--batch-size", "8", "-q",
-         "--results-dir", "{tmp}/res"]  # fmt: skip
+SWEEP = (
+    "sweep --algo bc --dataset fuzz --steps 2 --eval-every 2 --eval-episodes 1 --final-episodes "
+    "0 --batch-size 8 -q --results-dir {tmp}/res"
+).split()
 RUN_SUITE = ["suite", "run", "{tmp}/mini.toml", "--results-dir", "{tmp}/res", "-q"]
 CASES = [
-    Case("sweep env without a file", [*SWEEP, "--env", "Acrobot-v1"],
-         "--env is the env of D4RL HDF5 files; none of the datasets is one (drop --env)"),
-    Case("sweep workers beyond the memory", [*SWEEP, "--seeds", "0-199", "--seeds-per-job", "1",
-                                             "--workers", "200"],
-         "200 job(s) at once training 200 seed(s) need ~", _memory(4 << 30)),
-    Case("sweep seeds together beyond the memory", [*SWEEP, "--seeds", "0-1023",
-                                                    "--seeds-per-job", "1024", "--set",
-                                                    "hidden_sizes=4096,4096"],
-         "give fewer --workers or --seeds-per-job", _memory(4 << 30)),
+    Case(
+        "sweep env without a file",
+        [*SWEEP, "--env", "Acrobot-v1"],
+        "--env is the env of D4RL HDF5 files; none of the datasets is one (drop --env)",
+    ),
+    Case(
+        "sweep workers beyond the memory",
+        [*SWEEP, "--seeds", "0-199", "--seeds-per-job", "1", "--workers", "200"],
+        "200 job(s) at once training 200 seed(s) need ~",
+        _memory(4 << 30),
+    ),
+    Case(
+        "sweep seeds together beyond the memory",
+        [*SWEEP, "--seeds", "0-1023", "--seeds-per-job", "1024", "--set", "hidden_sizes=4096,4096"],
+        "give fewer --workers or --seeds-per-job",
+        _memory(4 << 30),
+    ),
     Case("sweep workers negative", [*SWEEP, "--workers", "-1"], "--workers must be between"),
     Case("sweep workers huge", [*SWEEP, "--workers", "100000"], "--workers must be between"),
-    Case("sweep ray address unreachable", [*SWEEP, "--executor", "ray", "--address",
-                                           "127.0.0.1:1"],
-         "cannot reach the Ray cluster at 127.0.0.1:1 (Connection refused)"),
-    Case("sweep ray address without a port", [*SWEEP, "--executor", "ray", "--address", "head"],
-         "bad --address 'head': use HOST:PORT or ray://HOST:PORT"),
-    Case("sweep ray address empty", [*SWEEP, "--executor", "ray", "--address", " "],
-         "--address is empty"),
-    Case("sweep ray retries negative", [*SWEEP, "--executor", "ray", "--retries", "-1"],
-         "--retries must be between 0 and 10, got -1"),
-    Case("sweep ray retries huge", [*SWEEP, "--executor", "ray", "--retries", "1000"],
-         "--retries must be between 0 and 10, got 1000"),
-    Case("sweep address without ray", [*SWEEP, "--address", "127.0.0.1:6379"],
-         "--address is an option of --executor ray"),
-    Case("sweep shared results without ray", [*SWEEP, "--shared-results"],
-         "--shared-results is an option of --executor ray"),
-    Case("sweep ray results folder a file", [*SWEEP[:-1], "{tmp}/file/res", "--executor", "ray"],
-         "cannot write results to {tmp}/file/res/runs", _a_file),
-    Case("suite ray address unreachable", [*RUN_SUITE, "--executor", "ray", "--address",
-                                           "127.0.0.1:1"],
-         "cannot reach the Ray cluster at 127.0.0.1:1", _suite()),
+    Case(
+        "sweep ray address unreachable",
+        [*SWEEP, "--executor", "ray", "--address", "127.0.0.1:1"],
+        "cannot reach the Ray cluster at 127.0.0.1:1 (Connection refused)",
+    ),
+    Case(
+        "sweep ray address without a port",
+        [*SWEEP, "--executor", "ray", "--address", "head"],
+        "bad --address 'head': use HOST:PORT or ray://HOST:PORT",
+    ),
+    Case(
+        "sweep ray address empty",
+        [*SWEEP, "--executor", "ray", "--address", " "],
+        "--address is empty",
+    ),
+    Case(
+        "sweep ray retries negative",
+        [*SWEEP, "--executor", "ray", "--retries", "-1"],
+        "--retries must be between 0 and 10, got -1",
+    ),
+    Case(
+        "sweep ray retries huge",
+        [*SWEEP, "--executor", "ray", "--retries", "1000"],
+        "--retries must be between 0 and 10, got 1000",
+    ),
+    Case(
+        "sweep address without ray",
+        [*SWEEP, "--address", "127.0.0.1:6379"],
+        "--address is an option of --executor ray",
+    ),
+    Case(
+        "sweep shared results without ray",
+        [*SWEEP, "--shared-results"],
+        "--shared-results is an option of --executor ray",
+    ),
+    Case(
+        "sweep ray results folder a file",
+        [*SWEEP[:-1], "{tmp}/file/res", "--executor", "ray"],
+        "cannot write results to {tmp}/file/res/runs",
+        _a_file,
+    ),
+    Case(
+        "suite ray address unreachable",
+        [*RUN_SUITE, "--executor", "ray", "--address", "127.0.0.1:1"],
+        "cannot reach the Ray cluster at 127.0.0.1:1",
+        _suite(),
+    ),
     Case("suite copies' folder a file", RUN_SUITE, "res/suites is not a folder", _suites_a_file),
-    Case("suite changed without a new version", RUN_SUITE,
-         "res/suites/mini-v1.toml holds another file for suite mini v1: {tmp}/mini.toml changed "
-         "since that version ran; bump its version", _copy_differs),
+    Case(
+        "suite changed without a new version",
+        RUN_SUITE,
+        "res/suites/mini-v1.toml holds another file for suite mini v1: {tmp}/mini.toml changed "
+        "since that version ran; bump its version",
+        _copy_differs,
+    ),
     Case("suite file too big", RUN_SUITE, "a suite file is at most 1,048,576", _huge_suite),
-    Case("suite workers beyond the memory", [*RUN_SUITE, "--workers", "2"],
-         "2 job(s) at once training 4 seed(s) need", _two_algos_little_memory),
-]  # fmt: skip
+    Case(
+        "suite workers beyond the memory",
+        [*RUN_SUITE, "--workers", "2"],
+        "2 job(s) at once training 4 seed(s) need",
+        _two_algos_little_memory,
+    ),
+]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_bad_sweep_input_is_one_line_exit_2_and_writes_nothing(case, built, tmp_path,  # noqa: F811
-                                                               monkeypatch, capsys):  # fmt: skip
+def test_bad_sweep_input_is_one_line_exit_2_and_writes_nothing(
+    case,
+    built,  # noqa: F811 - the fixture imported above
+    tmp_path,
+    monkeypatch,
+    capsys,
+):
     cards, root = built
     mine = tmp_path / "minari"
     shutil.copytree(root, mine)

@@ -12,11 +12,23 @@ from bench.run.config import SCHEMA_VERSION, RunConfig
 from tests.helpers import bench
 
 EVAL_DTYPES = {
-    "run_id": "str", "key": "str", "algo": "str", "dataset": "str", "seed": "int64", "step": "int64",
-    "wall_time_s": "float64", "return_mean": "float64", "return_std": "float64",
-    "episodes": "int64", "ref_min": "float64", "ref_max": "float64", "ref_source": "str",
-    "normalized_score": "float64", "discounted_return_mean": "float64", "eval_time_s": "float64",
-}  # fmt: skip
+    "run_id": "str",
+    "key": "str",
+    "algo": "str",
+    "dataset": "str",
+    "seed": "int64",
+    "step": "int64",
+    "wall_time_s": "float64",
+    "return_mean": "float64",
+    "return_std": "float64",
+    "episodes": "int64",
+    "ref_min": "float64",
+    "ref_max": "float64",
+    "ref_source": "str",
+    "normalized_score": "float64",
+    "discounted_return_mean": "float64",
+    "eval_time_s": "float64",
+}
 TRAIN_DTYPES = {"run_id": "str", "step": "int64", "metric": "str", "value": "float64"}
 
 
@@ -24,10 +36,27 @@ TRAIN_DTYPES = {"run_id": "str", "step": "int64", "metric": "str", "value": "flo
 def finished_run(tiny_cartpole, tmp_path_factory):
     results = tmp_path_factory.mktemp("results")
     res = bench(
-        "run", "--algo", "discrete_bcq", "--dataset", "cartpole-mixed", "--steps", 300,
-        "--eval-every", 150, "--eval-episodes", 3, "--batch-size", 32, "--seed", 7,
-        "--results-dir", results, "--quiet", "--set", "hidden_sizes=32,32",
-    )  # fmt: skip
+        "run",
+        "--algo",
+        "discrete_bcq",
+        "--dataset",
+        "cartpole-mixed",
+        "--steps",
+        300,
+        "--eval-every",
+        150,
+        "--eval-episodes",
+        3,
+        "--batch-size",
+        32,
+        "--seed",
+        7,
+        "--results-dir",
+        results,
+        "--quiet",
+        "--set",
+        "hidden_sizes=32,32",
+    )
     assert res.returncode == 0, res.stderr
     return results, res
 
@@ -146,8 +175,22 @@ def test_datasets_list_and_info(tiny_cartpole):
 def test_perf_reports_atari_loading_memory(tmp_path):
     """`bench perf` memory part alone, on a small synthetic Atari dataset."""
     out = tmp_path / "perf.json"
-    res = bench("perf", "--algos", "bc", "--threads", "1", "--repeats", "1", "--min-time", "0.05",
-                "--no-acting", "--memory-sizes", "3000", "--json", out)  # fmt: skip
+    res = bench(
+        "perf",
+        "--algos",
+        "bc",
+        "--threads",
+        "1",
+        "--repeats",
+        "1",
+        "--min-time",
+        "0.05",
+        "--no-acting",
+        "--memory-sizes",
+        "3000",
+        "--json",
+        out,
+    )
     assert res.returncode == 0, res.stderr
     import json
 

@@ -15,14 +15,21 @@ from tests.cluster import ADDRESS, Cluster, _pids_in, available
 from tests.helpers import wait_for
 
 WHY = available()
-pytestmark = [pytest.mark.xdist_group("cluster"), pytest.mark.integration,
-              pytest.mark.skipif(WHY is not None, reason=f"no test cluster: {WHY}")]  # fmt: skip
+pytestmark = [
+    pytest.mark.xdist_group("cluster"),
+    pytest.mark.integration,
+    pytest.mark.skipif(WHY is not None, reason=f"no test cluster: {WHY}"),
+]
 
-TINY = ["--steps", "40", "--eval-every", "20", "--eval-episodes", "2", "--final-episodes", "0",
-        "--seeds-per-job", "1", "--workers", "2", "-q"]  # fmt: skip
+TINY = (
+    "--steps 40 --eval-every 20 --eval-episodes 2 --final-episodes 0 --seeds-per-job 1 "
+    "--workers 2 -q"
+).split()
 #: Jobs long enough to lose a node in the middle of one (a checkpoint every 100 updates).
-LONG = ["--steps", "800", "--eval-every", "100", "--eval-episodes", "3", "--final-episodes", "0",
-        "--seeds-per-job", "1", "--workers", "2", "-q"]  # fmt: skip
+LONG = (
+    "--steps 800 --eval-every 100 --eval-episodes 3 --final-episodes 0 --seeds-per-job 1 "
+    "--workers 2 -q"
+).split()
 RAY = ["--executor", "ray", "--address", ADDRESS]
 #: Columns that say when and how fast, not what: they differ between any two runs.
 TIMING = {"run_id", "wall_time_s", "eval_time_s"}
@@ -35,9 +42,21 @@ def cluster(tmp_path_factory):
     root = tmp_path_factory.mktemp("cluster")
     c = Cluster(root)
     with c:
-        for args in (["build", "cartpole-mixed", "--size", "3000"],
-                     ["import", d4rl_file(root / "pendulum.hdf5", n=400), "--env", "Pendulum-v1",
-                      "--as", "mine/pendulum-v0", "--ref-min", "-1500", "--ref-max", "-150"]):  # fmt: skip
+        for args in (
+            ["build", "cartpole-mixed", "--size", "3000"],
+            [
+                "import",
+                d4rl_file(root / "pendulum.hdf5", n=400),
+                "--env",
+                "Pendulum-v1",
+                "--as",
+                "mine/pendulum-v0",
+                "--ref-min",
+                "-1500",
+                "--ref-max",
+                "-150",
+            ],
+        ):
             made = c.bench("datasets", *args)
             assert made.returncode == 0, made.stdout + made.stderr
         yield c
@@ -88,8 +107,19 @@ def test_a_grid_on_two_nodes_comes_home_whole_with_a_local_sweeps_tables(cluster
 
 def test_an_imported_dataset_reaches_the_node_without_it(cluster):
     c = cluster
-    res = c.bench("sweep", "--algo", "bc", "--dataset", "mine/pendulum-v0", "--seeds", "0-3",
-                  *TINY, *RAY, "--results-dir", c.driver / "imported")  # fmt: skip
+    res = c.bench(
+        "sweep",
+        "--algo",
+        "bc",
+        "--dataset",
+        "mine/pendulum-v0",
+        "--seeds",
+        "0-3",
+        *TINY,
+        *RAY,
+        "--results-dir",
+        c.driver / "imported",
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     runs = runs_of(c.driver / "imported")
     assert len(runs) == 4 and all(len(v) == 1 for v in runs.values())
@@ -101,11 +131,29 @@ def test_a_node_whose_dataset_differs_fails_its_jobs_in_one_line(cluster):
     c = cluster
     driver = c.bench("datasets", "build", "cartpole-expert", "--size", "2500", "-q")
     assert driver.returncode == 0, driver.stderr
-    theirs = c.bench("datasets", "build", "cartpole-expert", "--size", "2000", "-q",
-                     env_extra={"MINARI_DATASETS_PATH": str(c.worker_minari)})  # fmt: skip
+    theirs = c.bench(
+        "datasets",
+        "build",
+        "cartpole-expert",
+        "--size",
+        "2000",
+        "-q",
+        env_extra={"MINARI_DATASETS_PATH": str(c.worker_minari)},
+    )
     assert theirs.returncode == 0, theirs.stderr
-    res = c.bench("sweep", "--algo", "bc", "--dataset", "cartpole-expert", "--seeds", "0-3",
-                  *TINY, *RAY, "--results-dir", c.driver / "differs")  # fmt: skip
+    res = c.bench(
+        "sweep",
+        "--algo",
+        "bc",
+        "--dataset",
+        "cartpole-expert",
+        "--seeds",
+        "0-3",
+        *TINY,
+        *RAY,
+        "--results-dir",
+        c.driver / "differs",
+    )
     assert res.returncode == 1, res.stdout + res.stderr
     failed = [line for line in res.stdout.splitlines() if line.startswith("failed:")]
     assert failed and len(failed) < 4  # the head node's jobs ran
@@ -125,11 +173,25 @@ def test_a_lost_node_costs_one_retry_and_each_cell_ends_once(cluster):
     c = cluster
     results = c.driver / "lost"
     logged = [a for a in LONG if a != "-q"]  # no terminal: one line per job event
-    sweep = c.bench("sweep", "--algo", "bc", "--dataset", "cartpole-mixed", "--seeds", "0-1",
-                    *logged, *RAY, "--results-dir", results, background=True)  # fmt: skip
+    sweep = c.bench(
+        "sweep",
+        "--algo",
+        "bc",
+        "--dataset",
+        "cartpole-mixed",
+        "--seeds",
+        "0-1",
+        *logged,
+        *RAY,
+        "--results-dir",
+        results,
+        background=True,
+    )
     try:
-        wait_for(lambda: any(c.worker_scratch.glob("*/runs/*/checkpoint.pt")),
-                  "a checkpoint on the worker node")  # fmt: skip
+        wait_for(
+            lambda: any(c.worker_scratch.glob("*/runs/*/checkpoint.pt")),
+            "a checkpoint on the worker node",
+        )
         lost = json.loads(next(c.worker_scratch.glob("*/runs/*/config.json")).read_text())
         c.kill_worker()
         code, out = _finish(sweep)
@@ -152,9 +214,22 @@ def test_a_lost_node_with_shared_results_resumes_from_its_checkpoint(cluster):
     c = cluster
     results = c.shared / "lost"
     # a relative results folder is the driver's (a node's processes work in another folder)
-    sweep = c.bench("sweep", "--algo", "bc", "--dataset", "cartpole-mixed", "--seeds", "0-1",
-                    *LONG, *RAY, "--shared-results", "--results-dir", "shared/lost",
-                    background=True, cwd=c.root)  # fmt: skip
+    sweep = c.bench(
+        "sweep",
+        "--algo",
+        "bc",
+        "--dataset",
+        "cartpole-mixed",
+        "--seeds",
+        "0-1",
+        *LONG,
+        *RAY,
+        "--shared-results",
+        "--results-dir",
+        "shared/lost",
+        background=True,
+        cwd=c.root,
+    )
 
     def on_worker_with_checkpoint():
         for cfg_file in results.glob("runs/*/config.json"):
@@ -184,9 +259,26 @@ def test_a_lost_node_with_shared_results_resumes_from_its_checkpoint(cluster):
 def test_a_cluster_without_a_node_big_enough_is_one_line(cluster):
     if (os.cpu_count() or 1) < 2:
         pytest.skip("one job's threads are the cores of the driver: 1 here, which every node has")
-    res = cluster.bench("sweep", "--algo", "bc", "--dataset", "cartpole-mixed", "--seeds", "0",
-                        "--workers", "1", "--steps", "20", "--eval-every", "20", *RAY,
-                        "--results-dir", cluster.driver / "big", "-q", timeout=120)  # fmt: skip
+    res = cluster.bench(
+        "sweep",
+        "--algo",
+        "bc",
+        "--dataset",
+        "cartpole-mixed",
+        "--seeds",
+        "0",
+        "--workers",
+        "1",
+        "--steps",
+        "20",
+        "--eval-every",
+        "20",
+        *RAY,
+        "--results-dir",
+        cluster.driver / "big",
+        "-q",
+        timeout=120,
+    )
     assert res.returncode == 2, res.stdout + res.stderr
     assert "no node of the Ray cluster" in res.stderr and "CPUs a job asks for" in res.stderr
     assert not list((cluster.driver / "big").glob("runs/*"))

@@ -17,13 +17,23 @@ from tests.analysis.fake_runs import fake_config, make_run
 def test_pack_leaves_out_locks_and_half_written_temp_files(tmp_path):
     run = tmp_path / "r1"
     (run / "policies").mkdir(parents=True)
-    for name in ("config.json", "eval.parquet", ".lock", ".eval.parquet.abc.tmp",
-                 "policies/step-10.pt"):  # fmt: skip
+    for name in (
+        "config.json",
+        "eval.parquet",
+        ".lock",
+        ".eval.parquet.abc.tmp",
+        "policies/step-10.pt",
+    ):
         (run / name).write_text(name)
     unpack(pack([(run, "r1")]), tmp_path / "out")
     got = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*"))
-    assert got == ["r1", "r1/config.json", "r1/eval.parquet", "r1/policies",
-                   "r1/policies/step-10.pt"]  # fmt: skip
+    assert got == [
+        "r1",
+        "r1/config.json",
+        "r1/eval.parquet",
+        "r1/policies",
+        "r1/policies/step-10.pt",
+    ]
 
 
 def test_unpack_keeps_an_absolute_name_inside_its_folder(tmp_path):
@@ -61,8 +71,10 @@ def test_runs_come_home_whole_and_a_resumed_run_is_updated_in_place(tmp_path):
     (old / "policies").mkdir()
     (old / "policies" / "step-10.pt").write_text("kept")
     away = tmp_path / "node"
-    for run, files in (("new", {"config.json": "c", "eval.parquet": "e"}),
-                       ("resumed", {"eval.parquet": "new rows", "policies/step-20.pt": "p"})):  # fmt: skip
+    for run, files in (
+        ("new", {"config.json": "c", "eval.parquet": "e"}),
+        ("resumed", {"eval.parquet": "new rows", "policies/step-20.pt": "p"}),
+    ):
         for name, text in files.items():
             (away / run / name).parent.mkdir(parents=True, exist_ok=True)
             (away / run / name).write_text(text)

@@ -6,9 +6,17 @@ from tests.helpers import train
 
 
 def _run(tmp_path, name, algo, seed=3):
-    return train(tmp_path / name, algo=algo, dataset="cartpole-mixed", seed=seed, steps=60,
-                 eval_every=30, eval_episodes=3, batch_size=16,
-                 overrides={"hidden_sizes": "32,32"}).run_dir  # fmt: skip
+    return train(
+        tmp_path / name,
+        algo=algo,
+        dataset="cartpole-mixed",
+        seed=seed,
+        steps=60,
+        eval_every=30,
+        eval_episodes=3,
+        batch_size=16,
+        overrides={"hidden_sizes": "32,32"},
+    ).run_dir
 
 
 def test_two_identical_runs_give_identical_tables(tiny_cartpole, tmp_path):

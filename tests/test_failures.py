@@ -16,8 +16,15 @@ from tests.helpers import BENCH, bench, train
 
 
 def go(results, **kw):
-    args = dict(algo="bc", dataset="cartpole-mixed", steps=40, eval_every=20, eval_episodes=1,
-                batch_size=16, overrides={"hidden_sizes": "16,16"})  # fmt: skip
+    args = dict(
+        algo="bc",
+        dataset="cartpole-mixed",
+        steps=40,
+        eval_every=20,
+        eval_episodes=1,
+        batch_size=16,
+        overrides={"hidden_sizes": "16,16"},
+    )
     return train(results, **{**args, **kw})
 
 
@@ -60,8 +67,17 @@ def test_disk_full_mid_run_keeps_the_last_complete_state_and_resumes(
 def test_unwritable_results_dir_is_one_line(tiny_cartpole, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    res = bench("run", "--algo", "bc", "--dataset", "cartpole-mixed", "--steps", 5,
-                "--results-dir", blocker / "results")  # fmt: skip
+    res = bench(
+        "run",
+        "--algo",
+        "bc",
+        "--dataset",
+        "cartpole-mixed",
+        "--steps",
+        5,
+        "--results-dir",
+        blocker / "results",
+    )
     lines = res.stderr.strip().splitlines()
     assert res.returncode == 2 and len(lines) == 1 and "cannot create run directory" in lines[0]
 
@@ -71,13 +87,32 @@ def test_concurrent_runs_into_one_results_dir_lose_nothing(tiny_cartpole, tmp_pa
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     procs = [
         subprocess.Popen(
-            cmd + ["run", "--algo", "bc", "--dataset", "cartpole-mixed", "--seed", str(seed),
-                   "--steps", "60", "--eval-every", "10", "--eval-episodes", "1", "-q",
-                   "--results-dir", str(tmp_path)],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            cmd
+            + [
+                "run",
+                "--algo",
+                "bc",
+                "--dataset",
+                "cartpole-mixed",
+                "--seed",
+                str(seed),
+                "--steps",
+                "60",
+                "--eval-every",
+                "10",
+                "--eval-episodes",
+                "1",
+                "-q",
+                "--results-dir",
+                str(tmp_path),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for seed in range(4)
-    ]  # fmt: skip
+    ]
     for p in procs:
         assert p.wait() == 0, p.stderr.read()
     frames = [pd.read_parquet(d / "eval.parquet") for d in (tmp_path / "runs").iterdir()]

@@ -56,9 +56,24 @@ def test_the_update_loop_never_synchronizes_with_the_host(name):
 
 
 def test_auto_device_runs_on_cuda_and_records_it(tiny_cartpole, tmp_path):
-    res = bench("run", "--algo", "bc", "--dataset", "cartpole-mixed", "--seeds", "0-1",
-                "--steps", "100", "--eval-every", "50", "--eval-episodes", "2", "--quiet",
-                "--results-dir", tmp_path)  # fmt: skip
+    res = bench(
+        "run",
+        "--algo",
+        "bc",
+        "--dataset",
+        "cartpole-mixed",
+        "--seeds",
+        "0-1",
+        "--steps",
+        "100",
+        "--eval-every",
+        "50",
+        "--eval-episodes",
+        "2",
+        "--quiet",
+        "--results-dir",
+        tmp_path,
+    )
     assert res.returncode == 0, res.stderr
     for d in (tmp_path / "runs").iterdir():
         assert json.loads((d / "config.json").read_text())["device"].startswith("cuda")

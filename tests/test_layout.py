@@ -17,18 +17,18 @@ import bench
 
 #: One package (or top-level module) per floor, in the order of the data flow: a module may
 #: import only from its own package and from lower floors, so no two packages import each other.
-ORDER = [
-    "bench.errors", "bench.types", "bench.seeding", "bench.progress",  # the vocabulary
-    "bench.stats",  # metrics and the bootstrap on plain arrays
-    "bench.results",  # the tables' schema, atomic writes, the store
-    "bench.envs", "bench.nets",
-    "bench.data",  # cards, Minari, OfflineData, validation
-    "bench.evaluate", "bench.algos", "bench.collect",
-    "bench.run",  # the run identity, the loop, checkpoints
-    "bench.testing", "bench.perf", "bench.ope", "bench.analysis",
-    "bench.sweep", "bench.cluster", "bench.suite",
-    "bench.cli",
-]  # fmt: skip
+ORDER = (
+    "bench.errors bench.types bench.seeding bench.progress "  # the vocabulary
+    "bench.stats "  # metrics and the bootstrap on plain arrays
+    "bench.results "  # the tables' schema, atomic writes, the store
+    "bench.envs bench.nets "
+    "bench.data "  # cards, Minari, OfflineData, validation
+    "bench.evaluate bench.algos bench.collect "
+    "bench.run "  # the run identity, the loop, checkpoints
+    "bench.testing bench.perf bench.ope bench.analysis "
+    "bench.sweep bench.cluster bench.suite "
+    "bench.cli"
+).split()
 FLOORS = {floor: [name] for floor, name in enumerate(ORDER)}
 PACKAGE = Path(bench.__file__).parent
 

@@ -49,8 +49,9 @@ def test_cartpole_traps_separates_offline_rl_from_imitation(minari_root, tmp_pat
 
     scores = {}
     for algo in ("bc", "discrete_cql"):
-        opts = RunOptions(algo=algo, dataset="cartpole-traps", steps=5000, eval_every=5000,
-                          final_episodes=30)  # fmt: skip
+        opts = RunOptions(
+            algo=algo, dataset="cartpole-traps", steps=5000, eval_every=5000, final_episodes=30
+        )
         results = run_job(opts, [0, 1, 2], show_progress=False, results_dir=tmp_path)
         scores[algo] = [r.final_row["normalized_score"] for r in results]
     assert min(scores["discrete_cql"]) > max(scores["bc"]) + 10, scores

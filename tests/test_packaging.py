@@ -37,10 +37,22 @@ def wheel(tmp_path_factory) -> Path:
         shutil.copy(REPO / name, src / name)
     out = tmp_path_factory.mktemp("wheel")
     res = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
-         "-q", "-w", str(out), str(src)],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-q",
+            "-w",
+            str(out),
+            str(src),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 0, res.stderr
     (whl,) = out.glob("bench-*.whl")
     return whl
@@ -91,27 +103,42 @@ def test_a_non_editable_install_finds_its_cards_from_anywhere(wheel, tmp_path):
     site = Path(
         subprocess.run(
             [py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
-    )  # fmt: skip
+    )
     # dependencies: this interpreter's site-packages as plain paths (their .pth files, such as
     # an editable install's finder for the repository, are not run)
     deps = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
     (site / "deps.pth").write_text("\n".join(sorted(deps)) + "\n")
     res = subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(py), "install", "--no-deps",
-         "--no-index", "-q", str(wheel)],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(py),
+            "install",
+            "--no-deps",
+            "--no-index",
+            "-q",
+            str(wheel),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 0, res.stderr
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("BENCH_DATASETS_DIR", "BENCH_CARDS_DIR", "PYTHONPATH")}  # fmt: skip
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("BENCH_DATASETS_DIR", "BENCH_CARDS_DIR", "PYTHONPATH")
+    }
     env |= {"MINARI_DATASETS_PATH": str(tmp_path / "minari"), "OMP_NUM_THREADS": "1"}
-    res = subprocess.run([py, "-c", CHECK], cwd=elsewhere, env=env, capture_output=True,
-                         text=True)  # fmt: skip
+    res = subprocess.run([py, "-c", CHECK], cwd=elsewhere, env=env, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     found = json.loads(res.stdout)
     assert Path(found["bench"]).is_relative_to(site)  # the installed copy, not the repository
@@ -121,7 +148,12 @@ def test_a_non_editable_install_finds_its_cards_from_anywhere(wheel, tmp_path):
     assert all(Path(f).is_relative_to(site) for f in found["behavior_files"])
 
     # the installed console script: `bench datasets list`
-    res = subprocess.run([venv / "bin" / "bench", "datasets", "list", "--format", "json"],
-                         cwd=elsewhere, env=env, capture_output=True, text=True)  # fmt: skip
+    res = subprocess.run(
+        [venv / "bin" / "bench", "datasets", "list", "--format", "json"],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 0, res.stderr
     assert [r["id"] for r in json.loads(res.stdout)] == shipped_card_ids()

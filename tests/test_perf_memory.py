@@ -25,11 +25,18 @@ def tmpdir_env(tmp_path, monkeypatch):
 
 def test_a_crash_of_the_writer_is_one_line_and_leaves_no_temp_folder(tmpdir_env, monkeypatch):
     """What HDF5 does on a full tmpfs (exit 139): a segmentation fault of the writer."""
-    monkeypatch.setattr(perf, "_WRITE_PROBE", "import os, sys\n"
-                        "open(os.path.join(sys.argv[1], 'half'), 'w').write('x')\n"
-                        "os.kill(os.getpid(), 11)\n")  # fmt: skip
-    with pytest.raises(BenchError, match=r"writing the synthetic dataset failed \(killed by "
-                       r"signal 11\)"):  # fmt: skip
+    monkeypatch.setattr(
+        perf,
+        "_WRITE_PROBE",
+        "import os, sys\n"
+        "open(os.path.join(sys.argv[1], 'half'), 'w').write('x')\n"
+        "os.kill(os.getpid(), 11)\n",
+    )
+    with pytest.raises(
+        BenchError,
+        match=r"writing the synthetic dataset failed \(killed by "
+        r"signal 11\)",
+    ):
         perf.measure_atari_memory(1000)
     assert os.listdir(tmpdir_env) == []
 

@@ -24,15 +24,31 @@ def venv(tmp_path_factory):
     env = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", env], check=True)
     python = env / "bin" / "python"
-    own = subprocess.run([python, "-c", "import site; print(site.getsitepackages()[0])"],
-                         capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    own = subprocess.run(
+        [python, "-c", "import site; print(site.getsitepackages()[0])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     (Path(own) / "bench-parent.pth").write_text(
         f"import site; site.addsitedir({site.getsitepackages()[0]!r})\n"
     )
     src = shutil.copytree(PLUGIN, root / "src")
-    res = subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps",
-                          "--no-build-isolation", "--no-index", src],
-                         capture_output=True, text=True)  # fmt: skip
+    res = subprocess.run(
+        [
+            python,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            src,
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 0, res.stderr
     return python
 
@@ -42,8 +58,13 @@ ENV = {k: v for k, v in os.environ.items() if k != "BENCH_PLUGINS"}
 
 
 def bench_in(python, *args, **kw):
-    return subprocess.run([python, "-m", "bench.cli", *map(str, args)], capture_output=True,
-                          text=True, env=ENV | kw.pop("env", {}), **kw)  # fmt: skip
+    return subprocess.run(
+        [python, "-m", "bench.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=ENV | kw.pop("env", {}),
+        **kw,
+    )
 
 
 def test_bench_algos_lists_the_plugin_and_warns_once_per_broken_one(venv):
@@ -62,9 +83,25 @@ def test_bench_algos_lists_the_plugin_and_warns_once_per_broken_one(venv):
 
 
 def test_bench_run_trains_the_plugin_and_refuses_a_broken_one(venv, tiny_cartpole, tmp_path):
-    res = bench_in(venv, "run", "--algo", "tiny_bc", "--dataset", "cartpole-mixed", "--steps",
-                   "20", "--eval-every", "10", "--eval-episodes", "1", "--final-episodes", "0",
-                   "--results-dir", tmp_path, timeout=600)  # fmt: skip
+    res = bench_in(
+        venv,
+        "run",
+        "--algo",
+        "tiny_bc",
+        "--dataset",
+        "cartpole-mixed",
+        "--steps",
+        "20",
+        "--eval-every",
+        "10",
+        "--eval-episodes",
+        "1",
+        "--final-episodes",
+        "0",
+        "--results-dir",
+        tmp_path,
+        timeout=600,
+    )
     assert res.returncode == 0, res.stderr
     (run,) = (tmp_path / "runs").iterdir()
     assert pd.read_parquet(run / "eval.parquet").step.tolist() == [10, 20]
@@ -74,21 +111,25 @@ def test_bench_run_trains_the_plugin_and_refuses_a_broken_one(venv, tiny_cartpol
 
 
 def test_the_plugins_author_runs_the_contract_checks(venv):
-    code = ("from bench.testing import check_algorithm; "
-            "from bench_tiny_plugin.algo import TinyBC; check_algorithm(TinyBC, updates=5)")  # fmt: skip
+    code = (
+        "from bench.testing import check_algorithm; "
+        "from bench_tiny_plugin.algo import TinyBC; check_algorithm(TinyBC, updates=5)"
+    )
     res = subprocess.run([venv, "-c", code], capture_output=True, text=True, timeout=600, env=ENV)
     assert res.returncode == 0, res.stderr
 
 
 def test_the_contract_checks_catch_a_broken_algorithm(venv):
     """A plugin whose stats carry a gradient fails the check, with the reason."""
-    code = ("from bench.testing import check_update, DISCRETE; "
-            "from bench_tiny_plugin.algo import TinyBC\n"
-            "class Leaky(TinyBC):\n"
-            "    def update(self, batch):\n"
-            "        out = super().update(batch)\n"
-            "        return {'loss': self.net(batch.obs).mean((1, 2))}\n"
-            "check_update(Leaky, (6,), DISCRETE)")  # fmt: skip
+    code = (
+        "from bench.testing import check_update, DISCRETE; "
+        "from bench_tiny_plugin.algo import TinyBC\n"
+        "class Leaky(TinyBC):\n"
+        "    def update(self, batch):\n"
+        "        out = super().update(batch)\n"
+        "        return {'loss': self.net(batch.obs).mean((1, 2))}\n"
+        "check_update(Leaky, (6,), DISCRETE)"
+    )
     res = subprocess.run([venv, "-c", code], capture_output=True, text=True, timeout=600, env=ENV)
     assert res.returncode != 0 and "carries a gradient" in res.stderr
 

@@ -6,11 +6,10 @@ import pytest
 
 from tests.helpers import bench, killed_at
 
-ARGS = [
-    "run", "--algo", "discrete_bcq", "--dataset", "cartpole-mixed", "--seed", "5",
-    "--steps", "1500", "--eval-every", "50", "--eval-episodes", "2", "--batch-size", "16",
-    "--set", "hidden_sizes=32,32", "--quiet",
-]  # fmt: skip
+ARGS = (
+    "run --algo discrete_bcq --dataset cartpole-mixed --seed 5 --steps 1500 --eval-every 50 "
+    "--eval-episodes 2 --batch-size 16 --set hidden_sizes=32,32 --quiet"
+).split()
 COLS = ["step", "return_mean", "return_std", "episodes", "normalized_score"]
 
 

@@ -67,7 +67,7 @@ def test_streams_differ_by_purpose_seed_and_index():
         ("nope", 0, 0),
         ("eval", True, 0),
         ("eval", 1.5, 0),
-    ],  # fmt: skip
+    ],
 )
 def test_out_of_range_is_refused(args):
     with pytest.raises(ValueError):
@@ -79,8 +79,10 @@ def test_out_of_range_is_refused(args):
 #: (its seed is the user's --seed of the statistics), the contract checks' random batches.
 EXEMPT = {"seeding.py", "perf.py", "stats/bootstrap.py", "testing.py"}
 SEEDING = re.compile(r"manual_seed\(|default_rng\(|np\.random\.seed\(|reset\(seed=|\.seed\(")
-FROM_PLAN = re.compile(r"env_seed|stream_seed|seeding\.rng|derive_seed|HOLDOUT_SEED|_episode_seed|"
-                       r"ep_seed|env_seeds|int\(seed\)")  # fmt: skip
+FROM_PLAN = re.compile(
+    r"env_seed|stream_seed|seeding\.rng|derive_seed|HOLDOUT_SEED|_episode_seed|"
+    r"ep_seed|env_seeds|int\(seed\)"
+)
 
 
 def test_every_seed_in_the_package_comes_from_the_plan():

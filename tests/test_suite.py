@@ -40,8 +40,13 @@ def test_the_shipped_suites_load_and_pin_their_budgets():
         s = load_suite(name)
         assert s.name == name and s.version >= 1 and len(s.seeds) >= 5
         for g in s.grids:
-            assert None not in (g.options.steps, g.options.eval_every, g.options.eval_episodes,
-                                g.options.final_episodes, g.options.batch_size)  # fmt: skip
+            assert None not in (
+                g.options.steps,
+                g.options.eval_every,
+                g.options.eval_episodes,
+                g.options.final_episodes,
+                g.options.batch_size,
+            )
 
 
 def test_a_suite_file_parses(tmp_path):
@@ -52,42 +57,54 @@ def test_a_suite_file_parses(tmp_path):
     assert g.options.overrides == {"hidden_sizes": "16"} and len(s.sha256) == 64
 
 
-@pytest.mark.parametrize("edit, message", [
-    (("version = 2", "version = 0"), "version must be in 1..1,000,000, got 0"),
-    (("version = 2", "version = 10000000000"), "version must be in 1..1,000,000"),
-    (("version = 2", 'version = "2"'), "'version' must be a int"),
-    (("steps = 20\n", ""), "pin steps"),
-    (("steps = 20", "steps = -5"), "--steps must be positive"),
-    (("final_episodes = 3", "final_episodes = -1"), "--final-episodes must be >= 0"),
-    (('algos = ["bc", "discrete_bcq"]', "algos = []"), "'algos' must be a non-empty list"),
-    (('seeds = "0-1"', 'seeds = "1-0"'), "mini.toml: bad seeds range"),
-    (('seeds = "0-1"', 'seeds = "0-99999999"'), "mini.toml: seeds '0-99999999' asks for more"),
-    (('seeds = "0-1"', 'seeds = "0-99999999999"'), "mini.toml: bad seeds '0-99999999999'"),
-    (('name = "mini"', 'name = "../../escaped"'), "name '../../escaped' is not a suite name"),
-    (('name = "mini"', 'name = ""'), "name '' is not a suite name"),
-    (('name = "mini"', 'name = "a\\u0000b"'), "name 'a\\x00b' is not a suite name"),
-    (('name = "mini"', 'name = "a/b"'), "name 'a/b' is not a suite name"),
-    (('name = "mini"', 'name = ".hidden"'), "name '.hidden' is not a suite name"),
-    (('name = "mini"', 'name = "' + "x" * 65 + '"'), "is not a suite name"),
-    (('set = { hidden_sizes = "16" }', "set = { hidden_sizes = [32, 32] }"),
-     'set.hidden_sizes is an array; values are strings, numbers or booleans (write a list as a '
-     'string: hidden_sizes = "64,64")'),
-    (('set = { hidden_sizes = "16" }', "set = { hidden_sizes = { a = 1 } }"),
-     "set.hidden_sizes is a dict"),
-    (('set = { hidden_sizes = "16" }', "set = { lr = nan }"), "bad value 'nan' for bc.lr"),
-    (('set = { hidden_sizes = "16" }', "set = { nope = 1 }"), "unknown config key for bc 'nope'"),
-    (('set = { hidden_sizes = "16" }', 'set = "lr=1"'), "'set' must be a table"),
-    (("batch_size = 16", "batch_size = 16\npreset = 3"), "'preset' must be a str, got 3"),
-    (("batch_size = 16", 'batch_size = 16\npreset = "huge"'), "unknown preset for bc 'huge'"),
-    (("batch_size = 16", "batch_size = 16.5"), "--batch-size must be an integer"),
-    (('algos = ["bc", "discrete_bcq"]', 'algos = ["bc", "nope"]'), "unknown algorithm 'nope'"),
-    (('description = "two algorithms on the tiny cartpole"', "description = { a = 1 }"),
-     "'description' must be a str"),
-    (("batch_size = 16", "batch_size = 16\nlr = 3"), "unknown key(s) lr"),
-    (('name = "mini"', 'name = "mini"\ncolour = 1'), "unknown key(s) colour"),
-    (("[[grid]]", "[[grid]]\n[[grid]]"), "grid 1: pin steps, eval_every"),
-    (("version = 2", "version = 2 ="), "not valid TOML"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (("version = 2", "version = 0"), "version must be in 1..1,000,000, got 0"),
+        (("version = 2", "version = 10000000000"), "version must be in 1..1,000,000"),
+        (("version = 2", 'version = "2"'), "'version' must be a int"),
+        (("steps = 20\n", ""), "pin steps"),
+        (("steps = 20", "steps = -5"), "--steps must be positive"),
+        (("final_episodes = 3", "final_episodes = -1"), "--final-episodes must be >= 0"),
+        (('algos = ["bc", "discrete_bcq"]', "algos = []"), "'algos' must be a non-empty list"),
+        (('seeds = "0-1"', 'seeds = "1-0"'), "mini.toml: bad seeds range"),
+        (('seeds = "0-1"', 'seeds = "0-99999999"'), "mini.toml: seeds '0-99999999' asks for more"),
+        (('seeds = "0-1"', 'seeds = "0-99999999999"'), "mini.toml: bad seeds '0-99999999999'"),
+        (('name = "mini"', 'name = "../../escaped"'), "name '../../escaped' is not a suite name"),
+        (('name = "mini"', 'name = ""'), "name '' is not a suite name"),
+        (('name = "mini"', 'name = "a\\u0000b"'), "name 'a\\x00b' is not a suite name"),
+        (('name = "mini"', 'name = "a/b"'), "name 'a/b' is not a suite name"),
+        (('name = "mini"', 'name = ".hidden"'), "name '.hidden' is not a suite name"),
+        (('name = "mini"', 'name = "' + "x" * 65 + '"'), "is not a suite name"),
+        (
+            ('set = { hidden_sizes = "16" }', "set = { hidden_sizes = [32, 32] }"),
+            "set.hidden_sizes is an array; values are strings, numbers or booleans (write a list as a "
+            'string: hidden_sizes = "64,64")',
+        ),
+        (
+            ('set = { hidden_sizes = "16" }', "set = { hidden_sizes = { a = 1 } }"),
+            "set.hidden_sizes is a dict",
+        ),
+        (('set = { hidden_sizes = "16" }', "set = { lr = nan }"), "bad value 'nan' for bc.lr"),
+        (
+            ('set = { hidden_sizes = "16" }', "set = { nope = 1 }"),
+            "unknown config key for bc 'nope'",
+        ),
+        (('set = { hidden_sizes = "16" }', 'set = "lr=1"'), "'set' must be a table"),
+        (("batch_size = 16", "batch_size = 16\npreset = 3"), "'preset' must be a str, got 3"),
+        (("batch_size = 16", 'batch_size = 16\npreset = "huge"'), "unknown preset for bc 'huge'"),
+        (("batch_size = 16", "batch_size = 16.5"), "--batch-size must be an integer"),
+        (('algos = ["bc", "discrete_bcq"]', 'algos = ["bc", "nope"]'), "unknown algorithm 'nope'"),
+        (
+            ('description = "two algorithms on the tiny cartpole"', "description = { a = 1 }"),
+            "'description' must be a str",
+        ),
+        (("batch_size = 16", "batch_size = 16\nlr = 3"), "unknown key(s) lr"),
+        (('name = "mini"', 'name = "mini"\ncolour = 1'), "unknown key(s) colour"),
+        (("[[grid]]", "[[grid]]\n[[grid]]"), "grid 1: pin steps, eval_every"),
+        (("version = 2", "version = 2 ="), "not valid TOML"),
+    ],
+)
 def test_a_bad_suite_file_is_one_line(tmp_path, edit, message):
     with pytest.raises(BenchError, match=re.escape(message)):
         load_suite(write(tmp_path, GOOD.replace(*edit)))
@@ -244,8 +261,16 @@ def test_suite_run_refuses_an_escaping_name_before_writing(tmp_path, cli, monkey
 def test_runs_record_the_hardware(tiny_cartpole, tmp_path):
     from tests.helpers import train
 
-    r = train(tmp_path, algo="bc", dataset="cartpole-mixed", steps=10, eval_every=10,
-              eval_episodes=1, final_episodes=0, batch_size=16)  # fmt: skip
+    r = train(
+        tmp_path,
+        algo="bc",
+        dataset="cartpole-mixed",
+        steps=10,
+        eval_every=10,
+        eval_episodes=1,
+        final_episodes=0,
+        batch_size=16,
+    )
     hw = json.loads((r.run_dir / "config.json").read_text())["provenance"]["hardware"]
     assert hw["cores"] >= 1 and isinstance(hw["cpu"], str) and hw["cpu"] and "gpu" not in hw
 

@@ -20,8 +20,15 @@ from bench.errors import BenchError
 from bench.run.policies import kept_steps, policy_path
 from tests.helpers import train
 
-SMALL = dict(algo="bc", dataset="cartpole-mixed", steps=40, eval_every=20, eval_episodes=1,
-             batch_size=16, overrides={"hidden_sizes": "16,16"})  # fmt: skip
+SMALL = dict(
+    algo="bc",
+    dataset="cartpole-mixed",
+    steps=40,
+    eval_every=20,
+    eval_episodes=1,
+    batch_size=16,
+    overrides={"hidden_sizes": "16,16"},
+)
 SHIPPED = Path(__file__).resolve().parents[1] / "bench" / "cards"
 REFUSED = "may execute code, so it was not loaded"
 
@@ -84,8 +91,9 @@ def stopped_run(tiny_cartpole, tmp_path):
     return next((tmp_path / "results" / "runs").iterdir())
 
 
-def test_resume_refuses_a_checkpoint_that_would_run_code(stopped_run, tmp_path, monkeypatch,
-                                                        capsys):  # fmt: skip
+def test_resume_refuses_a_checkpoint_that_would_run_code(
+    stopped_run, tmp_path, monkeypatch, capsys
+):
     marker = tmp_path / "marker"
     ckpt = stopped_run / "checkpoint.pt"
     plant(ckpt, marker, torch.load(ckpt, weights_only=True))
@@ -101,8 +109,7 @@ def test_resume_refuses_a_legacy_format_pickle_too(stopped_run, tmp_path, monkey
     refused_in_one_line(code, err, marker, REFUSED)
 
 
-def test_what_a_run_writes_loads_without_unpickling_and_resumes(stopped_run, monkeypatch,
-                                                                capsys):  # fmt: skip
+def test_what_a_run_writes_loads_without_unpickling_and_resumes(stopped_run, monkeypatch, capsys):
     torch.load(stopped_run / "checkpoint.pt", weights_only=True)
     for step in kept_steps(stopped_run):
         torch.load(policy_path(stopped_run, step), weights_only=True)
@@ -121,14 +128,16 @@ def finished_run(tiny_cartpole, tmp_path):
     return results, run
 
 
-def test_select_refuses_a_kept_policy_that_would_run_code(finished_run, tmp_path, monkeypatch,
-                                                         capsys):  # fmt: skip
+def test_select_refuses_a_kept_policy_that_would_run_code(
+    finished_run, tmp_path, monkeypatch, capsys
+):
     results, run = finished_run
     marker = tmp_path / "marker"
     kept = policy_path(run, 20)
     plant(kept, marker, torch.load(kept, weights_only=True))
-    code, err = bench_cli(monkeypatch, capsys, "select", "--results", results, "--steps", 5,
-                          "--quiet")  # fmt: skip
+    code, err = bench_cli(
+        monkeypatch, capsys, "select", "--results", results, "--steps", 5, "--quiet"
+    )
     refused_in_one_line(code, err, marker, "kept policy", str(kept), REFUSED)
     assert not (results / "selection.parquet").exists()
 
@@ -160,23 +169,41 @@ def _cards_folder(tmp_path, monkeypatch, card: str, new_id: str, replace: dict) 
     return cards
 
 
-def test_building_a_card_refuses_its_behavior_file_that_would_run_code(tmp_path, monkeypatch,
-                                                                       capsys):  # fmt: skip
-    cards = _cards_folder(tmp_path, monkeypatch, "pendulum-medium", "evil-medium", {
-        "behaviors/pendulum_redq_medium.pt": "behaviors/evil.pt", "size = 100_000": "size = 400",
-    })  # fmt: skip
+def test_building_a_card_refuses_its_behavior_file_that_would_run_code(
+    tmp_path, monkeypatch, capsys
+):
+    cards = _cards_folder(
+        tmp_path,
+        monkeypatch,
+        "pendulum-medium",
+        "evil-medium",
+        {
+            "behaviors/pendulum_redq_medium.pt": "behaviors/evil.pt",
+            "size = 100_000": "size = 400",
+        },
+    )
     marker = tmp_path / "marker"
-    plant(cards / "behaviors" / "evil.pt", marker,
-          torch.load(SHIPPED / "behaviors" / "pendulum_redq_medium.pt", weights_only=True))  # fmt: skip
+    plant(
+        cards / "behaviors" / "evil.pt",
+        marker,
+        torch.load(SHIPPED / "behaviors" / "pendulum_redq_medium.pt", weights_only=True),
+    )
     code, err = bench_cli(monkeypatch, capsys, "datasets", "build", "evil-medium", "-q")
     refused_in_one_line(code, err, marker, "evil.pt", REFUSED)
     assert not list((tmp_path / "minari").rglob("*.hdf5"))
 
 
 def test_building_a_card_refuses_a_replay_record_holding_a_pickle(tmp_path, monkeypatch, capsys):
-    cards = _cards_folder(tmp_path, monkeypatch, "pendulum-replay", "evil-replay", {
-        "behaviors/pendulum_redq_replay.npz": "behaviors/evil.npz", "size = 3_000": "size = 400",
-    })  # fmt: skip
+    cards = _cards_folder(
+        tmp_path,
+        monkeypatch,
+        "pendulum-replay",
+        "evil-replay",
+        {
+            "behaviors/pendulum_redq_replay.npz": "behaviors/evil.npz",
+            "size = 3_000": "size = 400",
+        },
+    )
     marker = tmp_path / "marker"
     with np.load(SHIPPED / "behaviors" / "pendulum_redq_replay.npz") as f:
         arrays = dict(f)
@@ -209,8 +236,12 @@ def test_load_torch_tells_a_damaged_file_from_one_that_would_run_code(tmp_path):
     (tmp_path / "garbage.pt").write_bytes(b"not a torch file at all")
     (tmp_path / "empty.pt").write_bytes(b"")
     (tmp_path / "folder.pt").mkdir()
-    for name, expected in (("garbage.pt", "cannot read thing"), ("empty.pt", "cannot read thing"),
-                           ("folder.pt", "is a folder"), ("missing.pt", "no such file")):  # fmt: skip
+    for name, expected in (
+        ("garbage.pt", "cannot read thing"),
+        ("empty.pt", "cannot read thing"),
+        ("folder.pt", "is a folder"),
+        ("missing.pt", "no such file"),
+    ):
         with pytest.raises(BenchError) as e:
             load_torch(tmp_path / name, "thing")
         assert expected in str(e.value) and REFUSED not in str(e.value)
@@ -230,8 +261,12 @@ def test_load_torch_refuses_a_plain_pickle_and_numpy_values(tmp_path):
 
 
 def test_load_torch_reads_tensors_and_plain_values(tmp_path):
-    value = {"t": torch.arange(3), "l": [1, 2.5, "x", None, True], "tup": (1, 2),
-             "sd": torch.nn.Linear(2, 2).state_dict()}  # fmt: skip
+    value = {
+        "t": torch.arange(3),
+        "l": [1, 2.5, "x", None, True],
+        "tup": (1, 2),
+        "sd": torch.nn.Linear(2, 2).state_dict(),
+    }
     torch.save(value, tmp_path / "ok.pt")
     back = load_torch(tmp_path / "ok.pt", "thing")
     assert back["l"] == value["l"] and back["tup"] == (1, 2)
@@ -243,8 +278,14 @@ def test_plain_makes_numpy_values_and_dataclasses_loadable(tmp_path):
     class Row:
         x: float
 
-    value = {"f": np.float64(1.5), "i": [np.int64(3)], "b": (np.bool_(True),),
-             "a": np.arange(3, dtype=np.float32), "row": Row(2.0), "t": torch.ones(2)}  # fmt: skip
+    value = {
+        "f": np.float64(1.5),
+        "i": [np.int64(3)],
+        "b": (np.bool_(True),),
+        "a": np.arange(3, dtype=np.float32),
+        "row": Row(2.0),
+        "t": torch.ones(2),
+    }
     out = plain(value)
     torch.save(out, tmp_path / "p.pt")
     back = torch.load(tmp_path / "p.pt", weights_only=True)

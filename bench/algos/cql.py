@@ -232,18 +232,27 @@ class CQL(Algorithm[CQLConfig]):
             a_nxt, logp_nxt = self.actor(next_obs.repeat_interleave(N, 1), self.rng)
 
         # one critic pass over the data's actions and the 3N proposals of every state
-        x = torch.cat([
-            torch.cat([obs, act], -1),
-            torch.cat([obs_rep.repeat(1, 3, 1), torch.cat([a_rand, a_nxt, a_cur], 1)], -1),
-        ], 1)  # fmt: skip
+        x = torch.cat(
+            [
+                torch.cat([obs, act], -1),
+                torch.cat([obs_rep.repeat(1, 3, 1), torch.cat([a_rand, a_nxt, a_cur], 1)], -1),
+            ],
+            1,
+        )
         q_all = self.critics(x).squeeze(-1)  # [S, 2, B + 3BN]
         q_data = q_all[..., :B]
         q_rand, q_nxt, q_cur = q_all[..., B:].view(S, 2, 3, B, N).unbind(2)
         lse = cql_logsumexp(
-            q_rand, q_nxt, q_cur, q_data,
-            logp_nxt.view(S, 1, B, N), logp_cur.view(S, 1, B, N),
-            A, c.cql_temp, c.cql_importance_sample,
-        )  # fmt: skip
+            q_rand,
+            q_nxt,
+            q_cur,
+            q_data,
+            logp_nxt.view(S, 1, B, N),
+            logp_cur.view(S, 1, B, N),
+            A,
+            c.cql_temp,
+            c.cql_importance_sample,
+        )
         gap = cql_gap(lse, q_data, c.cql_clip_diff_min, c.cql_clip_diff_max)  # [S, 2]
         td_loss = (q_data - target[:, None]).pow(2).mean(-1)  # [S, 2]
         if c.cql_lagrange:

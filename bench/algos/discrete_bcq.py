@@ -222,8 +222,10 @@ class DiscreteBCQ(Algorithm[DiscreteBCQConfig]):
         loss.sum().backward()  # per-seed losses: the sum keeps each seed's gradient its own
         self.optim.step()
         stats = (loss, q_loss, i_loss, reg_loss)
-        return {k: v.detach() for k, v in zip(("loss", "q_loss", "i_loss", "reg_loss"), stats,
-                                              strict=True)}  # fmt: skip
+        return {
+            k: v.detach()
+            for k, v in zip(("loss", "q_loss", "i_loss", "reg_loss"), stats, strict=True)
+        }
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, mask: torch.Tensor | None = None, deterministic: bool = False):

@@ -29,8 +29,9 @@ def _check(name: str, obj: object) -> type[Algorithm]:
     if not (isinstance(obj, type) and issubclass(obj, Algorithm)):
         raise TypeError("not a subclass of bench.algos.base.Algorithm")
     if getattr(obj, "name", None) != name:
-        raise ValueError(f"its class is named {getattr(obj, 'name', None)!r}, the entry point "
-                         f"{name!r}")  # fmt: skip
+        raise ValueError(
+            f"its class is named {getattr(obj, 'name', None)!r}, the entry point {name!r}"
+        )
     taken = REGISTRY.get(name)
     if taken is not None and taken is not obj:
         raise ValueError(f"the name is taken by {taken.__module__}.{taken.__qualname__}")

@@ -33,8 +33,7 @@ from bench.errors import BenchError
 from bench.results.schema import atomic_write_bytes, runs_dir
 from bench.run.config import RunConfig
 
-BASELINE_COLUMNS = ["key", "algo", "label", "dataset", "seeds", "iqm", "iqm_lo", "iqm_hi",
-                    "score", "last_k", "command"]  # fmt: skip
+BASELINE_COLUMNS = "key algo label dataset seeds iqm iqm_lo iqm_hi score last_k command".split()
 #: What a baseline row records of its identity beyond the key (baselines written before these
 #: columns existed are still read): the dataset's content hash, the code's versions (JSON), and
 #: the run config (config.json's identity, JSON).
@@ -50,12 +49,14 @@ def baseline_from_results(results: Path, spec: ScoreSpec) -> pd.DataFrame:
     configs = {c.key(): c for c in board.results.configs.values()}
     cfgs = [configs[k] for k in board.rows.key]
     return board.rows.assign(
-        score=spec.kind, last_k=spec.last_k,
+        score=spec.kind,
+        last_k=spec.last_k,
         dataset_hash=[c.dataset_hash for c in cfgs],
-        versions=[None if c.versions is None else json.dumps(c.versions, sort_keys=True)
-                  for c in cfgs],
+        versions=[
+            None if c.versions is None else json.dumps(c.versions, sort_keys=True) for c in cfgs
+        ],
         config=[json.dumps(_identity_json(c), sort_keys=True) for c in cfgs],
-    )[BASELINE_COLUMNS + IDENTITY_COLUMNS]  # fmt: skip
+    )[BASELINE_COLUMNS + IDENTITY_COLUMNS]
 
 
 def _identity_json(cfg: RunConfig) -> dict:
@@ -184,8 +185,10 @@ def why_missing(row: pd.Series, res: Results) -> str:
     runs = res.runs
     mine = runs[runs.key == row["key"]]
     if len(mine):
-        return (f"not complete: {len(mine)} run(s) of this configuration under "
-                f"{runs_dir(res.folder)}, none complete (in progress or stopped)")  # fmt: skip
+        return (
+            f"not complete: {len(mine)} run(s) of this configuration under "
+            f"{runs_dir(res.folder)}, none complete (in progress or stopped)"
+        )
     near = runs[(runs.algo == row["algo"]) & (runs.dataset == row["dataset"])]
     if near.empty:
         return f"not run: no runs of {row['algo']} on {row['dataset']} under {runs_dir(res.folder)}"
@@ -199,26 +202,39 @@ def why_missing(row: pd.Series, res: Results) -> str:
         diff = _config_diff(base, cfg) if base is not None else _command_diff(row, cfg)
         counted = int((g.complete & g.duplicate_of.isna()).sum())
         # nearest: fewest differences, then the same label, then the most complete seeds
-        candidates.append(((len(diff), g.label.iloc[0] != row["label"], -counted, key),
-                           key, g.label.iloc[0], counted, diff, cfg))  # fmt: skip
+        candidates.append(
+            (
+                (len(diff), g.label.iloc[0] != row["label"], -counted, key),
+                key,
+                g.label.iloc[0],
+                counted,
+                diff,
+                cfg,
+            )
+        )
     _, key, label, counted, diff, cfg = min(candidates)
     others = len(candidates) - 1
-    where = (f"the nearest runs of {row['algo']} on {row['dataset']} are key {key} ({counted} "
-             f"complete seed{'s' * (counted != 1)}, shown as {label}"
-             f"{f'; {others} other configuration(s)' if others else ''})")  # fmt: skip
+    where = (
+        f"the nearest runs of {row['algo']} on {row['dataset']} are key {key} ({counted} "
+        f"complete seed{'s' * (counted != 1)}, shown as {label}"
+        f"{f'; {others} other configuration(s)' if others else ''})"
+    )
     if base is None:
         theirs = (
             f"the runs are of dataset content {cfg.dataset_hash}, by {cfg.algo} "
             f"{_v(cfg.version('algo'))}, evaluation protocol {_v(cfg.version('eval'))}"
         )
-        older = ("the baseline records only its command (written before baselines held their "
-                 "run config: write it again with --update to compare everything)")  # fmt: skip
+        older = (
+            "the baseline records only its command (written before baselines held their "
+            "run config: write it again with --update to compare everything)"
+        )
         if not diff:
-            return (f"ran something else: {where}, with the same options, so they differ in "
-                    f"what the baseline does not record, the dataset's content or the code's "
-                    f"versions ({theirs}); {older}")  # fmt: skip
-        return (f"ran something else: {where}, which differ in {'; '.join(diff)} ({theirs}); "
-                f"{older}")  # fmt: skip
+            return (
+                f"ran something else: {where}, with the same options, so they differ in "
+                f"what the baseline does not record, the dataset's content or the code's "
+                f"versions ({theirs}); {older}"
+            )
+        return f"ran something else: {where}, which differ in {'; '.join(diff)} ({theirs}); {older}"
     return f"ran something else: {where}, which differ in {'; '.join(diff)}"
 
 
@@ -231,8 +247,10 @@ def _config_diff(base: RunConfig, cfg: RunConfig) -> list[str]:
         elif name == "eval_version":
             out.append(f"evaluation protocol (baseline {_v(b)}, runs {_v(r)})")
         elif name == "dataset_hash":
-            out.append(f"dataset content (dataset_hash: baseline {b}, runs {r}; another build "
-                       "of the dataset, e.g. another size)")  # fmt: skip
+            out.append(
+                f"dataset content (dataset_hash: baseline {b}, runs {r}; another build "
+                "of the dataset, e.g. another size)"
+            )
         else:
             out.append(f"{name} (baseline {_text(b)}, runs {_text(r)})")
     return out

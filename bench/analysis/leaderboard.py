@@ -68,8 +68,13 @@ def leaderboard(
     done = res.counted
     rows = []
     for (label, dataset), g in done.groupby(["label", "dataset"], sort=True):
-        row = {"label": label, "algo": g.algo.iloc[0], "dataset": dataset, "key": g.key.iloc[0],
-               "seeds": len(g)}  # fmt: skip
+        row = {
+            "label": label,
+            "algo": g.algo.iloc[0],
+            "dataset": dataset,
+            "key": g.key.iloc[0],
+            "seeds": len(g),
+        }
         for name, fn in RUN_METRICS.items():  # one task: the statistic of its runs
             est = _interval([g.score.to_numpy()], lambda tasks, fn=fn: fn(tasks[0]), reps)
             row |= {name + k: v for k, v in est.items()}
@@ -103,8 +108,10 @@ def _told_apart(rows: pd.DataFrame, res: Results) -> pd.Series:
             notes = []
             if len({o.dataset_hash for o in cfgs.values()}) > 1:
                 size = _dataset_steps(res, c.key())
-                notes.append(f"dataset content {c.dataset_hash}"
-                             + (f" ({size:,} transitions)" if size else ""))  # fmt: skip
+                notes.append(
+                    f"dataset content {c.dataset_hash}"
+                    + (f" ({size:,} transitions)" if size else "")
+                )
             for part in VERSION_PARTS:
                 if len({o.version(part) for o in cfgs.values()}) > 1:
                     v = c.version(part)
@@ -194,8 +201,10 @@ def protocol_line(board: Board, spec: ScoreSpec, reps: int = BOOTSTRAP_REPS) -> 
     if spec.kind == "final" and len(table):
         curve = table[table.scored.str.contains(SCORED_CURVE)]
         if len(curve):
-            parts.append(f"{len(curve)} of {len(table)} rows without a final evaluation, "
-                         "scored by their learning curve")  # fmt: skip
+            parts.append(
+                f"{len(curve)} of {len(table)} rows without a final evaluation, "
+                "scored by their learning curve"
+            )
     if eps:
         parts.append(f"eval_eps {'/'.join(map(str, eps))} (Discrete BCQ)")
     parts.append(
@@ -216,15 +225,20 @@ def protocol_frame(board: Board) -> pd.DataFrame:
         metas = [res.meta[r] for r in g.run_id]
         values = functools.partial(_distinct, cfgs)
         meta = functools.partial(_distinct, metas, lambda m, k: m.get(k, "-"))
-        rows.append({
-            "dataset": dataset, "steps": values(getattr, "steps", "{:,}".format),
-            "eval every": values(getattr, "eval_every", "{:,}".format),
-            "eval episodes": values(getattr, "eval_episodes"),
-            "final episodes": values(getattr, "final_episodes"),
-            "batch": values(getattr, "batch_size"),
-            "held out": values(getattr, "holdout", "{:g}".format), "ref min": meta("ref_min"),
-            "ref max": meta("ref_max"), "ref source": meta("ref_source"),
-        })  # fmt: skip
+        rows.append(
+            {
+                "dataset": dataset,
+                "steps": values(getattr, "steps", "{:,}".format),
+                "eval every": values(getattr, "eval_every", "{:,}".format),
+                "eval episodes": values(getattr, "eval_episodes"),
+                "final episodes": values(getattr, "final_episodes"),
+                "batch": values(getattr, "batch_size"),
+                "held out": values(getattr, "holdout", "{:g}".format),
+                "ref min": meta("ref_min"),
+                "ref max": meta("ref_max"),
+                "ref source": meta("ref_source"),
+            }
+        )
     frame = pd.DataFrame(rows)
     if (frame.get("held out", pd.Series(dtype=str)) == "0").all():  # no run held data out
         frame = frame.drop(columns="held out", errors="ignore")
@@ -244,9 +258,9 @@ def time_frame(board: Board) -> pd.DataFrame:
     finals = res.finals[res.finals.run_id.isin(ids)] if len(res.finals) else res.evals.iloc[:0]
     timed = evals.groupby("run_id").eval_time_s.agg(lambda v: bool(v.notna().all()))
     untimed = set(timed.index[~timed]) | set(finals.run_id[finals.eval_time_s.isna()])
-    periodic = evals.groupby("run_id").agg(wall=("wall_time_s", "max"),
-                                           spent=("eval_time_s", "sum"),
-                                           n=("eval_time_s", "size"))  # fmt: skip
+    periodic = evals.groupby("run_id").agg(
+        wall=("wall_time_s", "max"), spent=("eval_time_s", "sum"), n=("eval_time_s", "size")
+    )
     final = finals.set_index("run_id")
     labels = board.rows.set_index(["key", "dataset"]).label.to_dict()
     out = []
@@ -258,14 +272,18 @@ def time_frame(board: Board) -> pd.DataFrame:
         wall = np.fmax(runs.wall, final.wall_time_s.reindex(g.run_id))
         spent = runs.spent + final_s
         steps = res.configs[g.run_id.iloc[0]].steps
-        out.append({
-            "algo": labels.get((key, dataset), key), "dataset": dataset, "runs": len(runs),
-            "wall": fmt_duration(wall.median()),
-            "evaluating": f"{100 * (spent / wall).median():.0f}%",
-            "ms per update": f"{1000 * ((wall - spent).clip(lower=0) / steps).median():.1f}",
-            "s per evaluation": f"{(runs.spent / runs.n).median():.1f}",
-            "final evaluation": fmt_duration(final_s.median()) if final_s.any() else "-",
-        })  # fmt: skip
+        out.append(
+            {
+                "algo": labels.get((key, dataset), key),
+                "dataset": dataset,
+                "runs": len(runs),
+                "wall": fmt_duration(wall.median()),
+                "evaluating": f"{100 * (spent / wall).median():.0f}%",
+                "ms per update": f"{1000 * ((wall - spent).clip(lower=0) / steps).median():.1f}",
+                "s per evaluation": f"{(runs.spent / runs.n).median():.1f}",
+                "final evaluation": fmt_duration(final_s.median()) if final_s.any() else "-",
+            }
+        )
     return pd.DataFrame(out)
 
 
@@ -289,8 +307,14 @@ def suites_line(board: Board) -> str | None:
     tags: dict[str, int] = {}
     for run_id in res.counted.run_id:
         tag = res.meta[run_id].get("suite")
-        name = (f"suite {tag.get('name')} v{tag.get('version')} (sha256 "
-                f"{str(tag.get('sha256'))[:12]})") if isinstance(tag, dict) else "no suite"  # fmt: skip
+        name = (
+            (
+                f"suite {tag.get('name')} v{tag.get('version')} (sha256 "
+                f"{str(tag.get('sha256'))[:12]})"
+            )
+            if isinstance(tag, dict)
+            else "no suite"
+        )
         tags[name] = tags.get(name, 0) + 1
     if set(tags) <= {"no suite"}:
         return None
@@ -299,27 +323,45 @@ def suites_line(board: Board) -> str | None:
 
 def display_frame(table: pd.DataFrame) -> pd.DataFrame:
     """The per-dataset table with CI strings, in the column order users read."""
-    return pd.DataFrame({
-        "algo": table.label, "dataset": table.dataset, "key": table.key, "seeds": table.seeds,
-        "mean": _ci(table, "mean"), "median": _ci(table, "median"), "IQM": _ci(table, "iqm"),
-        "return": table.return_mean.map(lambda v: f"{v:.1f}"),
-        "behavior": table.behavior_score.map(lambda v: "-" if pd.isna(v) else f"{v:.1f}"),
-        "step": table.step, "command": table.command,
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "algo": table.label,
+            "dataset": table.dataset,
+            "key": table.key,
+            "seeds": table.seeds,
+            "mean": _ci(table, "mean"),
+            "median": _ci(table, "median"),
+            "IQM": _ci(table, "iqm"),
+            "return": table.return_mean.map(lambda v: f"{v:.1f}"),
+            "behavior": table.behavior_score.map(lambda v: "-" if pd.isna(v) else f"{v:.1f}"),
+            "step": table.step,
+            "command": table.command,
+        }
+    )
 
 
 def display_block(block: Block) -> pd.DataFrame:
     t = block.table
-    return pd.DataFrame({
-        "algo": t.label, "runs": t.runs, "IQM": _ci(t, "iqm"), "mean": _ci(t, "mean"),
-        "median": _ci(t, "median"), "optimality gap": _ci(t, "optimality_gap"),
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "algo": t.label,
+            "runs": t.runs,
+            "IQM": _ci(t, "iqm"),
+            "mean": _ci(t, "mean"),
+            "median": _ci(t, "median"),
+            "optimality gap": _ci(t, "optimality_gap"),
+        }
+    )
 
 
 def display_improvement(block: Block) -> pd.DataFrame:
     t = block.improvement
-    return pd.DataFrame({"P(X > Y)": [f"P({x} > {y})" for x, y in zip(t.x, t.y, strict=True)],
-                         "estimate [95% CI]": _ci(t, "p", digits=2)})  # fmt: skip
+    return pd.DataFrame(
+        {
+            "P(X > Y)": [f"P({x} > {y})" for x, y in zip(t.x, t.y, strict=True)],
+            "estimate [95% CI]": _ci(t, "p", digits=2),
+        }
+    )
 
 
 def block_title(block: Block) -> str:

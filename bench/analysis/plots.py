@@ -75,9 +75,17 @@ def learning_curves(results: Path, out: Path) -> list[Path]:
     for ax, dataset in zip(axes.flat, datasets, strict=False):
         d = evals[evals.dataset == dataset]
         sns.lineplot(
-            data=d, x="step", y="normalized_score", hue="label", palette=colors, ax=ax,
-            errorbar=("ci", 95), n_boot=BOOTSTRAP_REPS, seed=0, legend=False,
-        )  # fmt: skip
+            data=d,
+            x="step",
+            y="normalized_score",
+            hue="label",
+            palette=colors,
+            ax=ax,
+            errorbar=("ci", 95),
+            n_boot=BOOTSTRAP_REPS,
+            seed=0,
+            legend=False,
+        )
         behavior = counted.behavior_score[counted.dataset == dataset].dropna()
         if len(behavior):
             ax.axhline(float(behavior.mean()), color="0.3", ls="--", lw=1.2)
@@ -88,8 +96,13 @@ def learning_curves(results: Path, out: Path) -> list[Path]:
         ax.axis("off")
     handles = [plt.Line2D([], [], color=colors[a], lw=2, label=a) for a in algos]
     handles.append(plt.Line2D([], [], color="0.3", ls="--", lw=1.2, label="behavior"))
-    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False,
-               bbox_to_anchor=(0.5, -0.02))  # fmt: skip
+    fig.legend(
+        handles=handles,
+        loc="lower center",
+        ncol=len(handles),
+        frameon=False,
+        bbox_to_anchor=(0.5, -0.02),
+    )
     fig.suptitle("Learning curves: mean over seeds, 95% CI band")
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     paths = _save(fig, out, "curves")
@@ -132,8 +145,13 @@ def interval_plot(results: Path, out: Path, spec: ScoreSpec = ScoreSpec()) -> li
     for b in board.blocks:
         where = b.datasets[0] if len(b.datasets) == 1 else f"{len(b.datasets)} datasets"
         for metric, name in (("iqm", "IQM"), ("optimality_gap", "optimality gap")):
-            entries = [(r.label, (getattr(r, metric), getattr(r, metric + "_lo"),
-                        getattr(r, metric + "_hi"))) for r in b.table.itertuples()]  # fmt: skip
+            entries = [
+                (
+                    r.label,
+                    (getattr(r, metric), getattr(r, metric + "_lo"), getattr(r, metric + "_hi")),
+                )
+                for r in b.table.itertuples()
+            ]
             panels.append((f"{name}, {where}", metric, entries))
     single = {b.datasets[0] for b in board.blocks if len(b.datasets) == 1}
     for d in sorted(set(rows.dataset) - single):  # a one-dataset block already shows its IQM
@@ -219,8 +237,9 @@ def selection_plot(results: Path, out: Path) -> list[Path]:
     datasets = sorted(table.dataset.unique())
     methods = [m for m in ESTIMATORS if m in set(table.method)]
     colors = _palette(sorted(table.algo.unique()), sns)
-    fig, axes = plt.subplots(len(datasets), len(methods), squeeze=False,
-                             figsize=(WIDTH_IN, 2.4 * len(datasets)))  # fmt: skip
+    fig, axes = plt.subplots(
+        len(datasets), len(methods), squeeze=False, figsize=(WIDTH_IN, 2.4 * len(datasets))
+    )
     for i, dataset in enumerate(datasets):
         for j, method in enumerate(methods):
             ax = axes[i, j]
@@ -228,16 +247,22 @@ def selection_plot(results: Path, out: Path) -> list[Path]:
             x = "estimate_normalized" if method in VALUE_METHODS else "estimate"
             if d[x].isna().all():
                 x = "estimate"
-            sns.scatterplot(data=d, x=x, y="true_score", hue="algo", palette=colors, ax=ax,
-                            s=14, legend=False)  # fmt: skip
+            sns.scatterplot(
+                data=d, x=x, y="true_score", hue="algo", palette=colors, ax=ax, s=14, legend=False
+            )
             ax.xaxis.set_major_locator(plt.MaxNLocator(3))
             ax.tick_params(labelsize=7)
             ax.set_title(f"{dataset}: {method}", fontsize=8)
             ax.set_xlabel("estimate" + (" (normalized)" if x == "estimate_normalized" else ""))
             ax.set_ylabel("true score" if j == 0 else "")
     handles = [plt.Line2D([], [], marker="o", ls="", color=c, label=a) for a, c in colors.items()]
-    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False,
-               bbox_to_anchor=(0.5, -0.02))  # fmt: skip
+    fig.legend(
+        handles=handles,
+        loc="lower center",
+        ncol=len(handles),
+        frameon=False,
+        bbox_to_anchor=(0.5, -0.02),
+    )
     fig.suptitle("Offline estimates against true scores, every kept checkpoint")
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     paths = _save(fig, out, "selection")

@@ -35,18 +35,26 @@ def report_frame(board: Board, reps: int = BOOTSTRAP_REPS) -> pd.DataFrame:
             mine = done[(done.dataset == dataset) & (done.label == r.label)]
             p = "-"
             if len(ref) and r.label != REFERENCE:
-                est = pair_interval_estimate(per_task(mine, [dataset]), per_task(ref, [dataset]),
-                                             probability_of_improvement, reps)  # fmt: skip
+                est = pair_interval_estimate(
+                    per_task(mine, [dataset]),
+                    per_task(ref, [dataset]),
+                    probability_of_improvement,
+                    reps,
+                )
                 p = fmt_ci(*est, digits=2)
             walls = [wall.get(run_id, np.nan) for run_id in mine.run_id]
-            out.append({
-                "dataset": dataset, "algo": r.label, "seeds": int(r.seeds),
-                "IQM [95% CI]": fmt_ci(r.iqm, r.iqm_lo, r.iqm_hi),
-                f"P(> {REFERENCE}) [95% CI]": p,
-                "behavior": "-" if pd.isna(r.behavior_score) else f"{r.behavior_score:.1f}",
-                "wall": fmt_duration(np.nanmax(walls) if walls else np.nan),
-                "hardware": _hardware(res.meta[mine.run_id.iloc[0]]),
-            })  # fmt: skip
+            out.append(
+                {
+                    "dataset": dataset,
+                    "algo": r.label,
+                    "seeds": int(r.seeds),
+                    "IQM [95% CI]": fmt_ci(r.iqm, r.iqm_lo, r.iqm_hi),
+                    f"P(> {REFERENCE}) [95% CI]": p,
+                    "behavior": "-" if pd.isna(r.behavior_score) else f"{r.behavior_score:.1f}",
+                    "wall": fmt_duration(np.nanmax(walls) if walls else np.nan),
+                    "hardware": _hardware(res.meta[mine.run_id.iloc[0]]),
+                }
+            )
     return pd.DataFrame(out)
 
 
@@ -67,8 +75,9 @@ def _hardware(meta: dict) -> str:
     return f"{hw['gpu']} ({text})" if hw.get("gpu") else text
 
 
-def report_markdown(results_dir: Path, spec: ScoreSpec = ScoreSpec(),
-                    reps: int = BOOTSTRAP_REPS) -> str:  # fmt: skip
+def report_markdown(
+    results_dir: Path, spec: ScoreSpec = ScoreSpec(), reps: int = BOOTSTRAP_REPS
+) -> str:
     board = leaderboard(results_dir, spec, reps)
     if board.rows.empty:
         raise BenchError(f"no complete runs under {results_dir}/runs")

@@ -51,24 +51,31 @@ class ScoreSpec:
 
     def describe(self) -> str:
         if self.method is not None:
-            what = ("the mean true score of a seed's candidates (a uniform pick's expectation)"
-                    if self.method == "random" else
-                    f"the true score of the checkpoint {self.method} picks per seed from the "
-                    "data alone")  # fmt: skip
-            return (f"{self.kind}: {what} (bench select; periodic evaluations); runs without "
-                    "a pick are left out")  # fmt: skip
+            what = (
+                "the mean true score of a seed's candidates (a uniform pick's expectation)"
+                if self.method == "random"
+                else f"the true score of the checkpoint {self.method} picks per seed from the "
+                "data alone"
+            )
+            return (
+                f"{self.kind}: {what} (bench select; periodic evaluations); runs without "
+                "a pick are left out"
+            )
         if self.kind == "best":
             return "best: the max over all evaluations of a run (optimistic: selects on the test)"
         last = f"the mean of each run's last {self.last_k} periodic evaluation(s)"
         if self.kind == "last":
             return f"last: {last}"
-        return (f"final: each run's final evaluation of its last policy (env seeds apart from "
-                f"the learning curve's; runs without one: {last})")  # fmt: skip
+        return (
+            f"final: each run's final evaluation of its last policy (env seeds apart from "
+            f"the learning curve's; runs without one: {last})"
+        )
 
 
-RUN_COLUMNS = ["run_id", "key", "label", "algo", "dataset", "seed", "score", "return_mean", "step",
-               "complete", "running", "duplicate_of", "episodes", "eval_eps", "behavior_score",
-               "scored"]  # fmt: skip
+RUN_COLUMNS = (
+    "run_id key label algo dataset seed score return_mean step complete running duplicate_of "
+    "episodes eval_eps behavior_score scored"
+).split()
 #: RUN_COLUMNS' `scored`: what a run's score was taken from
 SCORED_FINAL, SCORED_CURVE = "final evaluation", "learning curve"
 
@@ -144,16 +151,29 @@ def load_results(results_dir: Path, spec: ScoreSpec = ScoreSpec()) -> Results:
             else:
                 tail = ev.tail(spec.last_k)
                 score, ret = float(tail.normalized_score.mean()), float(tail.return_mean.mean())
-        complete = is_complete({"steps": c.steps, "final_episodes": c.final_episodes}, step,
-                               has_final)  # fmt: skip
-        rows.append({
-            "run_id": run_id, "key": keys[run_id], "label": c.algo, "algo": c.algo,
-            "dataset": c.dataset, "seed": c.seed, "score": score, "return_mean": ret,
-            "step": step, "complete": complete,
-            "running": not complete and is_locked(runs_dir(results_dir) / run_id),
-            "duplicate_of": None, "episodes": episodes, "eval_eps": c.algo_config.get("eval_eps"),
-            "behavior_score": raw[run_id].get("behavior_score"), "scored": scored,
-        })  # fmt: skip
+        complete = is_complete(
+            {"steps": c.steps, "final_episodes": c.final_episodes}, step, has_final
+        )
+        rows.append(
+            {
+                "run_id": run_id,
+                "key": keys[run_id],
+                "label": c.algo,
+                "algo": c.algo,
+                "dataset": c.dataset,
+                "seed": c.seed,
+                "score": score,
+                "return_mean": ret,
+                "step": step,
+                "complete": complete,
+                "running": not complete and is_locked(runs_dir(results_dir) / run_id),
+                "duplicate_of": None,
+                "episodes": episodes,
+                "eval_eps": c.algo_config.get("eval_eps"),
+                "behavior_score": raw[run_id].get("behavior_score"),
+                "scored": scored,
+            }
+        )
     runs = pd.DataFrame(rows, columns=RUN_COLUMNS)
     runs["behavior_score"] = pd.to_numeric(runs.behavior_score, errors="coerce")
     if len(runs):

@@ -98,14 +98,22 @@ def leaderboard_cmd(
             if len(b.improvement):
                 wide.print(_md_table("probability of improvement", display_improvement(b)))
             if b.left_out:
-                stdout.print("left out of this comparison: " + ", ".join(b.left_out),
-                             soft_wrap=True, markup=False)  # fmt: skip
+                stdout.print(
+                    "left out of this comparison: " + ", ".join(b.left_out),
+                    soft_wrap=True,
+                    markup=False,
+                )
         stdout.print(protocol, soft_wrap=True, markup=False)
         wide.print(_md_table("protocol per dataset", protocol_frame(board)))
         times = time_frame(board)
         if len(times):
-            wide.print(_md_table("where the time went (median over runs; an update of the job "
-                                 "that trained the seeds together)", times))  # fmt: skip
+            wide.print(
+                _md_table(
+                    "where the time went (median over runs; an update of the job "
+                    "that trained the seeds together)",
+                    times,
+                )
+            )
         suites = suites_line(board)
         if suites:
             stdout.print(suites, soft_wrap=True, markup=False)
@@ -115,14 +123,22 @@ def leaderboard_cmd(
                 f"  {row.algo} x {row.dataset}: {row.command}", soft_wrap=True, markup=False
             )
         if len(res.in_progress):
-            states = [f"{r.run_id} ({'running' if r.running else f'stopped at step {r.step}'})"
-                      for r in res.in_progress.itertuples()]  # fmt: skip
-            stdout.print(f"{len(states)} run(s) in progress, not counted: " + ", ".join(states),
-                         soft_wrap=True, markup=False)  # fmt: skip
+            states = [
+                f"{r.run_id} ({'running' if r.running else f'stopped at step {r.step}'})"
+                for r in res.in_progress.itertuples()
+            ]
+            stdout.print(
+                f"{len(states)} run(s) in progress, not counted: " + ", ".join(states),
+                soft_wrap=True,
+                markup=False,
+            )
         for r in res.duplicates.itertuples():
-            stdout.print(f"duplicate, not counted: {r.run_id} (same configuration and seed "
-                         f"{r.seed} as {r.duplicate_of}, which is kept)", soft_wrap=True,
-                         markup=False)  # fmt: skip
+            stdout.print(
+                f"duplicate, not counted: {r.run_id} (same configuration and seed "
+                f"{r.seed} as {r.duplicate_of}, which is kept)",
+                soft_wrap=True,
+                markup=False,
+            )
         return
     if format == "csv":
         text = csv_frame(board, spec).to_csv(index=False)
@@ -210,22 +226,34 @@ def check_cmd(
         asked = _score_spec(kind if score is None else score, k if last_k is None else last_k)
     rows = check(results, base, tolerance, asked)
     t = Table(title=f"bench check against {baseline} (tolerance {tolerance:g})")
-    for col in ("algo", "dataset", "key", "baseline IQM [95% CI]", "threshold",
-                "current IQM [95% CI]", "seeds", "result"):  # fmt: skip
+    for col in (
+        "algo",
+        "dataset",
+        "key",
+        "baseline IQM [95% CI]",
+        "threshold",
+        "current IQM [95% CI]",
+        "seeds",
+        "result",
+    ):
         t.add_column(col, no_wrap=True)
     for r in rows.itertuples(index=False):
         missing = math.isnan(r.iqm_now)
         t.add_row(
-            r.label, r.dataset, r.key, fmt_ci(r.iqm_base, r.iqm_lo_base, r.iqm_hi_base),
+            r.label,
+            r.dataset,
+            r.key,
+            fmt_ci(r.iqm_base, r.iqm_lo_base, r.iqm_hi_base),
             f"{r.threshold:.1f}",
             "no complete runs" if missing else fmt_ci(r.iqm_now, r.iqm_lo_now, r.iqm_hi_now),
             "" if missing else str(int(r.seeds_now)),
             "[green]pass[/]" if r.passed else "[red]FAIL[/]",
-        )  # fmt: skip
+        )
     wide_console().print(t)
     for r in rows[rows.why != ""].itertuples(index=False):
-        stdout.print(f"{r.label} x {r.dataset} (key {r.key}): {r.why}", soft_wrap=True,
-                     markup=False)  # fmt: skip
+        stdout.print(
+            f"{r.label} x {r.dataset} (key {r.key}): {r.why}", soft_wrap=True, markup=False
+        )
     failed = int((~rows.passed).sum())
     if failed:
         stdout.print(f"{failed} of {len(rows)} regressed")

@@ -53,10 +53,19 @@ def behavior_train(
     )
 
     spec = OnlineSpec(
-        algo=algo, env=env, steps=steps, utd=utd, seed=seed, batch_size=batch_size,
-        start_steps=start_steps, eval_every=eval_every, eval_episodes=eval_episodes,
-        preset=preset, overrides=parse_overrides(set_), out=out,
-    )  # fmt: skip
+        algo=algo,
+        env=env,
+        steps=steps,
+        utd=utd,
+        seed=seed,
+        batch_size=batch_size,
+        start_steps=start_steps,
+        eval_every=eval_every,
+        eval_episodes=eval_episodes,
+        preset=preset,
+        overrides=parse_overrides(set_),
+        out=out,
+    )
     check_threads(threads)
     check_spec(spec)
     if threads:

@@ -70,8 +70,18 @@ def datasets_list(
         return
     console = _console()
     table = Table(title=f"datasets (Minari root: {minari_root()})", title_justify="left")
-    rows = [[r["id"], r["env"], r["minari_id"], f"{r['size']:,}", "yes" if r["built"] else "no",
-             r["remote"] or "", r["description"]] for r in records]  # fmt: skip
+    rows = [
+        [
+            r["id"],
+            r["env"],
+            r["minari_id"],
+            f"{r['size']:,}",
+            "yes" if r["built"] else "no",
+            r["remote"] or "",
+            r["description"],
+        ]
+        for r in records
+    ]
     headers = ("id", "env", "minari id", "size", "built", "remote")
     # in a terminal the description wraps and the other columns keep their width (an id
     # that still does not fit folds onto a second line, never cut); piped, nothing wraps
@@ -127,8 +137,10 @@ def datasets_build(
         if size is not None or force or allow_mismatch or record_reference:
             raise BenchError("--measure-refs builds nothing: give it alone with the card id")
         ref_min, ref_max = measure(card)
-        stdout.print(f"measured over {card.ref_episodes} episodes each: ref_min {ref_min!r}, "
-                     f"ref_max {ref_max!r}")  # fmt: skip
+        stdout.print(
+            f"measured over {card.ref_episodes} episodes each: ref_min {ref_min!r}, "
+            f"ref_max {ref_max!r}"
+        )
         if card.measured_refs:
             stdout.print(
                 "the card has no constants yet: write these into its [normalization] table",
@@ -137,17 +149,25 @@ def datasets_build(
         else:
             c_min, c_max = card_refs(card)
             same = (c_min, c_max) == (ref_min, ref_max)
-            stdout.print(f"the card's constants:          ref_min {c_min!r}, ref_max {c_max!r}"
-                         f" ({'the same' if same else 'different'})")  # fmt: skip
+            stdout.print(
+                f"the card's constants:          ref_min {c_min!r}, ref_max {c_max!r}"
+                f" ({'the same' if same else 'different'})"
+            )
         return
     if record_reference and size is not None and size != card.size:
-        raise BenchError(f"--record-reference records a full-size build ({card.size:,} steps); "
-                         "drop --size")  # fmt: skip
+        raise BenchError(
+            f"--record-reference records a full-size build ({card.size:,} steps); drop --size"
+        )
     total = check_build(card, size, force)  # refusals are one line, before the progress bar
     check_root_writable()  # before any progress is shown
     with progress_bar(f"building {card.id}", total, not quiet) as (advance, _):
-        ds = build_dataset(card, size=size, progress=advance, force=force,
-                           allow_mismatch=allow_mismatch or record_reference)  # fmt: skip
+        ds = build_dataset(
+            card,
+            size=size,
+            progress=advance,
+            force=force,
+            allow_mismatch=allow_mismatch or record_reference,
+        )
     meta = ds.storage.metadata
     stdout.print(
         f"built {card.minari_id}: {ds.total_episodes} episodes, {ds.total_steps} steps, "
@@ -172,12 +192,17 @@ def _record_reference(card, built) -> Path:
     if card.path is None:
         raise BenchError(f"dataset '{card.id}' has no card file to record into")
     text = card.path.read_text()
-    table = (f"[reference]\n# the reference build (`bench datasets build {card.id} "
-             f"--record-reference`)\ncontent_hash = \"{built.hash}\"\nepisodes = "
-             f"{built.episodes}\nsteps = {built.steps}\n")  # fmt: skip
+    table = (
+        f"[reference]\n# the reference build (`bench datasets build {card.id} "
+        f'--record-reference`)\ncontent_hash = "{built.hash}"\nepisodes = '
+        f"{built.episodes}\nsteps = {built.steps}\n"
+    )
     pattern = re.compile(r"^\[reference\]\n(?:(?!\[).*\n?)*", re.M)
-    text = pattern.sub(table + "\n", text, count=1) if pattern.search(text) else (
-        text.rstrip("\n") + "\n\n" + table)  # fmt: skip
+    text = (
+        pattern.sub(table + "\n", text, count=1)
+        if pattern.search(text)
+        else (text.rstrip("\n") + "\n\n" + table)
+    )
     save_reference(reference_file(card.path.parent, card.id), built)
     write_card(card.path, text)
     return card.path

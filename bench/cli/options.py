@@ -36,8 +36,11 @@ def with_run_options(*, sweep: bool = False):
         annotations.pop("run_options", None)
         for f in fields:
             default, annotation = _option(f, sweep)
-            added.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY,
-                                           default=default, annotation=annotation))  # fmt: skip
+            added.append(
+                inspect.Parameter(
+                    f.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
+                )
+            )
             annotations[f.name] = annotation
 
         @functools.wraps(fn)

@@ -107,8 +107,20 @@ def perf_cmd(
         "matmuls alone; %roof = achieved / roof; MiB/seed: peak memory per seed",
         title_justify="left",
     )
-    for col in ("case", "B", "S", "prec", "thr", "upd/s", "seed-upd/s", "MFLOP", "GF/s", "roof",
-                "%roof", "MiB/seed"):  # fmt: skip
+    for col in (
+        "case",
+        "B",
+        "S",
+        "prec",
+        "thr",
+        "upd/s",
+        "seed-upd/s",
+        "MFLOP",
+        "GF/s",
+        "roof",
+        "%roof",
+        "MiB/seed",
+    ):
         table.add_column(col, justify="right", no_wrap=True)
     for case in cases:
         for t in thread_counts:
@@ -116,11 +128,19 @@ def perf_cmd(
             rows.append(r)
             label = r["algo"] if r["shape"] == "vector" else f"{r['algo']} ({r['shape']})"
             table.add_row(
-                label, str(r["batch_size"]), str(r["seeds"]), r["precision"], str(t), f"{r['updates_per_s']:.1f}",
-                f"{r['seed_updates_per_s']:.1f}", f"{r['mflop_per_update']:.1f}",
-                f"{r['achieved_gflops']:.1f}", f"{r['roofline_gflops']:.1f}",
-                f"{100 * r['roofline_fraction']:.0f}%", f"{r['peak_mib_per_seed']:.1f}",
-            )  # fmt: skip
+                label,
+                str(r["batch_size"]),
+                str(r["seeds"]),
+                r["precision"],
+                str(t),
+                f"{r['updates_per_s']:.1f}",
+                f"{r['seed_updates_per_s']:.1f}",
+                f"{r['mflop_per_update']:.1f}",
+                f"{r['achieved_gflops']:.1f}",
+                f"{r['roofline_gflops']:.1f}",
+                f"{100 * r['roofline_fraction']:.0f}%",
+                f"{r['peak_mib_per_seed']:.1f}",
+            )
     stdout.print(table)
     acting_rows = []
     if acting:
@@ -136,9 +156,13 @@ def perf_cmd(
                     acting_rows.append(r)
                     speedup = r.get("batched_vs_loop_speedup")
                     act_table.add_row(
-                        r["algo"], r["env"], str(n_seeds), str(t), f"{r['env_steps_per_s']:.0f}",
+                        r["algo"],
+                        r["env"],
+                        str(n_seeds),
+                        str(t),
+                        f"{r['env_steps_per_s']:.0f}",
                         f"{speedup:.1f}x" if speedup else "",
-                    )  # fmt: skip
+                    )
         stdout.print(act_table)
     memory_rows = []
     if sizes:
@@ -151,10 +175,12 @@ def perf_cmd(
             r = measure_atari_memory(n)
             memory_rows.append(r)
             mem_table.add_row(
-                f"{n:,}", f"{r['frame_bytes'] / 2**20:,.0f} MiB",
-                f"{r['rss_delta'] / 2**20:,.0f} MiB", f"{r['rss_over_frames']:.3f}",
+                f"{n:,}",
+                f"{r['frame_bytes'] / 2**20:,.0f} MiB",
+                f"{r['rss_delta'] / 2**20:,.0f} MiB",
+                f"{r['rss_over_frames']:.3f}",
                 f"{r['load_s']:.1f}",
-            )  # fmt: skip
+            )
         stdout.print(mem_table)
     if json_path is not None:
         result = {"training": rows, "acting": acting_rows, "atari_memory": memory_rows}

@@ -69,10 +69,18 @@ def run_cmd(
     if resume and (seed is not None or seeds is not None):
         raise BenchError("--resume continues the runs' own seeds: drop --seed/--seeds")
     if resume:
-        _check_resume(resume, given, algo=algo, dataset=dataset, results_dir=results_dir,
-                      seeds_per_job=seeds_per_job, vectorize=vectorize)  # fmt: skip
-        opts = RunOptions(device=given["device"], threads=given["threads"],
-                          compile=given["compile"])  # fmt: skip
+        _check_resume(
+            resume,
+            given,
+            algo=algo,
+            dataset=dataset,
+            results_dir=results_dir,
+            seeds_per_job=seeds_per_job,
+            vectorize=vectorize,
+        )
+        opts = RunOptions(
+            device=given["device"], threads=given["threads"], compile=given["compile"]
+        )
         results = run_job(opts, [], show_progress=not quiet, resume=resume)
     else:
         if algo is None or dataset is None:
@@ -95,8 +103,9 @@ def run_cmd(
         check_job_memory([(run_seed_bytes(opts), min(size, len(seed_list)))], what, device)
         results = []
         for i in range(0, len(seed_list), size):
-            results += run_job(opts, seed_list[i : i + size], show_progress=not quiet,
-                               results_dir=results_dir)  # fmt: skip
+            results += run_job(
+                opts, seed_list[i : i + size], show_progress=not quiet, results_dir=results_dir
+            )
     if len(results) == 1:
         _print_run(results[0])
     else:
@@ -123,8 +132,13 @@ def _check_resume(dirs: list[Path], given: dict, **own) -> None:
             same = "" if str(seen[real]) == str(d) else f" (as {seen[real]})"
             raise BenchError(f"--resume {d} is given twice{same}: name each run directory once")
         seen[real] = d
-    flags = {"algo": "--algo", "dataset": "--dataset", "results_dir": "--results-dir",
-             "seeds_per_job": "--seeds-per-job", "vectorize": "--vectorize/--no-vectorize"}  # fmt: skip
+    flags = {
+        "algo": "--algo",
+        "dataset": "--dataset",
+        "results_dir": "--results-dir",
+        "seeds_per_job": "--seeds-per-job",
+        "vectorize": "--vectorize/--no-vectorize",
+    }
     extra = [flags[name] for name, value in own.items() if value is not None]
     for f in dataclasses.fields(RunOptions):
         if f.name in given and f.name not in RESUME_TAKES:
@@ -167,11 +181,18 @@ def _print_seeds(results) -> None:
     for r in results:
         scores = [row["normalized_score"] for row in r.eval_rows]
         cells = [f"{r.final_row['normalized_score']:.1f}"] if r.final_row else []
-        table.add_row(str(r.config.seed), str(r.eval_rows[-1]["step"]), f"{scores[-1]:.1f}",
-                      f"{max(scores):.1f}", *cells, r.run_dir.name)  # fmt: skip
+        table.add_row(
+            str(r.config.seed),
+            str(r.eval_rows[-1]["step"]),
+            f"{scores[-1]:.1f}",
+            f"{max(scores):.1f}",
+            *cells,
+            r.run_dir.name,
+        )
     stdout.print(table)
-    stdout.print(f"key {c.key()}; wall time {max(r.wall_time_s for r in results):.1f} s",
-                 markup=False)  # fmt: skip
+    stdout.print(
+        f"key {c.key()}; wall time {max(r.wall_time_s for r in results):.1f} s", markup=False
+    )
     for r in results:
         print(r.run_dir)
 

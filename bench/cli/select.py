@@ -33,16 +33,21 @@ def _display(metrics):
 
     rows = []
     for r in metrics.itertuples(index=False):
-        rows.append({
-            "dataset": r.dataset, "algo": r.algo,
-            "configuration": "all" if r.key == "*" else r.key, "method": r.method, "seeds": r.seeds,
-            "candidates": r.candidates,
-            "regret@1": _ci(r.regret_1, r.regret_1_lo, r.regret_1_hi),
-            "regret@3": _ci(r.regret_3, r.regret_3_lo, r.regret_3_hi),
-            "rank corr.": _ci(r.rank_corr, r.rank_corr_lo, r.rank_corr_hi),
-            "abs. error": _ci(r.abs_error, r.abs_error_lo, r.abs_error_hi),
-            "picked score": f"{r.picked_score:.1f}",
-        })  # fmt: skip
+        rows.append(
+            {
+                "dataset": r.dataset,
+                "algo": r.algo,
+                "configuration": "all" if r.key == "*" else r.key,
+                "method": r.method,
+                "seeds": r.seeds,
+                "candidates": r.candidates,
+                "regret@1": _ci(r.regret_1, r.regret_1_lo, r.regret_1_hi),
+                "regret@3": _ci(r.regret_3, r.regret_3_lo, r.regret_3_hi),
+                "rank corr.": _ci(r.rank_corr, r.rank_corr_lo, r.rank_corr_hi),
+                "abs. error": _ci(r.abs_error, r.abs_error_lo, r.abs_error_hi),
+                "picked score": f"{r.picked_score:.1f}",
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -129,15 +134,29 @@ def select_cmd(
         import torch
 
         torch.set_num_threads(threads)
-    fqe = FQEConfig(gamma=gamma, lr=lr, batch_size=batch_size,
-                    target_update_interval=target_update, steps=steps, seed=seed,
-                    loss=loss)  # fmt: skip
+    fqe = FQEConfig(
+        gamma=gamma,
+        lr=lr,
+        batch_size=batch_size,
+        target_update_interval=target_update,
+        steps=steps,
+        seed=seed,
+        loss=loss,
+    )
     datasets = [d.strip() for d in dataset.split(",") if d.strip()] or None
     dev = str(check_device(device))
     preflight(results, datasets, batch_size if "fqe" in methods else 0, vectorize, dev)
-    opts = SelectOptions(results, methods, datasets, fqe, dev, vectorize,
-                         explicit=bool(method.strip()), over=over,
-                         show_progress=not quiet and format == "md")  # fmt: skip
+    opts = SelectOptions(
+        results,
+        methods,
+        datasets,
+        fqe,
+        dev,
+        vectorize,
+        explicit=bool(method.strip()),
+        over=over,
+        show_progress=not quiet and format == "md",
+    )
     with _one_selection_at_a_time(results):
         table, metrics, seconds = run_selection(opts)
     if format == "csv":
@@ -154,8 +173,11 @@ def select_cmd(
         if s:
             n = len(table[table["dataset"] == name][["run_id", "step"]].drop_duplicates())
             how = "together" if vectorize else "one at a time"
-            stdout.print(f"FQE on {name}: {n} candidates, {steps:,} updates each, {how}: "
-                         f"{s:.1f} s", soft_wrap=True, markup=False)  # fmt: skip
+            stdout.print(
+                f"FQE on {name}: {n} candidates, {steps:,} updates each, {how}: {s:.1f} s",
+                soft_wrap=True,
+                markup=False,
+            )
     stdout.print(
         f"regret@k: best true score among a seed's candidates minus the best among the k "
         f"picked; rank corr.: Spearman; abs. error: |estimate - discounted return| "
@@ -166,8 +188,9 @@ def select_cmd(
     )
 
 
-def preflight(results: Path, datasets: list[str] | None, batch_size: int, vectorize: bool,
-              device: str) -> None:  # fmt: skip
+def preflight(
+    results: Path, datasets: list[str] | None, batch_size: int, vectorize: bool, device: str
+) -> None:
     """Refusals that need the runs but nothing trained: a run whose policies/ is not a folder
     (its candidates would be silently missing), and an FQE batch (batch_size > 0) larger than
     a dataset or than the memory its candidates trained together would take."""

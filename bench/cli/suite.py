@@ -11,8 +11,9 @@ from rich.table import Table
 from bench.cli.app import app, stdout
 from bench.cli.sweep import ADDRESS_HELP, RETRIES_HELP, SHARED_HELP
 
-suite_app = typer.Typer(help="Named benchmark suites: list, show and run them.",
-                        no_args_is_help=True)  # fmt: skip
+suite_app = typer.Typer(
+    help="Named benchmark suites: list, show and run them.", no_args_is_help=True
+)
 app.add_typer(suite_app, name="suite")
 
 
@@ -37,18 +38,40 @@ def show_cmd(name: str = typer.Argument(..., help="A suite name or a suite file 
 
     s = load_suite(name)
     table = Table(title=f"suite {s.name} v{s.version}: {s.description}", title_justify="left")
-    for col in ("datasets", "algos", "steps", "eval every", "eval episodes", "final episodes",
-                "batch", "precision", "preset", "set"):  # fmt: skip
+    for col in (
+        "datasets",
+        "algos",
+        "steps",
+        "eval every",
+        "eval episodes",
+        "final episodes",
+        "batch",
+        "precision",
+        "preset",
+        "set",
+    ):
         table.add_column(col, overflow="fold")
     for g in s.grids:
         o = g.options
-        table.add_row(", ".join(g.datasets), ", ".join(g.algos), f"{o.steps:,}",
-                      f"{o.eval_every:,}", str(o.eval_episodes), str(o.final_episodes),
-                      str(o.batch_size), o.precision, o.preset or "card's",
-                      " ".join(f"{k}={v}" for k, v in o.overrides.items()) or "-")  # fmt: skip
+        table.add_row(
+            ", ".join(g.datasets),
+            ", ".join(g.algos),
+            f"{o.steps:,}",
+            f"{o.eval_every:,}",
+            str(o.eval_episodes),
+            str(o.final_episodes),
+            str(o.batch_size),
+            o.precision,
+            o.preset or "card's",
+            " ".join(f"{k}={v}" for k, v in o.overrides.items()) or "-",
+        )
     stdout.print(table)
-    stdout.print(f"seeds {', '.join(map(str, s.seeds))}; {s.cells()} runs; file {s.path} "
-                 f"(sha256 {s.sha256[:12]})", markup=False, soft_wrap=True)  # fmt: skip
+    stdout.print(
+        f"seeds {', '.join(map(str, s.seeds))}; {s.cells()} runs; file {s.path} "
+        f"(sha256 {s.sha256[:12]})",
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 @suite_app.command("run")
@@ -103,13 +126,24 @@ def run_cmd(
         check_precision(options.precision, dev)
         for a in g.algos:
             check_algorithm(dataclasses.replace(options, algo=a))
-        specs.append(SweepSpec(
-            algos=g.algos, datasets=g.datasets, seeds=suite.seeds, options=options,
-            results_dir=results_dir, workers=n_workers, threads=threads,
-            seeds_per_job=seeds_per_job, tags={"suite": suite.tag()},
-        ))  # fmt: skip
-    stdout.print(f"suite {suite.name} v{suite.version}: {suite.cells()} runs into {results_dir}",
-                 markup=False, soft_wrap=True)  # fmt: skip
+        specs.append(
+            SweepSpec(
+                algos=g.algos,
+                datasets=g.datasets,
+                seeds=suite.seeds,
+                options=options,
+                results_dir=results_dir,
+                workers=n_workers,
+                threads=threads,
+                seeds_per_job=seeds_per_job,
+                tags={"suite": suite.tag()},
+            )
+        )
+    stdout.print(
+        f"suite {suite.name} v{suite.version}: {suite.cells()} runs into {results_dir}",
+        markup=False,
+        soft_wrap=True,
+    )
     try:
         run_grids(specs, executor, on_ray, quiet)
     finally:
@@ -144,16 +178,23 @@ def report_cmd(
     suite = load_suite(name).with_precision(precision)  # an unknown value: one line
     results_dir = results_dir or Path("results") / "suites" / suite.name
     text, others = suite_report(suite, results_dir)
-    left_out = (f"; {others} other run(s) under {results_dir}/runs are not this suite's "
-                "(another configuration or seed) and were left out") if others else ""  # fmt: skip
+    left_out = (
+        (
+            f"; {others} other run(s) under {results_dir}/runs are not this suite's "
+            "(another configuration or seed) and were left out"
+        )
+        if others
+        else ""
+    )
     if readme is None:
         print(text, end="")
         if left_out:
             print(f"suite {suite.name}{left_out}", file=sys.stderr)
         return
     write_into(readme, suite.name, text)
-    stdout.print(f"wrote the {suite.name} table into {readme}{left_out}", markup=False,
-                 soft_wrap=True)  # fmt: skip
+    stdout.print(
+        f"wrote the {suite.name} table into {readme}{left_out}", markup=False, soft_wrap=True
+    )
 
 
 def suite_report(suite, results_dir: Path) -> tuple[str, int]:

@@ -37,8 +37,13 @@ RETRIES_HELP = (
 class _GridView:
     """A rich table of the grid: one row per algo x dataset, one column per seed."""
 
-    SYMBOL = {"new": "[dim]pending[/]", "resume": "[yellow]to resume[/]", "skip": "[blue]done[/]",
-              "running": "[cyan]running[/]", "queued": "[cyan]queued[/]"}  # fmt: skip
+    SYMBOL = {
+        "new": "[dim]pending[/]",
+        "resume": "[yellow]to resume[/]",
+        "skip": "[blue]done[/]",
+        "running": "[cyan]running[/]",
+        "queued": "[cyan]queued[/]",
+    }
 
     def __init__(self, jobs, seeds):
         self.seeds = seeds
@@ -141,16 +146,23 @@ def sweep_cmd(
     check_precision(options.precision, check_device(options.device))
     datasets = parse_list(dataset, "dataset")
     if options.env is not None and not any(d.endswith(HDF5_SUFFIXES) for d in datasets):
-        raise BenchError("--env is the env of D4RL HDF5 files; none of the datasets is one "
-                         "(drop --env)")  # fmt: skip
+        raise BenchError(
+            "--env is the env of D4RL HDF5 files; none of the datasets is one (drop --env)"
+        )
     algos = parse_list(algo, "algo")
     for a in algos:  # unknown names, presets, --set keys and values: before anything is built
         check_algorithm(dataclasses.replace(options, algo=a))
     spec = SweepSpec(
-        algos=algos, datasets=datasets, seeds=parse_seeds(seeds),
-        options=options, results_dir=results_dir, workers=n_workers,
-        threads=threads, seeds_per_job=seeds_per_job, vectorize=vectorize,
-    )  # fmt: skip
+        algos=algos,
+        datasets=datasets,
+        seeds=parse_seeds(seeds),
+        options=options,
+        results_dir=results_dir,
+        workers=n_workers,
+        threads=threads,
+        seeds_per_job=seeds_per_job,
+        vectorize=vectorize,
+    )
     run_grids([spec], executor, on_ray, quiet)
 
 
@@ -158,8 +170,15 @@ def ray_options(executor: str, address: str | None, shared_results: bool, retrie
     """The Ray options of a sweep, checked: given only with --executor ray."""
     from bench.cluster import MAX_RETRIES, RayOptions
 
-    given = [name for name, v in (("--address", address), ("--shared-results", shared_results),
-                                  ("--retries", retries)) if v not in (None, False)]  # fmt: skip
+    given = [
+        name
+        for name, v in (
+            ("--address", address),
+            ("--shared-results", shared_results),
+            ("--retries", retries),
+        )
+        if v not in (None, False)
+    ]
     if executor != "ray":
         if given:
             raise BenchError(f"{given[0]} is an option of --executor ray")
@@ -172,8 +191,9 @@ def ray_options(executor: str, address: str | None, shared_results: bool, retrie
         from bench.cluster import probe
 
         probe(address)  # before any dataset is built or folder made
-    return RayOptions(address=address, shared_results=shared_results,
-                      retries=2 if retries is None else retries)  # fmt: skip
+    return RayOptions(
+        address=address, shared_results=shared_results, retries=2 if retries is None else retries
+    )
 
 
 def check_pool(executor: str, workers: int, seeds_per_job: int) -> tuple[int, int]:
@@ -285,15 +305,24 @@ def run_grids(specs: list, executor: str, on_ray, quiet: bool) -> None:
                     console.print(line, markup=False, soft_wrap=True)
 
         with Live(view, console=console, refresh_per_second=2):
-            results = (execute_on_ray(planned, on_ray, update) if executor == "ray"
-                       else execute_grids(planned, update))  # fmt: skip
+            results = (
+                execute_on_ray(planned, on_ray, update)
+                if executor == "ray"
+                else execute_grids(planned, update)
+            )
         stdout.print()
     failed = [r for r in results if not r["ok"]]
     for r in failed:
         c = r["cell"]
-        stdout.print(f"failed: {c['algo']} x {c['dataset']} seed {c['seed']}: {r['error']}",
-                     markup=False, soft_wrap=True)  # fmt: skip
-    stdout.print(f"results in {results_dir}/runs; `bench leaderboard --results {results_dir}`",
-                 soft_wrap=True, markup=False)  # fmt: skip
+        stdout.print(
+            f"failed: {c['algo']} x {c['dataset']} seed {c['seed']}: {r['error']}",
+            markup=False,
+            soft_wrap=True,
+        )
+    stdout.print(
+        f"results in {results_dir}/runs; `bench leaderboard --results {results_dir}`",
+        soft_wrap=True,
+        markup=False,
+    )
     if failed:
         raise typer.Exit(1)

@@ -99,8 +99,11 @@ def _checkpoint(
             f"behavior 'checkpoint': mode must be sample or deterministic, got {mode!r}"
         )
     path = locate(file)  # inside the card's folder or the package's (bench.data.cards)
-    policy = ExactPolicy(load_policy(path, seed=seed), mode == "deterministic",
-                         noise if noise is not None else seeding.rng("behavior_noise", seed))  # fmt: skip
+    policy = ExactPolicy(
+        load_policy(path, seed=seed),
+        mode == "deterministic",
+        noise if noise is not None else seeding.rng("behavior_noise", seed),
+    )
 
     def act(obs: np.ndarray, envs=None) -> np.ndarray:
         return policy(obs)
@@ -218,12 +221,19 @@ def mixture_components(spec: PolicySpec) -> tuple[list[PolicySpec], np.ndarray]:
     if any(c.policy == MIXTURE for c in specs):
         raise DatasetError("behavior 'mixture': a component cannot be a mixture")
     raw = spec.params.get("weights", [1.0] * len(specs))
-    numbers = isinstance(raw, list) and len(raw) == len(specs) and all(
-        isinstance(w, int | float) and not isinstance(w, bool) and 0 <= w < math.inf for w in raw
-    )  # fmt: skip
+    numbers = (
+        isinstance(raw, list)
+        and len(raw) == len(specs)
+        and all(
+            isinstance(w, int | float) and not isinstance(w, bool) and 0 <= w < math.inf
+            for w in raw
+        )
+    )
     if not numbers or sum(raw) <= 0:
-        raise DatasetError("behavior 'mixture': weights must be one non-negative number per "
-                           f"component, not all 0; got {raw!r}")  # fmt: skip
+        raise DatasetError(
+            "behavior 'mixture': weights must be one non-negative number per "
+            f"component, not all 0; got {raw!r}"
+        )
     weights = np.asarray(raw, dtype=np.float64)
     return specs, weights / weights.sum()
 
@@ -260,11 +270,17 @@ class Behavior:
         self.action_space = action_space
         code = seeding.PURPOSES.index(purpose)
         self.policies: list[Callable[..., np.ndarray]] = [
-            SCRIPTED[c.policy](action_space, seed, **c.params, locate=locate,
-                               noise=seeding.rng("behavior_noise", seed, code, i))
-            if c.policy == "checkpoint" else SCRIPTED[c.policy](action_space, seed, **c.params)
+            SCRIPTED[c.policy](
+                action_space,
+                seed,
+                **c.params,
+                locate=locate,
+                noise=seeding.rng("behavior_noise", seed, code, i),
+            )
+            if c.policy == "checkpoint"
+            else SCRIPTED[c.policy](action_space, seed, **c.params)
             for i, c in enumerate(self.components)
-        ]  # fmt: skip
+        ]
         # epsilon and mixture draws: for a build, numpy's default_rng(card seed), as always
         self.rng = seeding.rng(purpose, seed)
         self.envs = envs  # the envs acted on, one per observation row (RAM-reading policies)
@@ -296,8 +312,12 @@ class Behavior:
         if len(self.policies) == 1:
             greedy = np.asarray(self.policies[0](obs, self.envs))
         else:  # every component acts on every row; each row keeps its episode's
-            acts = np.stack([random if c.policy == "random" else np.asarray(pol(obs, self.envs))
-                             for c, pol in zip(self.components, self.policies, strict=True)])  # fmt: skip
+            acts = np.stack(
+                [
+                    random if c.policy == "random" else np.asarray(pol(obs, self.envs))
+                    for c, pol in zip(self.components, self.policies, strict=True)
+                ]
+            )
             greedy = acts[self.component[:n], np.arange(n)]
         pick = self.rng.random(n) < eps
         return np.where(pick.reshape((n,) + (1,) * (greedy.ndim - 1)), random, greedy).astype(

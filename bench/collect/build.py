@@ -55,9 +55,13 @@ def measure_policy(card: Card, spec: PolicySpec, episodes: int) -> np.ndarray:
     n_envs = min(episodes, 10)
     behavior = Behavior(spec, space, n_envs, card.seed, purpose="refs", locate=_locate(card))
     return rollout_returns(
-        card.env, behavior, episodes, env_seed("refs", card.seed),
-        on_episode_end=behavior.new_episode, attach=lambda envs: setattr(behavior, "envs", envs),
-    )  # fmt: skip
+        card.env,
+        behavior,
+        episodes,
+        env_seed("refs", card.seed),
+        on_episode_end=behavior.new_episode,
+        attach=lambda envs: setattr(behavior, "envs", envs),
+    )
 
 
 def measure_refs(card: Card) -> tuple[float, float]:
@@ -171,8 +175,13 @@ def check_build(card: Card, size: int | None = None, force: bool = False) -> int
     return size
 
 
-def build_dataset(card: Card, size: int | None = None, progress=None, force: bool = False,
-                  allow_mismatch: bool = False):  # fmt: skip
+def build_dataset(
+    card: Card,
+    size: int | None = None,
+    progress=None,
+    force: bool = False,
+    allow_mismatch: bool = False,
+):
     """Collect `size` transitions (default: the card's) and write the Minari dataset.
 
     progress: optional callable(advance: int) called as steps are collected.
@@ -186,8 +195,9 @@ def build_dataset(card: Card, size: int | None = None, progress=None, force: boo
     size = check_build(card, size, force)
     root = minari_root()
     try:
-        return _build(card, size, progress, force, SpaceGuard(root, transition_bytes(card)),
-                      allow_mismatch)  # fmt: skip
+        return _build(
+            card, size, progress, force, SpaceGuard(root, transition_bytes(card)), allow_mismatch
+        )
     except OSError as e:  # the disk filled anyway (another writer)
         if not is_disk_full(e):
             raise
@@ -249,12 +259,14 @@ def reference_status(card: Card, size: int, built: Content) -> tuple[str, str | 
     from bench.data.cards import cards_dir
 
     folder = card.path.parent if card.path is not None else cards_dir()
-    return OWN_IDENTITY, describe_mismatch(card.id, ref.content_hash, ref.episodes, ref.steps,
-                                           built, reference_file(folder, card.id))  # fmt: skip
+    return OWN_IDENTITY, describe_mismatch(
+        card.id, ref.content_hash, ref.episodes, ref.steps, built, reference_file(folder, card.id)
+    )
 
 
-def _build(card: Card, size: int, progress, force: bool, guard: SpaceGuard,
-           allow_mismatch: bool = False):  # fmt: skip
+def _build(
+    card: Card, size: int, progress, force: bool, guard: SpaceGuard, allow_mismatch: bool = False
+):
     from minari import DataCollector
 
     ref_min, ref_max = card_refs(card)
@@ -297,15 +309,16 @@ def _build(card: Card, size: int, progress, force: bool, guard: SpaceGuard,
                 CONTENT_HASH_KEY: built.hash,
                 BUILD_VERSION_KEY: BUILD_VERSION,
                 "bench_reference": status,
-            }  # fmt: skip
+            }
         )
     return open_dataset(card.minari_id)
 
 
 def _collect_behavior(env, card: Card, size: int, progress, guard: SpaceGuard) -> list[float]:
     """Roll the card's behavior out for exactly `size` steps; returns complete episodes' returns."""
-    behavior = Behavior(card.behavior, env.action_space, 1, card.seed, envs=[env],
-                        locate=_locate(card))  # fmt: skip
+    behavior = Behavior(
+        card.behavior, env.action_space, 1, card.seed, envs=[env], locate=_locate(card)
+    )
     episode = 0
     obs, _ = env.reset(seed=_episode_seed(card, episode))
     returns, ret = [], 0.0

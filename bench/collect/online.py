@@ -127,9 +127,11 @@ def load_policy(path: Path, device="cpu", seed: int = 0) -> Algorithm:
         cls = get_algorithm(payload["algo"])
         types = {f.name: f.type for f in dataclasses.fields(cls.Config)}
         config = cls.Config(
-            **{k: tuple(v) if isinstance(v, list) and "tuple" in str(types[k]) else v
-               for k, v in payload["config"].items()}
-        )  # fmt: skip
+            **{
+                k: tuple(v) if isinstance(v, list) and "tuple" in str(types[k]) else v
+                for k, v in payload["config"].items()
+            }
+        )
         space_d = payload["action_space"]
         space = (
             gym.spaces.Discrete(space_d["n"])
@@ -294,9 +296,13 @@ def _train(spec, env, env_spec, algo, buffer, gamma, show_progress) -> OnlineRes
                 torch.save(plain(policy_file_payload(algo, spec, t, returns)), buf)
                 atomic_write_bytes(file, buf.getvalue())
                 records.append(
-                    {"step": t, "return_mean": float(returns.mean()),
-                     "return_std": float(returns.std()), "file": file.name}
-                )  # fmt: skip
+                    {
+                        "step": t,
+                        "return_mean": float(returns.mean()),
+                        "return_std": float(returns.std()),
+                        "file": file.name,
+                    }
+                )
                 atomic_write_json(spec.out / "checkpoints.json", records)
                 _save_replay(spec.out / "replay.npz", episodes, t)
                 describe(

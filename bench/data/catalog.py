@@ -128,8 +128,7 @@ def minari_card(dataset_id: str) -> Card:
     if spec is None:
         raise DatasetError(f"dataset {minari_id} records no environment to evaluate on")
     named = card_of_minari_id(minari_id)
-    train = named.train if named is not None else imported_defaults(
-        dataset.observation_space.shape)  # fmt: skip
+    train = named.train if named is not None else imported_defaults(dataset.observation_space.shape)
     return Card(
         id=dataset_id,
         description=str(meta.get("description", "") or ""),
@@ -215,8 +214,9 @@ def hdf5_card(path: str, env_id: str | None) -> Card:
             )
         import_d4rl(file, env_id, minari_id, exclusive=False)  # the id names the content
     card = minari_card(MINARI_PREFIX + minari_id)
-    return dataclasses.replace(card, train=imported_defaults(
-        open_dataset(minari_id).observation_space.shape))  # fmt: skip
+    return dataclasses.replace(
+        card, train=imported_defaults(open_dataset(minari_id).observation_space.shape)
+    )
 
 
 def import_file(
@@ -240,11 +240,17 @@ def import_file(
     dataset = import_d4rl(Path(path), env_id, minari_id, ref_min, ref_max, force)
     meta = dataset.storage.metadata
     text = imported_card_text(
-        card_id, minari_id, env_id, dataset.total_steps,
-        meta["ref_min_score"], meta["ref_max_score"], meta.get("bench_ref_source", ""),
+        card_id,
+        minari_id,
+        env_id,
+        dataset.total_steps,
+        meta["ref_min_score"],
+        meta["ref_max_score"],
+        meta.get("bench_ref_source", ""),
         f"imported from {Path(path).name} (collected on {env_id})",
-        imported_defaults(dataset.observation_space.shape), command,
-    )  # fmt: skip
+        imported_defaults(dataset.observation_space.shape),
+        command,
+    )
     try:
         card = write_card(card_path, text)
     except OSError as e:

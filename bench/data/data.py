@@ -289,8 +289,10 @@ def split_transitions(data: OfflineData, fraction: float) -> tuple[torch.Tensor,
     starts = torch.cat([torch.zeros(1, dtype=torch.long), ends[:-1]])
     per_transition = torch.repeat_interleave(held, ends - starts)
     device = data.act.device
-    return (torch.nonzero(~per_transition).squeeze(1).to(device),
-            torch.nonzero(per_transition).squeeze(1).to(device))  # fmt: skip
+    return (
+        torch.nonzero(~per_transition).squeeze(1).to(device),
+        torch.nonzero(per_transition).squeeze(1).to(device),
+    )
 
 
 class Sampler:
@@ -299,8 +301,13 @@ class Sampler:
     With `rows` (transition indices), batches come from those transitions only (a training
     split); without, from all of them."""
 
-    def __init__(self, data: OfflineData, batch_size: int, seeds: Sequence[int],
-                 rows: torch.Tensor | None = None):  # fmt: skip
+    def __init__(
+        self,
+        data: OfflineData,
+        batch_size: int,
+        seeds: Sequence[int],
+        rows: torch.Tensor | None = None,
+    ):
         self.data = data
         self.batch_size = batch_size
         self.rows = rows

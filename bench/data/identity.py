@@ -82,8 +82,7 @@ def content(dataset, progress=None) -> Content:
         digests.append(int.from_bytes(d[:8], "little"))
         if progress is not None:
             progress(len(episode.actions))
-    return Content(total.hexdigest(), np.asarray(lengths, np.int64),
-                   np.asarray(digests, np.uint64))  # fmt: skip
+    return Content(total.hexdigest(), np.asarray(lengths, np.int64), np.asarray(digests, np.uint64))
 
 
 def content_hash(dataset) -> str:
@@ -125,13 +124,21 @@ def load_reference(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
     return lengths, digests
 
 
-def describe_mismatch(card_id: str, ref_hash: str, ref_episodes: int, ref_steps: int,
-                      built: Content, ref_file: Path | None) -> str:  # fmt: skip
+def describe_mismatch(
+    card_id: str,
+    ref_hash: str,
+    ref_episodes: int,
+    ref_steps: int,
+    built: Content,
+    ref_file: Path | None,
+) -> str:
     """One line: how a build differs from its card's reference build."""
     head = f"dataset '{card_id}' differs from the card's reference build"
     if built.episodes != ref_episodes or built.steps != ref_steps:
-        where = (f"{built.episodes} episodes / {built.steps} steps, reference {ref_episodes} / "
-                 f"{ref_steps}")  # fmt: skip
+        where = (
+            f"{built.episodes} episodes / {built.steps} steps, reference {ref_episodes} / "
+            f"{ref_steps}"
+        )
     else:
         where = f"same {ref_episodes} episodes and {ref_steps} steps"
     try:
@@ -148,22 +155,30 @@ def describe_mismatch(card_id: str, ref_hash: str, ref_episodes: int, ref_steps:
             ep = int(diff[0])
             step = int(built.lengths[:ep].sum())
             if lengths[ep] != built.lengths[ep]:
-                first = (f"first at episode {ep} (dataset step {step}): {built.lengths[ep]} steps, "
-                         f"reference {lengths[ep]}")  # fmt: skip
+                first = (
+                    f"first at episode {ep} (dataset step {step}): {built.lengths[ep]} steps, "
+                    f"reference {lengths[ep]}"
+                )
             else:
-                first = (f"first at episode {ep} (dataset steps {step}-{step + built.lengths[ep] - 1}, "
-                         f"its {built.lengths[ep]} steps)")  # fmt: skip
+                first = (
+                    f"first at episode {ep} (dataset steps {step}-{step + built.lengths[ep] - 1}, "
+                    f"its {built.lengths[ep]} steps)"
+                )
             where += f"; {first}"
         elif built.episodes != len(lengths):
             where += f"; the first {n} episodes agree"
-    return (f"{head} ({where}; content {built.hash[:12]}, reference {ref_hash[:12]}). "
-            "Rebuild it on a clean install, or keep it as a dataset of its own with "
-            "--allow-mismatch (its runs then get keys of their own)")  # fmt: skip
+    return (
+        f"{head} ({where}; content {built.hash[:12]}, reference {ref_hash[:12]}). "
+        "Rebuild it on a clean install, or keep it as a dataset of its own with "
+        "--allow-mismatch (its runs then get keys of their own)"
+    )
 
 
 def dataset_identity(content_sha: str, ref_min: float, ref_max: float) -> str:
     """What a run's key hashes for its dataset (16 hex characters): its content hash
     (content_hash) and the normalization references the scores are computed with."""
-    blob = json.dumps({"content": content_sha, "ref_min": float(ref_min),
-                       "ref_max": float(ref_max)}, sort_keys=True)  # fmt: skip
+    blob = json.dumps(
+        {"content": content_sha, "ref_min": float(ref_min), "ref_max": float(ref_max)},
+        sort_keys=True,
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

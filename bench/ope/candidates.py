@@ -70,11 +70,19 @@ def find_candidates(results_dir: Path, datasets: list[str] | None = None) -> lis
             if isinstance(row, pd.DataFrame):
                 row = row.iloc[-1]
             value = row["discounted_return_mean"]
-            out.append(Candidate(
-                run_id, run_dir, config, int(step), float(row["normalized_score"]),
-                float(row["return_mean"]), math.nan if pd.isna(value) else float(value),
-                float(row["ref_min"]), float(row["ref_max"]),
-            ))  # fmt: skip
+            out.append(
+                Candidate(
+                    run_id,
+                    run_dir,
+                    config,
+                    int(step),
+                    float(row["normalized_score"]),
+                    float(row["return_mean"]),
+                    math.nan if pd.isna(value) else float(value),
+                    float(row["ref_min"]),
+                    float(row["ref_max"]),
+                )
+            )
     if datasets:
         unknown = sorted(set(datasets) - seen_datasets)
         if unknown:
@@ -111,8 +119,9 @@ def load_stacked(cands: list[Candidate], info, device: torch.device):
     perturbed samples) draws from a fixed stream of its own, not the run's."""
     config = cands[0].config
     cls = get_algorithm(config.algo)
-    algo = cls(resolve_config(cls, config.preset, config.overrides), info, device,
-               list(range(len(cands))))  # fmt: skip
+    algo = cls(
+        resolve_config(cls, config.preset, config.overrides), info, device, list(range(len(cands)))
+    )
     states = [load_policy_state(c.run_dir, c.step, c.run_id) for c in cands]
     try:
         load_policies(algo, states)

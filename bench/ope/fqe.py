@@ -91,8 +91,9 @@ class FQE:
             self.action_scale = None
         else:  # Q([s | a]) with a in the unit box
             self.q = MLP((C,), obs_shape[0] + info.action_space.shape[0], config.hidden_sizes, 1)
-            self.action_scale = ActionScale(info.action_space.low, info.action_space.high,
-                                            self.device)  # fmt: skip
+            self.action_scale = ActionScale(
+                info.action_space.low, info.action_space.high, self.device
+            )
         init_members(self.seeds, self.q)
         self.q.to(self.device)
         self.q_target = self._copy()

@@ -48,20 +48,26 @@ ALL_CONFIGS = "*"
 #: What a pick is among: one configuration's checkpoints, or all configurations' (--over).
 OVER = ("checkpoints", "configs")
 
-SELECTION_SCHEMA = pa.schema([
-    ("run_id", pa.string()), ("key", pa.string()), ("algo", pa.string()),
-    ("dataset", pa.string()), ("seed", pa.int64()), ("step", pa.int64()),
-    ("method", pa.string()),
-    # the candidates a pick is made among, per seed: the run key (one configuration's
-    # checkpoints) or ALL_CONFIGS (every configuration of the algorithm: hyperparameters too)
-    ("cell", pa.string()),
-    ("estimate", pa.float64()),  # the method's score of the candidate (higher: better)
-    ("estimate_normalized", pa.float64()),  # value methods: 100 (est - ref_min) / (ref range)
-    ("true_score", pa.float64()),  # normalized score of the candidate's evaluation
-    ("true_value_normalized", pa.float64()),  # its discounted return, mapped the same way
-    ("picked", pa.bool_()),  # the method's pick among this seed's candidates
-    ("settings", pa.string()),  # what decides the estimate (FQE's settings)
-])  # fmt: skip
+SELECTION_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("key", pa.string()),
+        ("algo", pa.string()),
+        ("dataset", pa.string()),
+        ("seed", pa.int64()),
+        ("step", pa.int64()),
+        ("method", pa.string()),
+        # the candidates a pick is made among, per seed: the run key (one configuration's
+        # checkpoints) or ALL_CONFIGS (every configuration of the algorithm: hyperparameters too)
+        ("cell", pa.string()),
+        ("estimate", pa.float64()),  # the method's score of the candidate (higher: better)
+        ("estimate_normalized", pa.float64()),  # value methods: 100 (est - ref_min) / (ref range)
+        ("true_score", pa.float64()),  # normalized score of the candidate's evaluation
+        ("true_value_normalized", pa.float64()),  # its discounted return, mapped the same way
+        ("picked", pa.bool_()),  # the method's pick among this seed's candidates
+        ("settings", pa.string()),  # what decides the estimate (FQE's settings)
+    ]
+)
 
 
 @dataclass
@@ -209,19 +215,32 @@ def selection_rows(scores: DatasetScores, opts: SelectOptions) -> list[dict]:
             c = cands[i]
             # a value comparable with the evaluation's discounted return (same gamma)
             value = method in VALUE_METHODS and _gamma(method, c, opts) == EVAL_DISCOUNT
-            rows.append({
-                "run_id": c.run_id, "key": c.config.key(), "algo": c.config.algo,
-                "dataset": c.config.dataset, "seed": c.config.seed, "step": c.step,
-                "method": method, "cell": _cell(c, opts)[2], "estimate": float(est[i]),
-                "estimate_normalized": float(normalized_score(est[i], c.ref_min, c.ref_max))
-                if value else float("nan"),
-                "true_score": c.true_score,
-                "true_value_normalized": float(normalized_score(c.true_value, c.ref_min,
-                                                                c.ref_max)),
-                "picked": bool(picked[i]),
-                "settings": settings(opts.fqe) if method == "fqe"
-                else proxies.sample_label(c.config.holdout) if method in proxies.SAMPLED else "",
-            })  # fmt: skip
+            rows.append(
+                {
+                    "run_id": c.run_id,
+                    "key": c.config.key(),
+                    "algo": c.config.algo,
+                    "dataset": c.config.dataset,
+                    "seed": c.config.seed,
+                    "step": c.step,
+                    "method": method,
+                    "cell": _cell(c, opts)[2],
+                    "estimate": float(est[i]),
+                    "estimate_normalized": float(normalized_score(est[i], c.ref_min, c.ref_max))
+                    if value
+                    else float("nan"),
+                    "true_score": c.true_score,
+                    "true_value_normalized": float(
+                        normalized_score(c.true_value, c.ref_min, c.ref_max)
+                    ),
+                    "picked": bool(picked[i]),
+                    "settings": settings(opts.fqe)
+                    if method == "fqe"
+                    else proxies.sample_label(c.config.holdout)
+                    if method in proxies.SAMPLED
+                    else "",
+                }
+            )
     return rows
 
 
@@ -249,17 +268,29 @@ def metrics_table(table: pd.DataFrame) -> pd.DataFrame:
         err = None
         if method in VALUE_METHODS and g["true_value_normalized"].notna().all():
             err = (g["estimate_normalized"] - g["true_value_normalized"]).abs().to_numpy()
-        m = seed_metrics(method, g["estimate"].to_numpy(), g["true_score"].to_numpy(),
-                         g["step"].to_numpy(), err)  # fmt: skip
-        per_seed.append({"dataset": dataset, "algo": algo, "key": key, "seed": seed,
-                         "method": method, "candidates": len(g)} | m)  # fmt: skip
+        m = seed_metrics(
+            method, g["estimate"].to_numpy(), g["true_score"].to_numpy(), g["step"].to_numpy(), err
+        )
+        per_seed.append(
+            {
+                "dataset": dataset,
+                "algo": algo,
+                "key": key,
+                "seed": seed,
+                "method": method,
+                "candidates": len(g),
+            }
+            | m
+        )
     seeds = pd.DataFrame(per_seed)
     out = []
     metrics = ("regret_1", "regret_3", "rank_corr", "abs_error")
 
     def summarize(frames: list[pd.DataFrame]) -> dict:
-        row: dict = {"seeds": sum(len(f) for f in frames),
-                     "candidates": int(sum(f["candidates"].sum() for f in frames))}  # fmt: skip
+        row: dict = {
+            "seeds": sum(len(f) for f in frames),
+            "candidates": int(sum(f["candidates"].sum() for f in frames)),
+        }
         for name in metrics:
             tasks = [f[name].dropna().to_numpy() for f in frames]
             point, lo, hi = interval_estimate(tasks, _mean_of_task_means)
@@ -268,12 +299,12 @@ def metrics_table(table: pd.DataFrame) -> pd.DataFrame:
         return row
 
     for (dataset, algo, key, method), g in seeds.groupby(["dataset", "algo", "key", "method"]):
-        out.append({"dataset": dataset, "algo": algo, "key": key, "method": method}
-                   | summarize([g]))  # fmt: skip
+        out.append(
+            {"dataset": dataset, "algo": algo, "key": key, "method": method} | summarize([g])
+        )
     for method, g in seeds.groupby("method"):
         cells = [c for _, c in g.groupby(["dataset", "algo", "key"])]
-        out.append({"dataset": "(all)", "algo": "", "key": "", "method": method}
-                   | summarize(cells))  # fmt: skip
+        out.append({"dataset": "(all)", "algo": "", "key": "", "method": method} | summarize(cells))
     order = {m: i for i, m in enumerate(METHODS)}
     frame = pd.DataFrame(out)
     frame["_o"] = frame["method"].map(order)
@@ -306,8 +337,9 @@ def run_selection(opts: SelectOptions) -> tuple[pd.DataFrame, pd.DataFrame, dict
     if path.is_file():
         old = read_selection(path)
         same_scope = (old["cell"] == ALL_CONFIGS) == (opts.over == "configs")
-        keep = old[~(old["dataset"].isin(by_dataset) & old["method"].isin(opts.methods)
-                     & same_scope)]  # fmt: skip
+        keep = old[
+            ~(old["dataset"].isin(by_dataset) & old["method"].isin(opts.methods) & same_scope)
+        ]
         merged = pd.concat([keep, table], ignore_index=True) if len(keep) else table
     write_selection(path, merged)
     return table, metrics_table(table), seconds

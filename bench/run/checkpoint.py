@@ -34,8 +34,16 @@ LOCK_FILE = ".lock"
 FORMAT = 2
 
 
-def save_checkpoint(path: Path, run_id: str, fingerprint: str, state: dict, step: int,
-                    elapsed: float, eval_rows: list[dict], train_rows: list[dict]) -> None:  # fmt: skip
+def save_checkpoint(
+    path: Path,
+    run_id: str,
+    fingerprint: str,
+    state: dict,
+    step: int,
+    elapsed: float,
+    eval_rows: list[dict],
+    train_rows: list[dict],
+) -> None:
     """One seed's checkpoint: state = {"algo": ..., "sampler": ...}, that seed's slice. It holds
     only tensors and plain values (numpy values are converted), so it loads with weights_only."""
     buf = io.BytesIO()

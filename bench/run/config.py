@@ -219,9 +219,19 @@ class RunConfig:
     precision: str = "fp32"
 
     #: the fields the key hashes: all that decides a run's numbers, except the seed
-    IDENTITY = ("algo", "minari_id", "dataset_hash", "steps", "eval_every", "eval_episodes",
-                "batch_size", "algo_config", "eval_env", "eval_seed_base",
-                "random_streams")  # fmt: skip
+    IDENTITY = (
+        "algo",
+        "minari_id",
+        "dataset_hash",
+        "steps",
+        "eval_every",
+        "eval_episodes",
+        "batch_size",
+        "algo_config",
+        "eval_env",
+        "eval_seed_base",
+        "random_streams",
+    )
     #: hashed only when not their default, so that a run without a final evaluation keeps the
     #: key it had before final evaluations existed (one written before versions, its own key;
     #: an fp32 run, the key it had before precisions)
@@ -277,8 +287,17 @@ class RunConfig:
         return config
 
     def _check_types(self) -> None:
-        for name in ("seed", "steps", "eval_every", "eval_episodes", "batch_size", "eval_seed_base",
-                     "random_streams", "schema_version", "final_episodes"):  # fmt: skip
+        for name in (
+            "seed",
+            "steps",
+            "eval_every",
+            "eval_episodes",
+            "batch_size",
+            "eval_seed_base",
+            "random_streams",
+            "schema_version",
+            "final_episodes",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError(f"{name} must be an integer, got {value!r}")
@@ -303,21 +322,32 @@ class RunConfig:
             raise TypeError("keep_policies must be null or an integer >= 0")
         v = self.versions
         if v is not None and not (
-            isinstance(v, dict) and v and all(
-                isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in v.values())
-        ):  # fmt: skip
+            isinstance(v, dict)
+            and v
+            and all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in v.values())
+        ):
             raise ValueError(f"versions must be null or {{part: integer >= 1}}, got {v!r}")
 
     def options(self, seed: int | None = None) -> RunOptions:
         """The options that resolve to this configuration again (the preset spelled out)."""
         return RunOptions(
-            algo=self.algo, dataset=self.dataset, seed=self.seed if seed is None else seed,
-            steps=self.steps, eval_every=self.eval_every, eval_episodes=self.eval_episodes,
-            final_episodes=self.final_episodes, batch_size=self.batch_size,
+            algo=self.algo,
+            dataset=self.dataset,
+            seed=self.seed if seed is None else seed,
+            steps=self.steps,
+            eval_every=self.eval_every,
+            eval_episodes=self.eval_episodes,
+            final_episodes=self.final_episodes,
+            batch_size=self.batch_size,
             preset=self.preset or "none",
-            overrides=dict(self.overrides), env=self.env, device=self.device, compile=self.compile,
-            keep_policies=self.keep_policies, holdout=self.holdout, precision=self.precision,
-        )  # fmt: skip
+            overrides=dict(self.overrides),
+            env=self.env,
+            device=self.device,
+            compile=self.compile,
+            keep_policies=self.keep_policies,
+            holdout=self.holdout,
+            precision=self.precision,
+        )
 
     def command(self, seeds: str | None = None) -> str:
         """`bench run ... --seed S` that reproduces this run exactly, or with seeds ("0-4",
@@ -335,10 +365,20 @@ class RunConfig:
         if self.env:
             parts += ["--env", self.env]
         parts += ["--seeds", seeds] if seeds is not None else ["--seed", str(self.seed)]
-        parts += ["--steps", str(self.steps), "--eval-every", str(self.eval_every),
-                  "--eval-episodes", str(self.eval_episodes),
-                  "--final-episodes", str(self.final_episodes),
-                  "--batch-size", str(self.batch_size), "--preset", self.preset or "none"]  # fmt: skip
+        parts += [
+            "--steps",
+            str(self.steps),
+            "--eval-every",
+            str(self.eval_every),
+            "--eval-episodes",
+            str(self.eval_episodes),
+            "--final-episodes",
+            str(self.final_episodes),
+            "--batch-size",
+            str(self.batch_size),
+            "--preset",
+            self.preset or "none",
+        ]
         if self.holdout:
             parts += ["--holdout", repr(self.holdout)]
         if self.precision != "fp32":
@@ -362,9 +402,18 @@ class RunConfig:
         for part in VERSION_PARTS:
             if self.version(part) != other.version(part):
                 out.append((f"{part}_version", self.version(part), other.version(part)))
-        for name in ("steps", "eval_every", "eval_episodes", "final_episodes", "batch_size",
-                     "holdout", "precision", "eval_env", "eval_seed_base",
-                     "random_streams"):  # fmt: skip
+        for name in (
+            "steps",
+            "eval_every",
+            "eval_episodes",
+            "final_episodes",
+            "batch_size",
+            "holdout",
+            "precision",
+            "eval_env",
+            "eval_seed_base",
+            "random_streams",
+        ):
             mine, theirs = _canonical(getattr(self, name)), _canonical(getattr(other, name))
             if mine != theirs:
                 out.append((name, mine, theirs))
@@ -378,8 +427,16 @@ class RunConfig:
         """What sets this configuration apart from others of the same algorithm and dataset
         (for labels such as `bc (steps=1000)`): budgets, preset, then algorithm config fields."""
         out: dict[str, Any] = {}
-        for name in ("steps", "eval_every", "eval_episodes", "final_episodes", "batch_size",
-                     "holdout", "precision", "preset"):  # fmt: skip
+        for name in (
+            "steps",
+            "eval_every",
+            "eval_episodes",
+            "final_episodes",
+            "batch_size",
+            "holdout",
+            "precision",
+            "preset",
+        ):
             if any(getattr(o, name) != getattr(self, name) for o in others):
                 out[name] = (
                     getattr(self, name) or "none" if name == "preset" else getattr(self, name)
@@ -399,14 +456,24 @@ class RunConfig:
 
 def _from_schema_1(cfg: dict) -> dict[str, Any]:
     return {
-        "algo": cfg["algo"], "dataset": cfg["dataset"], "env": cfg.get("env"),
-        "minari_id": cfg["minari_id"], "dataset_hash": cfg["dataset_metadata_hash"],
-        "seed": cfg["seed"], "steps": cfg["steps"], "eval_every": cfg["eval_every"],
-        "eval_episodes": cfg["eval_episodes"], "batch_size": cfg["batch_size"],
-        "preset": cfg.get("preset"), "overrides": cfg.get("overrides") or {},
-        "algo_config": cfg["config"], "eval_env": None, "device": cfg.get("device", "cpu"),
-        "random_streams": 1, "schema_version": 1,
-    }  # fmt: skip
+        "algo": cfg["algo"],
+        "dataset": cfg["dataset"],
+        "env": cfg.get("env"),
+        "minari_id": cfg["minari_id"],
+        "dataset_hash": cfg["dataset_metadata_hash"],
+        "seed": cfg["seed"],
+        "steps": cfg["steps"],
+        "eval_every": cfg["eval_every"],
+        "eval_episodes": cfg["eval_episodes"],
+        "batch_size": cfg["batch_size"],
+        "preset": cfg.get("preset"),
+        "overrides": cfg.get("overrides") or {},
+        "algo_config": cfg["config"],
+        "eval_env": None,
+        "device": cfg.get("device", "cpu"),
+        "random_streams": 1,
+        "schema_version": 1,
+    }
 
 
 # ---------------------------------------------------------------------- resolution
@@ -426,10 +493,16 @@ def resolve(opts: RunOptions, card: Card, dataset_hash: str) -> RunConfig:
     config = resolve_config(cls, preset, opts.overrides)
     t = card.train
     return RunConfig(
-        algo=opts.algo, dataset=opts.dataset, env=opts.env, minari_id=card.minari_id,
-        dataset_hash=dataset_hash, seed=opts.seed,
+        algo=opts.algo,
+        dataset=opts.dataset,
+        env=opts.env,
+        minari_id=card.minari_id,
+        dataset_hash=dataset_hash,
+        seed=opts.seed,
         steps=_positive("steps", t.steps if opts.steps is None else opts.steps),
-        eval_every=_positive("eval_every", t.eval_every if opts.eval_every is None else opts.eval_every),
+        eval_every=_positive(
+            "eval_every", t.eval_every if opts.eval_every is None else opts.eval_every
+        ),
         eval_episodes=_episodes(
             "eval_episodes", t.eval_episodes if opts.eval_episodes is None else opts.eval_episodes
         ),
@@ -438,15 +511,22 @@ def resolve(opts: RunOptions, card: Card, dataset_hash: str) -> RunConfig:
             t.final_episodes if opts.final_episodes is None else opts.final_episodes,
             allow_zero=True,
         ),
-        batch_size=_positive("batch_size", t.batch_size if opts.batch_size is None else opts.batch_size),
-        preset=preset, overrides=dict(opts.overrides),
-        algo_config=_canonical(dataclasses.asdict(config)), versions=code_versions(cls),
-        eval_env=_canonical(dataclasses.asdict(card.env)), device=opts.device,
-        compile=opts.compile, holdout=_holdout(opts.holdout),
+        batch_size=_positive(
+            "batch_size", t.batch_size if opts.batch_size is None else opts.batch_size
+        ),
+        preset=preset,
+        overrides=dict(opts.overrides),
+        algo_config=_canonical(dataclasses.asdict(config)),
+        versions=code_versions(cls),
+        eval_env=_canonical(dataclasses.asdict(card.env)),
+        device=opts.device,
+        compile=opts.compile,
+        holdout=_holdout(opts.holdout),
         precision=_precision(opts.precision),
         keep_policies=_count("keep_policies", t.keep_policies, allow_zero=True)
-        if opts.keep_policies is None and t.keep_policies is not None else opts.keep_policies,
-    )  # fmt: skip
+        if opts.keep_policies is None and t.keep_policies is not None
+        else opts.keep_policies,
+    )
 
 
 def code_versions(cls: type[Algorithm]) -> dict[str, int]:

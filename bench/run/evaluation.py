@@ -21,9 +21,18 @@ from bench.run.prepare import Prepared
 from bench.seeding import env_seed, split_seeds
 
 
-def evaluate_and_checkpoint(dirs: list[Path], configs: list[RunConfig], prep: Prepared, algo,
-                            sampler, step: int, t0: float, eval_rows: list[list[dict]],
-                            train_rows: list[list[dict]], on_eval=None) -> list[dict]:  # fmt: skip
+def evaluate_and_checkpoint(
+    dirs: list[Path],
+    configs: list[RunConfig],
+    prep: Prepared,
+    algo,
+    sampler,
+    step: int,
+    t0: float,
+    eval_rows: list[list[dict]],
+    train_rows: list[list[dict]],
+    on_eval=None,
+) -> list[dict]:
     """The evaluation at `step` of every seed: its row appended to eval_rows, both tables and
     the seed's checkpoint written (in that order), on_eval called, then the evaluated policies
     kept. Returns the rows."""
@@ -32,19 +41,30 @@ def evaluate_and_checkpoint(dirs: list[Path], configs: list[RunConfig], prep: Pr
     algo.act_rng.reseed("eval", step)  # a seed's acting noise is its own
     seeds = [env_seed("eval", cfg.seed) for cfg in configs]
     t_eval = time.perf_counter()
-    returns, discounted = algorithm_returns(algo, prep.card.env, c.eval_episodes, seeds,
-                                            EVAL_DISCOUNT)  # fmt: skip
+    returns, discounted = algorithm_returns(
+        algo, prep.card.env, c.eval_episodes, seeds, EVAL_DISCOUNT
+    )
     wall = time.perf_counter() - t0
     took = time.perf_counter() - t_eval
-    rows = [eval_row(run_ids[s], c.key(), configs[s], step, wall, returns[s], prep,
-                     discounted[s], took) for s in range(S)]  # fmt: skip
+    rows = [
+        eval_row(run_ids[s], c.key(), configs[s], step, wall, returns[s], prep, discounted[s], took)
+        for s in range(S)
+    ]
     per_seed = split_seeds({"algo": algo.state_dict(), "sampler": sampler.state_dict()}, S)
     for s, run_dir in enumerate(dirs):
         eval_rows[s].append(rows[s])
         atomic_write_table(run_dir / "eval.parquet", eval_rows[s], EVAL_SCHEMA)
         atomic_write_table(run_dir / "train.parquet", train_rows[s], TRAIN_SCHEMA)
-        save_checkpoint(run_dir / "checkpoint.pt", run_ids[s], configs[s].fingerprint(),
-                        per_seed[s], step, wall, eval_rows[s], train_rows[s])  # fmt: skip
+        save_checkpoint(
+            run_dir / "checkpoint.pt",
+            run_ids[s],
+            configs[s].fingerprint(),
+            per_seed[s],
+            step,
+            wall,
+            eval_rows[s],
+            train_rows[s],
+        )
         if on_eval is not None:
             on_eval(rows[s])
     # the evaluated policies, after the checkpoints (a resume needs only those)
@@ -52,8 +72,9 @@ def evaluate_and_checkpoint(dirs: list[Path], configs: list[RunConfig], prep: Pr
     return rows
 
 
-def final_evaluation(dirs: list[Path], configs: list[RunConfig], prep: Prepared, algo,
-                      t0: float) -> list[dict]:  # fmt: skip
+def final_evaluation(
+    dirs: list[Path], configs: list[RunConfig], prep: Prepared, algo, t0: float
+) -> list[dict]:
     """The last policy of every seed, over final_episodes episodes on env seeds of its own
     (the seed plan's "final" purpose), written to final.parquet apart from the
     learning curve. A run is complete once this file exists; a job killed before it resumes from
@@ -69,14 +90,34 @@ def final_evaluation(dirs: list[Path], configs: list[RunConfig], prep: Prepared,
     took = time.perf_counter() - t_eval
     rows: list[dict] = []
     for s, run_dir in enumerate(dirs):
-        rows.append(eval_row(run_dir.name, c.key(), configs[s], c.steps, wall, returns[s], prep,
-                              discounted[s], took))  # fmt: skip
+        rows.append(
+            eval_row(
+                run_dir.name,
+                c.key(),
+                configs[s],
+                c.steps,
+                wall,
+                returns[s],
+                prep,
+                discounted[s],
+                took,
+            )
+        )
         atomic_write_table(run_dir / FINAL_TABLE, [rows[-1]], EVAL_SCHEMA)
     return rows
 
 
-def eval_row(run_id, key, config: RunConfig, step: int, wall: float, returns, prep,
-              discounted, eval_time: float) -> dict:  # fmt: skip
+def eval_row(
+    run_id,
+    key,
+    config: RunConfig,
+    step: int,
+    wall: float,
+    returns,
+    prep,
+    discounted,
+    eval_time: float,
+) -> dict:
     return {
         "run_id": run_id,
         "key": key,

@@ -67,8 +67,13 @@ class RunResult:
     final_row: dict | None = None  # the final evaluation (final.parquet), when it has one
 
 
-def run(opts: RunOptions | None = None, show_progress: bool = True, on_eval=None,
-        resume: Path | None = None, results_dir: Path = Path("results")) -> RunResult:  # fmt: skip
+def run(
+    opts: RunOptions | None = None,
+    show_progress: bool = True,
+    on_eval=None,
+    resume: Path | None = None,
+    results_dir: Path = Path("results"),
+) -> RunResult:
     """Train and evaluate one run (one seed): run_job with one seed."""
     if resume is not None:
         return run_job(opts, [], show_progress, on_eval, resume=[Path(resume)])[0]
@@ -76,9 +81,16 @@ def run(opts: RunOptions | None = None, show_progress: bool = True, on_eval=None
     return run_job(opts, [opts.seed], show_progress, on_eval, results_dir=results_dir)[0]
 
 
-def run_job(opts: RunOptions | None, seeds: list[int], show_progress: bool = True, on_eval=None,
-            resume: list[Path] | None = None, results_dir: Path = Path("results"),
-            tags: dict | None = None, prepared: Prepared | None = None) -> list[RunResult]:  # fmt: skip
+def run_job(
+    opts: RunOptions | None,
+    seeds: list[int],
+    show_progress: bool = True,
+    on_eval=None,
+    resume: list[Path] | None = None,
+    results_dir: Path = Path("results"),
+    tags: dict | None = None,
+    prepared: Prepared | None = None,
+) -> list[RunResult]:
     """Train and evaluate S seeds of one configuration together, in this process: networks
     with a leading seed dimension, one batch [S, B] per update, one act() per evaluation step
     for all seeds' envs. Each seed writes its own run directory (config, tables, checkpoint),
@@ -119,13 +131,16 @@ def run_job(opts: RunOptions | None, seeds: list[int], show_progress: bool = Tru
         raise
 
 
-def _resume(run_dirs: list[Path], opts: RunOptions | None, show_progress: bool,
-            on_eval) -> list[RunResult]:  # fmt: skip
+def _resume(
+    run_dirs: list[Path], opts: RunOptions | None, show_progress: bool, on_eval
+) -> list[RunResult]:
     run_dirs = [Path(d) for d in run_dirs]
     where = run_dirs[0] if len(run_dirs) == 1 else f"{run_dirs[0]} (and {len(run_dirs) - 1} more)"
     cfgs = [read_config(d) for d in run_dirs]
-    saved = [RunConfig.from_json(c, f"--resume {d}: config.json")  # edits are refused
-             for c, d in zip(cfgs, run_dirs, strict=True)]  # fmt: skip
+    saved = [
+        RunConfig.from_json(c, f"--resume {d}: config.json")  # edits are refused
+        for c, d in zip(cfgs, run_dirs, strict=True)
+    ]
     if len({c.key() for c in saved}) > 1:
         raise BenchError(f"--resume {where}: the runs are of different configurations")
     for cfg, run_dir in zip(cfgs, run_dirs, strict=True):
@@ -137,8 +152,10 @@ def _resume(run_dirs: list[Path], opts: RunOptions | None, show_progress: bool,
     device = opts.device if opts is not None else first.device
     threads = opts.threads if opts is not None else None
     compile_ = opts.compile if opts is not None else first.compile
-    prep = prepare(dataclasses.replace(first.options(), device=device, threads=threads,
-                                       compile=compile_), show_progress)  # fmt: skip
+    prep = prepare(
+        dataclasses.replace(first.options(), device=device, threads=threads, compile=compile_),
+        show_progress,
+    )
     if prep.config.dataset_hash != first.dataset_hash:
         raise DatasetError(
             f"--resume {where}: dataset {prep.config.minari_id} changed since the run started"
@@ -156,8 +173,10 @@ def _resume(run_dirs: list[Path], opts: RunOptions | None, show_progress: bool,
         for run_dir in run_dirs:
             locks.enter_context(run_lock(run_dir))
             remove_stale_temp_files(run_dir)
-        states = [load_checkpoint(d, c.fingerprint(), c.steps)
-                  for d, c in zip(run_dirs, saved, strict=True)]  # fmt: skip
+        states = [
+            load_checkpoint(d, c.fingerprint(), c.steps)
+            for d, c in zip(run_dirs, saved, strict=True)
+        ]
         # runs checkpointed at one step continue as one job (a kill can fall between seeds'
         # checkpoint writes: then each step's runs are a job of their own, one after another)
         groups: dict[int, list[int]] = {}
@@ -173,8 +192,16 @@ def _resume(run_dirs: list[Path], opts: RunOptions | None, show_progress: bool,
                 if first_state is None
                 else stack_checkpoints([s for i in members if (s := states[i]) is not None])
             )
-            done = _train([run_dirs[i] for i in members], [configs[i] for i in members], prep,
-                          algo, sampler, state, show_progress, on_eval)  # fmt: skip
+            done = _train(
+                [run_dirs[i] for i in members],
+                [configs[i] for i in members],
+                prep,
+                algo,
+                sampler,
+                state,
+                show_progress,
+                on_eval,
+            )
             results.update(zip(members, done, strict=True))
         return [results[i] for i in range(len(run_dirs))]
 
@@ -260,12 +287,21 @@ def _first_update(update, batch, compiled: bool) -> dict:
         return update(batch)
     except Exception as e:  # noqa: BLE001 - the compiler fails in many kinds
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
-        raise BenchError(f"--compile: torch.compile failed ({type(e).__name__}: {first}); "
-                         "run without --compile") from None  # fmt: skip
+        raise BenchError(
+            f"--compile: torch.compile failed ({type(e).__name__}: {first}); run without --compile"
+        ) from None
 
 
-def _train(dirs: list[Path], configs: list[RunConfig], prep: Prepared, algo, sampler, state,
-           show_progress, on_eval) -> list[RunResult]:  # fmt: skip
+def _train(
+    dirs: list[Path],
+    configs: list[RunConfig],
+    prep: Prepared,
+    algo,
+    sampler,
+    state,
+    show_progress,
+    on_eval,
+) -> list[RunResult]:
     """The update loop of a job from step 0, or from a checkpoint's step. Checkpoints at every
     eval, one per seed. Stats stay on the device; they are read once per log window."""
     c, S = prep.config, len(configs)
@@ -320,8 +356,9 @@ def _train(dirs: list[Path], configs: list[RunConfig], prep: Prepared, algo, sam
                 sums, last_logged, t_window = None, step, now
                 advance(count)
             if evaluate:
-                rows = evaluate_and_checkpoint(dirs, configs, prep, algo, sampler, step, t0,
-                                               eval_rows, train_rows, on_eval)  # fmt: skip
+                rows = evaluate_and_checkpoint(
+                    dirs, configs, prep, algo, sampler, step, t0, eval_rows, train_rows, on_eval
+                )
                 mean = sum(r["normalized_score"] for r in rows) / S
                 describe(f"{title} [score {mean:.1f}" + (" mean]" if S > 1 else "]"))
                 t_window = time.perf_counter()  # evaluation time is not update time

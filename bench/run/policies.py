@@ -55,8 +55,7 @@ def _kept_state(algo) -> dict[str, Any]:
     }
 
 
-def save_policies(dirs: list[Path], run_ids: list[str], algo, step: int,
-                  keep: int | None) -> None:  # fmt: skip
+def save_policies(dirs: list[Path], run_ids: list[str], algo, step: int, keep: int | None) -> None:
     """Each seed's kept policy at this step; then only the last `keep` files stay (None: all)."""
     if keep == 0:
         return
@@ -68,8 +67,12 @@ def save_policies(dirs: list[Path], run_ids: list[str], algo, step: int,
         except OSError as e:
             raise BenchError(f"cannot create {path.parent}: {e.strerror}") from None
         buf = io.BytesIO()
-        torch.save(plain({"format": POLICY_FORMAT, "run_id": run_id, "algo": algo.name,
-                          "step": step} | state), buf)  # fmt: skip
+        torch.save(
+            plain(
+                {"format": POLICY_FORMAT, "run_id": run_id, "algo": algo.name, "step": step} | state
+            ),
+            buf,
+        )
         atomic_write_bytes(path, buf.getvalue())
         if keep is not None:
             for old in kept_steps(run_dir)[:-keep]:

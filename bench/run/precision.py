@@ -60,8 +60,10 @@ def check_precision(precision: str, device: torch.device | str) -> None:
     if dev.type == "cuda":
         if not cuda_bf16(dev):
             name = torch.cuda.get_device_name(dev)
-            raise BenchError(f"--precision bf16: {name} has no native bf16 (compute capability "
-                             "8.0 or newer needed); use --precision fp32")  # fmt: skip
+            raise BenchError(
+                f"--precision bf16: {name} has no native bf16 (compute capability "
+                "8.0 or newer needed); use --precision fp32"
+            )
         return
     if cpu_bf16() is None:
         from bench.run.provenance import cpu_model

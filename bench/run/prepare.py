@@ -95,8 +95,16 @@ def prepare(opts: RunOptions, show_progress: bool = True) -> Prepared:
             f"--batch-size {config.batch_size:,} is larger than the dataset "
             f"({dataset.total_steps:,} transitions)"
         )
-    return Prepared(config, cls, card, dataset, float(ref_min), float(ref_max),
-                    probe.observation_space, probe.action_space)  # fmt: skip
+    return Prepared(
+        config,
+        cls,
+        card,
+        dataset,
+        float(ref_min),
+        float(ref_max),
+        probe.observation_space,
+        probe.action_space,
+    )
 
 
 def settings_note(prep: Prepared) -> str:
@@ -123,9 +131,12 @@ def _note_reference(card: Card, dataset, built: str) -> None:
     if ref is None or dataset.total_steps != card.size:
         return
     if built != ref.content_hash:
-        print(f"bench: note: dataset '{card.id}' is not the card's reference build (content "
-              f"{built[:12]}, reference {ref.content_hash[:12]}): its runs get keys of their "
-              f"own; `bench datasets build {card.id} --force` rebuilds it", file=sys.stderr)  # fmt: skip
+        print(
+            f"bench: note: dataset '{card.id}' is not the card's reference build (content "
+            f"{built[:12]}, reference {ref.content_hash[:12]}): its runs get keys of their "
+            f"own; `bench datasets build {card.id} --force` rebuilds it",
+            file=sys.stderr,
+        )
 
 
 def load_data(prep: Prepared, device: torch.device) -> OfflineData:
@@ -135,8 +146,9 @@ def load_data(prep: Prepared, device: torch.device) -> OfflineData:
     return data
 
 
-def setup_job(prep: Prepared, device: torch.device, seeds: list[int],
-           data: OfflineData | None = None):  # fmt: skip
+def setup_job(
+    prep: Prepared, device: torch.device, seeds: list[int], data: OfflineData | None = None
+):
     """The algorithm for these seeds, its sampler, and the dataset (loaded, validated and its
     n-step targets computed, unless a job of the same configuration already did)."""
     c = prep.config

@@ -49,8 +49,13 @@ def rank_correlation(estimate_c: np.ndarray, true_c: np.ndarray) -> float:
     return float(stats.spearmanr(estimate_c, true_c).statistic)
 
 
-def seed_metrics(method: str, estimate_c: np.ndarray, true_c: np.ndarray, step_c: np.ndarray,
-                 value_err_c: np.ndarray | None) -> dict[str, float]:  # fmt: skip
+def seed_metrics(
+    method: str,
+    estimate_c: np.ndarray,
+    true_c: np.ndarray,
+    step_c: np.ndarray,
+    value_err_c: np.ndarray | None,
+) -> dict[str, float]:
     """One seed's regret@1, regret@3, rank correlation, absolute error and the pick's score."""
     if method == "random":
         return {

@@ -138,13 +138,15 @@ def small_data() -> OfflineData:
     rng = np.random.default_rng(0)
     episodes = []
     for T, reward in ((5, 1.0), (3, 4.0)):  # returns 5 and 12
-        episodes.append({
-            "observations": rng.normal(3.0, 2.0, (T + 1, 5)).astype(np.float32),
-            "actions": rng.uniform(-1, 1, (T, 2)).astype(np.float32),
-            "rewards": np.full(T, reward, np.float32),
-            "terminations": np.eye(T, dtype=bool)[-1],
-            "truncations": np.zeros(T, bool),
-        })  # fmt: skip
+        episodes.append(
+            {
+                "observations": rng.normal(3.0, 2.0, (T + 1, 5)).astype(np.float32),
+                "actions": rng.uniform(-1, 1, (T, 2)).astype(np.float32),
+                "rewards": np.full(T, reward, np.float32),
+                "terminations": np.eye(T, dtype=bool)[-1],
+                "truncations": np.zeros(T, bool),
+            }
+        )
     return OfflineData.from_episodes(episodes)
 
 

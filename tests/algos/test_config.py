@@ -124,8 +124,18 @@ def test_every_algorithm_declares_its_version_in_its_own_file(name):
 
 def test_a_negative_adam_eps_on_the_command_line_is_one_line(cli, tmp_path, monkeypatch):
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))  # nothing is built
-    res = cli("run", "--algo", "discrete_bcq", "--dataset", "cartpole-mixed", "--set",
-              "adam_eps=-1", "--results-dir", tmp_path, "-q")  # fmt: skip
+    res = cli(
+        "run",
+        "--algo",
+        "discrete_bcq",
+        "--dataset",
+        "cartpole-mixed",
+        "--set",
+        "adam_eps=-1",
+        "--results-dir",
+        tmp_path,
+        "-q",
+    )
     assert res.returncode == 2, res.stderr
     assert res.stderr.strip() == "bench: error: discrete_bcq.adam_eps must be > 0, got -1.0"
     assert not (tmp_path / "runs").exists() and not (tmp_path / "minari").exists()

@@ -75,11 +75,17 @@ def fingerprint(name: str, obs_shape: tuple[int, ...], space: gym.Space) -> dict
             stats.setdefault(k, []).extend(_floats(v))
     # per network or tensor: sum |w| (the initialization) and sum |w - w_0| (what updates moved)
     weights = {
-        k: {"sum": float(sum(t.detach().double().abs().sum() for t in ts)),
-            "moved": float(sum((t.detach().double() - t0).abs().sum()
-                               for t, t0 in zip(ts, initial[k], strict=True)))}
+        k: {
+            "sum": float(sum(t.detach().double().abs().sum() for t in ts)),
+            "moved": float(
+                sum(
+                    (t.detach().double() - t0).abs().sum()
+                    for t, t0 in zip(ts, initial[k], strict=True)
+                )
+            ),
+        }
         for k, ts in sorted(trained.items())
-    }  # fmt: skip
+    }
     obs = random_obs(obs_shape, 1, 8, torch.Generator().manual_seed(100))
     with torch.no_grad():
         act = algo.act(obs, deterministic=True)
@@ -205,8 +211,11 @@ def record(only: list[str] | None = None) -> dict:
     for case, (name, obs_shape, space) in sorted(cases().items()):
         if only and name not in only:
             continue
-        records[case] = {"algo": name, **identity(name),
-                         "numbers": fingerprint(name, obs_shape, space)}  # fmt: skip
+        records[case] = {
+            "algo": name,
+            **identity(name),
+            "numbers": fingerprint(name, obs_shape, space),
+        }
     records = {k: records[k] for k in sorted(records) if k in cases()}
     RECORDS.write_text(json.dumps(records, indent=1, sort_keys=True) + "\n")
     return records

@@ -53,9 +53,14 @@ def test_redq_subset_min_and_mean():
 def test_redq_target_subtracts_the_entropy_term():
     q_next = torch.tensor([[1.0], [3.0]])
     y = redq_target(
-        torch.tensor([1.0]), torch.tensor([0.9]), q_next, torch.tensor([0, 1]),
-        log_prob_next=torch.tensor([-2.0]), alpha=0.5, mode="min",
-    )  # fmt: skip
+        torch.tensor([1.0]),
+        torch.tensor([0.9]),
+        q_next,
+        torch.tensor([0, 1]),
+        log_prob_next=torch.tensor([-2.0]),
+        alpha=0.5,
+        mode="min",
+    )
     # 1 + 0.9 * (min(1, 3) - 0.5 * -2) = 1 + 0.9 * 2
     assert y.tolist() == pytest.approx([2.8])
 

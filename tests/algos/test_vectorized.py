@@ -40,8 +40,9 @@ def cases():
 @pytest.mark.parametrize("name, obs_shape, space, updates, B", list(cases()))
 def test_seeds_trained_together_equal_seeds_trained_alone(name, obs_shape, space, updates, B):
     extra = {"actor_delay": "2"} if name == "redq" else {}  # exercise the policy updates
-    check_seeds_together(name, obs_shape, space, updates, B, PARAM_ATOL.get(name, 1e-7),
-                         DIFFERENCES, **extra)  # fmt: skip
+    check_seeds_together(
+        name, obs_shape, space, updates, B, PARAM_ATOL.get(name, 1e-7), DIFFERENCES, **extra
+    )
 
 
 @pytest.mark.parametrize(

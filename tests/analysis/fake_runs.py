@@ -12,15 +12,25 @@ from bench.results.schema import (
 from bench.run.config import RunConfig
 
 
-def fake_config(algo: str, dataset: str, seed: int, steps: int, eval_every: int = 100,
-                **changes) -> RunConfig:  # fmt: skip
+def fake_config(
+    algo: str, dataset: str, seed: int, steps: int, eval_every: int = 100, **changes
+) -> RunConfig:
     values = dict(
-        algo=algo, dataset=dataset, env=None, minari_id=f"test/{dataset}-v0",
-        dataset_hash="0123456789abcdef", seed=seed, steps=steps, eval_every=eval_every,
-        eval_episodes=10, batch_size=64, preset=None, overrides={},
+        algo=algo,
+        dataset=dataset,
+        env=None,
+        minari_id=f"test/{dataset}-v0",
+        dataset_hash="0123456789abcdef",
+        seed=seed,
+        steps=steps,
+        eval_every=eval_every,
+        eval_episodes=10,
+        batch_size=64,
+        preset=None,
+        overrides={},
         algo_config={"eval_eps": 0.001, "lr": 0.001},
         eval_env={"id": "CartPole-v1", "kwargs": {}, "atari": None, "frame_stack": 1},
-    )  # fmt: skip
+    )
     return RunConfig(**(values | changes))
 
 
@@ -44,20 +54,37 @@ def make_run(
     d = runs_dir(results) / run_id
     d.mkdir(parents=True, exist_ok=True)
     last = eval_every * len(scores)
-    cfg = fake_config(algo, dataset, seed, steps if steps is not None else last, eval_every,
-                      **changes)  # fmt: skip
-    atomic_write_json(d / "config.json",
-                      cfg.to_json() | {"run_id": run_id, "behavior_score": behavior})  # fmt: skip
+    cfg = fake_config(
+        algo, dataset, seed, steps if steps is not None else last, eval_every, **changes
+    )
+    atomic_write_json(
+        d / "config.json", cfg.to_json() | {"run_id": run_id, "behavior_score": behavior}
+    )
     rows = [
-        {"run_id": run_id, "key": cfg.key(), "algo": algo, "dataset": dataset, "seed": seed,
-         "step": eval_every * (i + 1), "wall_time_s": float(i), "return_mean": s,
-         "return_std": 0.0, "episodes": 10, "ref_min": 0.0, "ref_max": 100.0,
-         "ref_source": "test", "normalized_score": s}
+        {
+            "run_id": run_id,
+            "key": cfg.key(),
+            "algo": algo,
+            "dataset": dataset,
+            "seed": seed,
+            "step": eval_every * (i + 1),
+            "wall_time_s": float(i),
+            "return_mean": s,
+            "return_std": 0.0,
+            "episodes": 10,
+            "ref_min": 0.0,
+            "ref_max": 100.0,
+            "ref_source": "test",
+            "normalized_score": s,
+        }
         for i, s in enumerate(scores)
-    ]  # fmt: skip
+    ]
     atomic_write_table(d / "eval.parquet", rows, EVAL_SCHEMA)
     if final is not None:
-        row = rows[-1] | {"return_mean": final, "normalized_score": final,
-                          "episodes": cfg.final_episodes}  # fmt: skip
+        row = rows[-1] | {
+            "return_mean": final,
+            "normalized_score": final,
+            "episodes": cfg.final_episodes,
+        }
         atomic_write_table(d / FINAL_TABLE, [row], EVAL_SCHEMA)
     return run_id

@@ -28,8 +28,16 @@ def test_configurations_of_one_algorithm_are_separate_rows(tmp_path):
 
 def test_an_algorithm_config_difference_is_in_the_label(tmp_path):
     make_run(tmp_path, "bc", "ds-a", 0, [50])
-    make_run(tmp_path, "bc", "ds-a", 0, [60], suffix="lr", overrides={"lr": "0.01"},
-             algo_config={"eval_eps": 0.001, "lr": 0.01})  # fmt: skip
+    make_run(
+        tmp_path,
+        "bc",
+        "ds-a",
+        0,
+        [60],
+        suffix="lr",
+        overrides={"lr": "0.01"},
+        algo_config={"eval_eps": 0.001, "lr": 0.01},
+    )
     labels = set(leaderboard(tmp_path, SPEC, reps=200).rows.label)
     assert labels == {"bc (lr=0.001)", "bc (lr=0.01)"}
 
@@ -72,8 +80,11 @@ def test_aggregates_compare_only_over_shared_datasets(tmp_path, cli):
         make_run(tmp_path, "redq", "pend", seed, [-30 + seed])
     blocks = leaderboard(tmp_path, SPEC, reps=500).blocks
     got = {tuple(b.datasets): list(b.table.label) for b in blocks}
-    assert got == {("cart", "pend"): ["bc"], ("cart",): ["bc", "discrete_bcq"],
-                   ("pend",): ["bc", "bcq", "redq"]}  # fmt: skip
+    assert got == {
+        ("cart", "pend"): ["bc"],
+        ("cart",): ["bc", "discrete_bcq"],
+        ("pend",): ["bc", "bcq", "redq"],
+    }
     cart = next(b for b in blocks if b.datasets == ["cart"])
     assert cart.left_out == ["bc on pend"]
     assert cart.table.set_index("label").loc["bc", "iqm"] == pytest.approx(91)  # cart only
@@ -102,7 +113,7 @@ def test_check_matches_by_key_not_by_name(tmp_path):
         make_run(tmp_path / "r", "bc", "ds-a", seed, [50 + seed])
         make_run(
             tmp_path / "other", "bc", "ds-a", seed, [90], steps=100, eval_every=100, batch_size=32
-        )  # fmt: skip  (same names, another configuration)
+        )  # same names, another configuration
     write_baseline(tmp_path / "r", tmp_path / "b.parquet", ScoreSpec())
     rows = check(tmp_path / "other", read_baseline(tmp_path / "b.parquet"), 5.0)
     assert not rows.passed.any() and rows.iqm_now.isna().all()  # nothing comparable: a fail
@@ -121,8 +132,9 @@ def test_a_foreign_file_in_a_results_folder_is_one_line(tmp_path, content, cli):
     assert "eval.parquet" in res.stderr and "move it out of" in res.stderr
 
 
-@pytest.mark.parametrize("content", ["[1, 2]", '{"run_id": "x", "algo": "bc"}', "{nope",
-                                     '{"run_id": 3}'])  # fmt: skip
+@pytest.mark.parametrize(
+    "content", ["[1, 2]", '{"run_id": "x", "algo": "bc"}', "{nope", '{"run_id": 3}']
+)
 def test_a_bad_config_json_is_one_line(tmp_path, content, cli):
     make_run(tmp_path, "bc", "ds-a", 0, [50])
     (run,) = (tmp_path / "runs").iterdir()

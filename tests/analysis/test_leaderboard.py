@@ -117,10 +117,13 @@ def test_the_time_table_splits_wall_time_into_updates_and_evaluation(tmp_path):
     from bench.results.schema import EVAL_SCHEMA, FINAL_TABLE, atomic_write_table, runs_dir
 
     for seed in (0, 1):
-        d = runs_dir(tmp_path) / make_run(tmp_path, "bc", "ds", seed, [10.0, 20.0], final=20.0,
-                                          final_episodes=5)  # fmt: skip
-        for name, walls, took in (("eval.parquet", [50.0, 100.0], [5.0, 5.0]),
-                                  (FINAL_TABLE, [120.0], [20.0])):  # fmt: skip
+        d = runs_dir(tmp_path) / make_run(
+            tmp_path, "bc", "ds", seed, [10.0, 20.0], final=20.0, final_episodes=5
+        )
+        for name, walls, took in (
+            ("eval.parquet", [50.0, 100.0], [5.0, 5.0]),
+            (FINAL_TABLE, [120.0], [20.0]),
+        ):
             rows = pd.read_parquet(d / name).assign(wall_time_s=walls, eval_time_s=took)
             atomic_write_table(d / name, rows.to_dict("records"), EVAL_SCHEMA)
     make_run(tmp_path, "bc", "older", 0, [10.0, 20.0])  # written before evaluation times

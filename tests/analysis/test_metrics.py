@@ -157,8 +157,10 @@ def test_probability_of_improvement_is_mann_whitney_and_complementary():
     # rounded: plenty of ties, and different run counts per task and between X and Y
     x = [rng.normal(50, 10, 7).round(-1), rng.normal(60, 20, 3).round(-1)]
     y = [rng.normal(55, 10, 4).round(-1), rng.normal(50, 20, 9).round(-1)]
-    u = [stats.mannwhitneyu(a, b, alternative="greater").statistic / (len(a) * len(b))
-         for a, b in zip(x, y, strict=True)]  # fmt: skip
+    u = [
+        stats.mannwhitneyu(a, b, alternative="greater").statistic / (len(a) * len(b))
+        for a, b in zip(x, y, strict=True)
+    ]
     assert probability_of_improvement(x, y) == pytest.approx(np.mean(u))
     assert probability_of_improvement(x, y) + probability_of_improvement(y, x) == pytest.approx(1)
     # batch dims: [2, n] per task gives [2]
@@ -178,12 +180,14 @@ def test_pair_interval_estimate():
     again = pair_interval_estimate(x, y, probability_of_improvement, reps=1000)
     assert (point, lo, hi) == again
     # one run each everywhere: nothing to resample
-    p, lo, hi = pair_interval_estimate([np.array([2.0])], [np.array([1.0])],
-                                       probability_of_improvement)  # fmt: skip
+    p, lo, hi = pair_interval_estimate(
+        [np.array([2.0])], [np.array([1.0])], probability_of_improvement
+    )
     assert p == 1.0 and np.isnan(lo) and np.isnan(hi)
     # one run in X beside several in Y: Y is still resampled
-    p, lo, hi = pair_interval_estimate([np.array([2.0])], [np.array([1.0, 3.0])],
-                                       probability_of_improvement, reps=500)  # fmt: skip
+    p, lo, hi = pair_interval_estimate(
+        [np.array([2.0])], [np.array([1.0, 3.0])], probability_of_improvement, reps=500
+    )
     assert p == 0.5 and lo == 0.0 and hi == 1.0
     assert np.isnan(pair_interval_estimate([], [], probability_of_improvement)).all()
     with pytest.raises(ValueError):

@@ -26,8 +26,16 @@ SPEC = ScoreSpec("final", 1)
 
 def runs(folder, versions=V3, seeds=range(3), algo="discrete_bcq", suffix="fake", **changes):
     for seed in seeds:
-        make_run(folder, algo, "ds-a", seed, [40 + seed, 50 + seed], suffix=suffix,
-                 versions=versions, **changes)  # fmt: skip
+        make_run(
+            folder,
+            algo,
+            "ds-a",
+            seed,
+            [40 + seed, 50 + seed],
+            suffix=suffix,
+            versions=versions,
+            **changes,
+        )
 
 
 # ---------------------------------------------------------------------- sweeps and leaderboard
@@ -60,8 +68,9 @@ def test_rows_that_differ_only_by_dataset_build_print_different_commands(tmp_pat
     rows = leaderboard(tmp_path, SPEC, reps=200).rows
     assert rows.command.nunique() == 2
     assert {c.rsplit("  # ", 1)[1] for c in rows.command} == {
-        "dataset content 0123456789abcdef", "dataset content fedcba9876543210"
-    }  # fmt: skip
+        "dataset content 0123456789abcdef",
+        "dataset content fedcba9876543210",
+    }
     out = cli("leaderboard", "--results", tmp_path).stdout
     lines = [x for x in out.splitlines() if x.startswith("  discrete_bcq")]
     assert len(lines) == 2 and lines[0] != lines[1]
@@ -125,8 +134,13 @@ def test_ran_another_version(baseline, tmp_path):
 
 
 def test_ran_another_dataset_build_budget_and_config(baseline, tmp_path):
-    runs(tmp_path / "now", V3, dataset_hash="fedcba9876543210", eval_every=150,
-         algo_config={"eval_eps": 0.001, "lr": 0.01})  # fmt: skip
+    runs(
+        tmp_path / "now",
+        V3,
+        dataset_hash="fedcba9876543210",
+        eval_every=150,
+        algo_config={"eval_eps": 0.001, "lr": 0.01},
+    )
     text = why(tmp_path / "now", baseline)
     assert "dataset content (dataset_hash: baseline 0123456789abcdef, runs fedcba9876543210" in text
     assert (
@@ -189,19 +203,31 @@ def _config_of_another_key(tmp, baseline):
 
 
 CASES = [
-    ("score other than the baseline's", ["--score", "best"],
-     "--score best (last k 1) is not the baseline's score, final (last k 1); a check compares "
-     "by the baseline's own score: drop --score and --last-k, or write a new baseline with "
-     "--update --score best"),
-    ("last-k other than the baseline's", ["--last-k", "5"],
-     "--score final (last k 5) is not the baseline's score, final (last k 1)"),
-    ("baseline a folder", _folder, "--baseline {tmp}/bl is a folder; give the baseline's file "
-     "name, e.g. {tmp}/bl/ci.parquet"),
-    ("update into a folder", lambda tmp, b: [*_folder(tmp, b), "--update"],
-     "--baseline {tmp}/bl is a folder; give the baseline's file name"),
+    (
+        "score other than the baseline's",
+        ["--score", "best"],
+        "--score best (last k 1) is not the baseline's score, final (last k 1); a check compares "
+        "by the baseline's own score: drop --score and --last-k, or write a new baseline with "
+        "--update --score best",
+    ),
+    (
+        "last-k other than the baseline's",
+        ["--last-k", "5"],
+        "--score final (last k 5) is not the baseline's score, final (last k 1)",
+    ),
+    (
+        "baseline a folder",
+        _folder,
+        "--baseline {tmp}/bl is a folder; give the baseline's file name, e.g. {tmp}/bl/ci.parquet",
+    ),
+    (
+        "update into a folder",
+        lambda tmp, b: [*_folder(tmp, b), "--update"],
+        "--baseline {tmp}/bl is a folder; give the baseline's file name",
+    ),
     ("config not JSON", _broken_config, "row 0 ("),
     ("config of another key", _config_of_another_key, "its config is of key"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
@@ -230,8 +256,16 @@ def test_the_baselines_own_score_may_be_named(baseline, tmp_path, cli):
 
 def test_update_writes_the_score_asked_for(tmp_path, cli):
     runs(tmp_path / "r", V3)
-    res = cli("check", "--baseline", tmp_path / "b.parquet", "--results", tmp_path / "r",
-              "--update", "--score", "best")  # fmt: skip
+    res = cli(
+        "check",
+        "--baseline",
+        tmp_path / "b.parquet",
+        "--results",
+        tmp_path / "r",
+        "--update",
+        "--score",
+        "best",
+    )
     assert res.returncode == 0, res.stderr
     assert set(pd.read_parquet(tmp_path / "b.parquet").score) == {"best"}
     assert load_results(tmp_path / "r").runs.key.nunique() == 1

@@ -127,8 +127,9 @@ def test_a_symlink_inside_the_folder_is_followed(folders):
         ("pendulum-replay", "behaviors/pendulum_redq_replay.npz", "link.npz", "outside its"),
     ],
 )
-def test_building_a_card_that_names_a_file_outside_is_one_line(card, old, name, message,
-                                                               tmp_path, monkeypatch, capsys):  # fmt: skip
+def test_building_a_card_that_names_a_file_outside_is_one_line(
+    card, old, name, message, tmp_path, monkeypatch, capsys
+):
     """Through `bench datasets build`: the build reads no file outside the card's folders."""
     import shutil
     import sys

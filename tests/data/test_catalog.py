@@ -15,9 +15,21 @@ from tests.helpers import bench
 def test_any_local_minari_dataset_trains(tiny_cartpole, tmp_path):
     card, ds = tiny_cartpole
     res = bench(
-        "run", "--algo", "bc", "--dataset", f"minari:{card.minari_id}", "--steps", 20,
-        "--eval-every", 20, "--eval-episodes", 2, "--quiet", "--results-dir", tmp_path,
-    )  # fmt: skip
+        "run",
+        "--algo",
+        "bc",
+        "--dataset",
+        f"minari:{card.minari_id}",
+        "--steps",
+        20,
+        "--eval-every",
+        20,
+        "--eval-episodes",
+        2,
+        "--quiet",
+        "--results-dir",
+        tmp_path,
+    )
     assert res.returncode == 0, res.stderr
     run_dir = res.stdout.strip().splitlines()[-1]
     assert "/runs/bc__minari-bench-cartpole-mixed-v0__s0__" in run_dir  # no '/' or ':' in run ids
@@ -53,8 +65,20 @@ def test_missing_dataset_offline_fails_in_one_line_after_one_short_probe(
     (never Minari's retrying download): one line, exit 2, no run directory."""
     probes, downloads = offline
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "argv", ["bench", "run", "--algo", "bc", "--dataset",
-                                      "minari:nobody/nothing-v0", "--results-dir", str(tmp_path / "r")])  # fmt: skip
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "bench",
+            "run",
+            "--algo",
+            "bc",
+            "--dataset",
+            "minari:nobody/nothing-v0",
+            "--results-dir",
+            str(tmp_path / "r"),
+        ],
+    )
     with pytest.raises(SystemExit) as exit_info:
         main()
     lines = capsys.readouterr().err.strip().splitlines()

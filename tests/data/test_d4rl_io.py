@@ -67,17 +67,57 @@ def test_episode_rules_without_next_observations():
 def test_run_directly_on_a_file(tmp_path, minari_root):
     src = d4rl_file(tmp_path / "hopper-like.hdf5")
     res = bench(
-        "run", "--algo", "bc", "--dataset", src, "--env", "Pendulum-v1", "--steps", 5,
-        "--eval-every", 5, "--eval-episodes", 1, "-q", "--results-dir", tmp_path / "r",
-    )  # fmt: skip
+        "run",
+        "--algo",
+        "bc",
+        "--dataset",
+        src,
+        "--env",
+        "Pendulum-v1",
+        "--steps",
+        5,
+        "--eval-every",
+        5,
+        "--eval-episodes",
+        1,
+        "-q",
+        "--results-dir",
+        tmp_path / "r",
+    )
     # Pendulum has no D4RL reference: one clear line asking for them
     assert res.returncode == 2 and "--ref-min and --ref-max" in res.stderr
-    res = bench("datasets", "import", src, "--env", "Pendulum-v1", "--as", "test/file-v0",
-                "--ref-min", -1300, "--ref-max", -150)  # fmt: skip
+    res = bench(
+        "datasets",
+        "import",
+        src,
+        "--env",
+        "Pendulum-v1",
+        "--as",
+        "test/file-v0",
+        "--ref-min",
+        -1300,
+        "--ref-max",
+        -150,
+    )
     assert res.returncode == 0, res.stderr
-    res = bench("run", "--algo", "bc", "--dataset", "minari:test/file-v0", "--steps", 5,
-                "--eval-every", 5, "--eval-episodes", 1, "--batch-size", 32, "-q",
-                "--results-dir", tmp_path / "r")  # fmt: skip
+    res = bench(
+        "run",
+        "--algo",
+        "bc",
+        "--dataset",
+        "minari:test/file-v0",
+        "--steps",
+        5,
+        "--eval-every",
+        5,
+        "--eval-episodes",
+        1,
+        "--batch-size",
+        32,
+        "-q",
+        "--results-dir",
+        tmp_path / "r",
+    )
     assert res.returncode == 0, res.stderr
     res = bench("datasets", "export", "minari:test/file-v0", tmp_path / "out.hdf5")
     assert res.returncode == 0 and np.array_equal(
@@ -89,10 +129,15 @@ def test_run_directly_on_a_file(tmp_path, minari_root):
     "corrupt, message",
     [
         (lambda f: f.__delitem__("rewards"), "missing D4RL keys rewards"),
-        (lambda f: (f.__delitem__("actions"), f.create_dataset("actions", data=np.zeros((5, 1)))),
-         "actions do not have 250 rows"),
+        (
+            lambda f: (
+                f.__delitem__("actions"),
+                f.create_dataset("actions", data=np.zeros((5, 1))),
+            ),
+            "actions do not have 250 rows",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_d4rl_files(tmp_path, corrupt, message, minari_root):
     src = d4rl_file(tmp_path / "bad.hdf5")
     with h5py.File(src, "r+") as f:
@@ -118,8 +163,10 @@ def test_a_file_run_on_two_envs_is_two_datasets_each_with_its_env_and_refs(
     walker = catalog.hdf5_card(str(src), "Walker2d-v5")
     assert cheetah.minari_id != walker.minari_id
     assert "halfcheetah-v5" in cheetah.minari_id and "walker2d-v5" in walker.minari_id
-    for card, env, family in [(cheetah, "HalfCheetah-v5", "halfcheetah"),
-                              (walker, "Walker2d-v5", "walker2d")]:  # fmt: skip
+    for card, env, family in [
+        (cheetah, "HalfCheetah-v5", "halfcheetah"),
+        (walker, "Walker2d-v5", "walker2d"),
+    ]:
         assert card.env.id == env
         assert (card.ref_min, card.ref_max) == pytest.approx(d4rl_io.D4RL_REFS[family])
         meta = open_dataset(card.minari_id).storage.metadata

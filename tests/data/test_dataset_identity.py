@@ -98,8 +98,13 @@ def test_exact_policy_acts_alike_alone_and_in_a_batch(root):
     env = make_env(card.env)
     obs = np.stack([env.reset(seed=i)[0] for i in range(32)])
     env.close()
-    act = _checkpoint(env.action_space, 0, card.behavior.params["file"], mode="deterministic",
-                      locate=lambda name: card_file(card, name))  # fmt: skip
+    act = _checkpoint(
+        env.action_space,
+        0,
+        card.behavior.params["file"],
+        mode="deterministic",
+        locate=lambda name: card_file(card, name),
+    )
     batch = act(obs)
     alone = np.concatenate([act(o[None]) for o in obs])
     assert np.array_equal(batch, alone)
@@ -147,10 +152,12 @@ def test_a_mismatch_names_what_differs_and_keeps_nothing(root, tmp_path):
     digests = built.digests.copy()
     digests[2] ^= np.uint64(1)
     folder = tmp_path / "cards"
-    save_reference(folder / "reference" / "cartpole-mixed.npz",
-                   dataclasses.replace(built, digests=digests))  # fmt: skip
-    wrong = dataclasses.replace(_with_reference(card, built, content_hash="0" * 64),
-                                path=folder / "cartpole-mixed.toml")  # fmt: skip
+    save_reference(
+        folder / "reference" / "cartpole-mixed.npz", dataclasses.replace(built, digests=digests)
+    )
+    wrong = dataclasses.replace(
+        _with_reference(card, built, content_hash="0" * 64), path=folder / "cartpole-mixed.toml"
+    )
     with pytest.raises(DatasetError) as e:
         build_dataset(wrong, size=built.steps, force=True)
     msg = str(e.value)
@@ -197,15 +204,22 @@ def test_a_build_with_another_cpu_kernel_set_hashes_equal(root, card_id, size):
     import sys
 
     base = _hash(load_card(card_id), size)
-    env = os.environ | {"ATEN_CPU_CAPABILITY": "default", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2",
-                        "ONEDNN_MAX_CPU_ISA": "SSE41", "OMP_NUM_THREADS": "2"}  # fmt: skip
-    code = ("import torch; assert torch.backends.cpu.get_cpu_capability() == 'DEFAULT'\n"
-            "from bench.collect.build import build_dataset\n"
-            "from bench.data.cards import load_card\n"
-            "from bench.data.identity import content\n"
-            f"print(content(build_dataset(load_card({card_id!r}), size={size}, force=True)).hash)")  # fmt: skip
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         timeout=600)  # fmt: skip
+    env = os.environ | {
+        "ATEN_CPU_CAPABILITY": "default",
+        "MKL_ENABLE_INSTRUCTIONS": "SSE4_2",
+        "ONEDNN_MAX_CPU_ISA": "SSE41",
+        "OMP_NUM_THREADS": "2",
+    }
+    code = (
+        "import torch; assert torch.backends.cpu.get_cpu_capability() == 'DEFAULT'\n"
+        "from bench.collect.build import build_dataset\n"
+        "from bench.data.cards import load_card\n"
+        "from bench.data.identity import content\n"
+        f"print(content(build_dataset(load_card({card_id!r}), size={size}, force=True)).hash)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split()[-1] == base
 

@@ -33,8 +33,10 @@ def run_main(monkeypatch, capsys, *args) -> tuple[int, str, list[str]]:
 @pytest.fixture
 def user_cards(tmp_path, monkeypatch):
     """A private Minari root and user-cards folder (also for the `bench` subprocesses)."""
-    env = {"MINARI_DATASETS_PATH": str(tmp_path / "minari"),
-           "BENCH_CARDS_DIR": str(tmp_path / "cards")}  # fmt: skip
+    env = {
+        "MINARI_DATASETS_PATH": str(tmp_path / "minari"),
+        "BENCH_CARDS_DIR": str(tmp_path / "cards"),
+    }
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     return env
@@ -73,9 +75,15 @@ def test_list_as_csv_and_json(user_cards, monkeypatch, capsys):
     assert [r["id"] for r in records] == shipped_card_ids()
     assert all(tuple(r) == LIST_FIELDS for r in records)
     mixed = next(r for r in records if r["id"] == "cartpole-mixed")
-    assert mixed == {"id": "cartpole-mixed", "env": "CartPole-v1",
-                     "minari_id": "bench/cartpole-mixed-v0", "size": 100_000, "built": False,
-                     "remote": None, "description": load_card("cartpole-mixed").description}  # fmt: skip
+    assert mixed == {
+        "id": "cartpole-mixed",
+        "env": "CartPole-v1",
+        "minari_id": "bench/cartpole-mixed-v0",
+        "size": 100_000,
+        "built": False,
+        "remote": None,
+        "description": load_card("cartpole-mixed").description,
+    }
 
     code, _, err = run_main(monkeypatch, capsys, "datasets", "list", "--format", "xml")
     assert code == 2 and len(err) == 1 and err[0].startswith("bench: error: unknown format")
@@ -89,8 +97,20 @@ def acrobot_file(path):
 
 def test_import_writes_a_card_that_info_list_and_run_find(user_cards, tmp_path):
     src = acrobot_file(tmp_path / "acrobot.hdf5")
-    res = bench("datasets", "import", src, "--env", "Acrobot-v1", "--as", "my-acrobot",
-                "--ref-min", -500, "--ref-max", -60, env_extra=user_cards)  # fmt: skip
+    res = bench(
+        "datasets",
+        "import",
+        src,
+        "--env",
+        "Acrobot-v1",
+        "--as",
+        "my-acrobot",
+        "--ref-min",
+        -500,
+        "--ref-max",
+        -60,
+        env_extra=user_cards,
+    )
     assert res.returncode == 0, res.stderr
     # a plain name is stored under a valid Minari id, and the user is told which
     assert "imported/my-acrobot-v0" in res.stdout and "--dataset my-acrobot" in res.stdout
@@ -113,9 +133,25 @@ def test_import_writes_a_card_that_info_list_and_run_find(user_cards, tmp_path):
     assert records["my-acrobot"]["built"] is True
     assert records["my-acrobot"]["minari_id"] == "imported/my-acrobot-v0"
 
-    res = bench("run", "--algo", "discrete_bcq", "--dataset", "my-acrobot", "--steps", 2,
-                "--eval-every", 2, "--eval-episodes", 1, "--batch-size", 32, "-q", "--results-dir", tmp_path / "r",
-                env_extra=user_cards)  # fmt: skip
+    res = bench(
+        "run",
+        "--algo",
+        "discrete_bcq",
+        "--dataset",
+        "my-acrobot",
+        "--steps",
+        2,
+        "--eval-every",
+        2,
+        "--eval-episodes",
+        1,
+        "--batch-size",
+        32,
+        "-q",
+        "--results-dir",
+        tmp_path / "r",
+        env_extra=user_cards,
+    )
     assert res.returncode == 0, res.stderr
     config = json.loads((tmp_path / "r" / "runs").glob("*/config.json").__next__().read_text())
     assert config["minari_id"] == "imported/my-acrobot-v0" and config["preset"] == "small"
@@ -129,21 +165,58 @@ def test_import_writes_a_card_that_info_list_and_run_find(user_cards, tmp_path):
 
 def test_import_under_a_minari_id_keeps_it(user_cards, tmp_path, monkeypatch, capsys):
     src = d4rl_file(tmp_path / "p.hdf5")
-    code, out, err = run_main(monkeypatch, capsys, "datasets", "import", src, "--env",
-                              "Pendulum-v1", "--as", "mine/pend", "--ref-min", -1300,
-                              "--ref-max", -150)  # fmt: skip
+    code, out, err = run_main(
+        monkeypatch,
+        capsys,
+        "datasets",
+        "import",
+        src,
+        "--env",
+        "Pendulum-v1",
+        "--as",
+        "mine/pend",
+        "--ref-min",
+        -1300,
+        "--ref-max",
+        -150,
+    )
     assert code == 0, err
     card = load_card("mine/pend-v0")  # the version is added; the namespace is kept
     assert card.minari_id == "mine/pend-v0" and card.path == tmp_path / "cards/mine/pend-v0.toml"
     assert card.train.preset == "small"
     # importing again without --force is refused; with it the card is replaced
-    code, _, err = run_main(monkeypatch, capsys, "datasets", "import", src, "--env",
-                            "Pendulum-v1", "--as", "mine/pend-v0", "--ref-min", -1000,
-                            "--ref-max", -150)  # fmt: skip
+    code, _, err = run_main(
+        monkeypatch,
+        capsys,
+        "datasets",
+        "import",
+        src,
+        "--env",
+        "Pendulum-v1",
+        "--as",
+        "mine/pend-v0",
+        "--ref-min",
+        -1000,
+        "--ref-max",
+        -150,
+    )
     assert code == 2 and len(err) == 1 and "already exists" in err[0]
-    code, _, err = run_main(monkeypatch, capsys, "datasets", "import", src, "--env",
-                            "Pendulum-v1", "--as", "mine/pend-v0", "--ref-min", -1000,
-                            "--ref-max", -150, "--force")  # fmt: skip
+    code, _, err = run_main(
+        monkeypatch,
+        capsys,
+        "datasets",
+        "import",
+        src,
+        "--env",
+        "Pendulum-v1",
+        "--as",
+        "mine/pend-v0",
+        "--ref-min",
+        -1000,
+        "--ref-max",
+        -150,
+        "--force",
+    )
     assert code == 0, err
     assert load_card("mine/pend-v0").ref_min == -1000
 
@@ -166,12 +239,25 @@ def test_import_under_a_minari_id_keeps_it(user_cards, tmp_path, monkeypatch, ca
         ("bench/cartpole-mixed-v0", "belongs to the shipped card 'cartpole-mixed'"),
     ],
 )
-def test_bad_import_ids_are_one_line_and_write_nothing(name, message, user_cards, tmp_path,
-                                                       monkeypatch, capsys):  # fmt: skip
+def test_bad_import_ids_are_one_line_and_write_nothing(
+    name, message, user_cards, tmp_path, monkeypatch, capsys
+):
     src = d4rl_file(tmp_path / "p.hdf5")
-    code, out, err = run_main(monkeypatch, capsys, "datasets", "import", src, "--env",
-                              "Pendulum-v1", "--as", name, "--ref-min", -1300,
-                              "--ref-max", -150)  # fmt: skip
+    code, out, err = run_main(
+        monkeypatch,
+        capsys,
+        "datasets",
+        "import",
+        src,
+        "--env",
+        "Pendulum-v1",
+        "--as",
+        name,
+        "--ref-min",
+        -1300,
+        "--ref-max",
+        -150,
+    )
     assert code == 2 and len(err) == 1 and err[0].startswith("bench: error: "), err
     assert message in err[0]
     assert not (tmp_path / "cards").exists() and not (tmp_path / "minari").exists()
@@ -200,13 +286,17 @@ def test_build_on_a_full_disk_is_refused_up_front(user_cards, tmp_path, monkeypa
     root = tmp_path / "minari"
     assert code == 2 and len(err) == 1, err
     # 100k transitions of 4 float32 + an int64 action + reward and flags, plus the margin
-    assert re.fullmatch(rf"bench: error: not enough disk space in {root}: need ~\d+ MiB, "
-                        r"9 MiB free", err[0]), err  # fmt: skip
+    assert re.fullmatch(
+        rf"bench: error: not enough disk space in {root}: need ~\d+ MiB, "
+        r"9 MiB free",
+        err[0],
+    ), err
     assert not root.exists() or not any(root.rglob("*"))
 
 
-def test_build_stops_when_the_disk_fills_while_collecting(user_cards, tmp_path, monkeypatch,
-                                                          capsys):  # fmt: skip
+def test_build_stops_when_the_disk_fills_while_collecting(
+    user_cards, tmp_path, monkeypatch, capsys
+):
     """The up-front estimate passes; the disk then fills: the build stops with one line before
     Minari writes the episode, and the staging folder is removed."""
     from bench.collect import build
@@ -223,8 +313,9 @@ def test_build_stops_when_the_disk_fills_while_collecting(user_cards, tmp_path, 
     fake_disk(monkeypatch, lambda: 20 * 2**20 if collecting else 10**12)
     monkeypatch.setattr(build, "_collect_behavior", collect)
     monkeypatch.setattr(build, "EPISODE_BYTES", 12 * 2**20)
-    code, _, err = run_main(monkeypatch, capsys, "datasets", "build", "cartpole-mixed",
-                            "--size", 500, "-q")  # fmt: skip
+    code, _, err = run_main(
+        monkeypatch, capsys, "datasets", "build", "cartpole-mixed", "--size", 500, "-q"
+    )
     assert code == 2 and len(err) == 1, err
     assert "not enough disk space in" in err[0] and "20 MiB free" in err[0]
     assert collecting == [True]
@@ -232,8 +323,9 @@ def test_build_stops_when_the_disk_fills_while_collecting(user_cards, tmp_path, 
     assert not [p for p in root.rglob("*") if p.is_file()], list(root.rglob("*"))
 
 
-def test_build_stops_when_another_process_fills_the_disk_mid_episode(user_cards, tmp_path,
-                                                                     monkeypatch, capsys):  # fmt: skip
+def test_build_stops_when_another_process_fills_the_disk_mid_episode(
+    user_cards, tmp_path, monkeypatch, capsys
+):
     """Free space read only at an episode's start missed another writer filling the disk during
     a long episode (HDF5 then crashed): it is read again every RECHECK_EVERY steps."""
     from bench.collect import build
@@ -248,33 +340,60 @@ def test_build_stops_when_another_process_fills_the_disk_mid_episode(user_cards,
 
     fake_disk(monkeypatch, free)
     monkeypatch.setattr(build.SpaceGuard, "RECHECK_EVERY", 100)
-    code, _, err = run_main(monkeypatch, capsys, "datasets", "build", "cartpole-expert",
-                            "--size", 500, "-q")  # fmt: skip
+    code, _, err = run_main(
+        monkeypatch, capsys, "datasets", "build", "cartpole-expert", "--size", 500, "-q"
+    )
     assert code == 2 and len(err) == 1, err
     assert "not enough disk space in" in err[0] and " 0 MiB free" in err[0]
     root = tmp_path / "minari"
     assert not [p for p in root.rglob("*") if p.is_file()], list(root.rglob("*"))
 
 
-def test_export_on_a_full_disk_is_one_line_and_leaves_nothing(user_cards, tmp_path, monkeypatch,
-                                                              capsys):  # fmt: skip
+def test_export_on_a_full_disk_is_one_line_and_leaves_nothing(
+    user_cards, tmp_path, monkeypatch, capsys
+):
     src = d4rl_file(tmp_path / "p.hdf5")
-    code, _, err = run_main(monkeypatch, capsys, "datasets", "import", src, "--env",
-                            "Pendulum-v1", "--as", "disk/pend-v0", "--ref-min", -1300,
-                            "--ref-max", -150)  # fmt: skip
+    code, _, err = run_main(
+        monkeypatch,
+        capsys,
+        "datasets",
+        "import",
+        src,
+        "--env",
+        "Pendulum-v1",
+        "--as",
+        "disk/pend-v0",
+        "--ref-min",
+        -1300,
+        "--ref-max",
+        -150,
+    )
     assert code == 0, err
     out = tmp_path / "out"
     out.mkdir()
     fake_free(monkeypatch, 3)
-    code, _, err = run_main(monkeypatch, capsys, "datasets", "export", "disk/pend-v0",
-                            out / "x.hdf5")  # fmt: skip
+    code, _, err = run_main(
+        monkeypatch, capsys, "datasets", "export", "disk/pend-v0", out / "x.hdf5"
+    )
     assert code == 2 and len(err) == 1, err
     assert err[0].startswith(f"bench: error: not enough disk space in {out}: need ~")
     assert os.listdir(out) == []
     # import checks the Minari root the same way
-    code, _, err = run_main(monkeypatch, capsys, "datasets", "import", src, "--env",
-                            "Pendulum-v1", "--as", "disk/other-v0", "--ref-min", -1300,
-                            "--ref-max", -150)  # fmt: skip
+    code, _, err = run_main(
+        monkeypatch,
+        capsys,
+        "datasets",
+        "import",
+        src,
+        "--env",
+        "Pendulum-v1",
+        "--as",
+        "disk/other-v0",
+        "--ref-min",
+        -1300,
+        "--ref-max",
+        -150,
+    )
     assert code == 2 and len(err) == 1 and "not enough disk space in" in err[0], err
     assert not (tmp_path / "minari" / "disk" / "other-v0").exists()
     assert not (tmp_path / "cards" / "disk" / "other-v0.toml").exists()

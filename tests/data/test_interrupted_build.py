@@ -16,8 +16,10 @@ def test_killed_build_leaves_nothing_and_the_next_build_is_clean(tmp_path, monke
     cmd = [str(BENCH)] if BENCH.exists() else [sys.executable, "-m", "bench.cli"]
     proc = subprocess.Popen(
         cmd + ["datasets", "build", "cartpole-mixed", "--size", "60000", "-q"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     staging = root / ".bench-staging"
     wait_for(lambda: staging.is_dir() and any(staging.iterdir()), "the build's staging folder", 60)
     time.sleep(1.0)  # mid-collection
@@ -28,8 +30,10 @@ def test_killed_build_leaves_nothing_and_the_next_build_is_clean(tmp_path, monke
     assert any(staging.iterdir())  # the killed build's leftovers
     res = subprocess.run(
         cmd + ["datasets", "build", "cartpole-mixed", "--size", "500", "-q"],
-        env=env, capture_output=True, text=True,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 0, res.stderr
     assert dataset_exists("bench/cartpole-mixed-v0")
     assert not staging.exists()  # stale staging removed, own staging renamed away

@@ -39,25 +39,31 @@ def test_each_episode_plays_one_component_drawn_by_weight():
 
 
 def test_a_random_component_acts_uniformly_at_random():
-    b = Behavior(mixture(WRONG, {"policy": "random", "epsilon": 1.0}, weights=[0, 1]), SPACE,
-                 1, seed=1)  # fmt: skip
+    b = Behavior(
+        mixture(WRONG, {"policy": "random", "epsilon": 1.0}, weights=[0, 1]), SPACE, 1, seed=1
+    )
     acts = [int(b(np.array([[-0.5, 0.01]]))[0]) for _ in range(3000)]
     assert set(acts) == {0, 1, 2} and np.bincount(acts).min() > 900
 
 
-@pytest.mark.parametrize("params, message", [
-    ({}, "needs params.components"),
-    ({"components": []}, "needs params.components"),
-    ({"components": [GOOD], "weights": [1, 2]}, "one non-negative number per component"),
-    ({"components": [GOOD, WRONG], "weights": [0, 0]}, "not all 0"),
-    ({"components": [GOOD, WRONG], "weights": [1, float("nan")]}, "non-negative"),
-    ({"components": [GOOD, WRONG], "weights": [-1, 2]}, "non-negative"),
-    ({"components": [GOOD, WRONG], "weights": [1, "x"]}, "one non-negative number"),
-    ({"components": [GOOD, WRONG], "weights": "1,1"}, "one non-negative number"),
-    ({"components": [GOOD, WRONG], "weights": [True, 1]}, "one non-negative number"),
-    ({"components": [{"policy": "mixture", "params": {"components": [GOOD]}}]},
-     "cannot be a mixture"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({}, "needs params.components"),
+        ({"components": []}, "needs params.components"),
+        ({"components": [GOOD], "weights": [1, 2]}, "one non-negative number per component"),
+        ({"components": [GOOD, WRONG], "weights": [0, 0]}, "not all 0"),
+        ({"components": [GOOD, WRONG], "weights": [1, float("nan")]}, "non-negative"),
+        ({"components": [GOOD, WRONG], "weights": [-1, 2]}, "non-negative"),
+        ({"components": [GOOD, WRONG], "weights": [1, "x"]}, "one non-negative number"),
+        ({"components": [GOOD, WRONG], "weights": "1,1"}, "one non-negative number"),
+        ({"components": [GOOD, WRONG], "weights": [True, 1]}, "one non-negative number"),
+        (
+            {"components": [{"policy": "mixture", "params": {"components": [GOOD]}}]},
+            "cannot be a mixture",
+        ),
+    ],
+)
 def test_a_bad_mixture_is_one_line(params, message):
     with pytest.raises(DatasetError, match=message):
         mixture_components(PolicySpec(policy="mixture", params=params))

@@ -26,10 +26,11 @@ def built(tmp_path_factory):
         )
     )
     (cards / "fuzz-pendulum.toml").write_text(
-        (cards / "fuzz.toml").read_text()
+        (cards / "fuzz.toml")
+        .read_text()
         .replace('id = "fuzz"', 'id = "fuzz-pendulum"')
         .replace('id = "CartPole-v1"', 'id = "Pendulum-v1"')
-    )  # fmt: skip
+    )
     root = tmp_path_factory.mktemp("minari")
     mp = pytest.MonkeyPatch()
     mp.setenv("BENCH_DATASETS_DIR", str(cards))
@@ -111,9 +112,18 @@ def test_bad_dataset_fails_cleanly(built, card, corrupt, message, tmp_path):
         corrupt(mine)
     env = {"BENCH_DATASETS_DIR": str(cards), "MINARI_DATASETS_PATH": str(mine)}
     res = bench(
-        "run", "--algo", "bc", "--dataset", card, "--steps", 2, "--quiet",
-        "--results-dir", tmp_path / "results", env_extra=env,
-    )  # fmt: skip
+        "run",
+        "--algo",
+        "bc",
+        "--dataset",
+        card,
+        "--steps",
+        2,
+        "--quiet",
+        "--results-dir",
+        tmp_path / "results",
+        env_extra=env,
+    )
     lines = res.stderr.strip().splitlines()
     assert res.returncode == 2, res.stderr
     assert len(lines) == 1 and message in lines[0] and MINARI_ID in lines[0], res.stderr

@@ -60,13 +60,15 @@ def chain_data(episodes=200, horizon=12, p_right=0.5, seed=0) -> OfflineData:
                 break
         trunc = [False] * len(acts)
         trunc[-1] = not terms[-1]
-        eps.append({
-            "observations": np.eye(N_STATES, dtype=np.float32)[obs],
-            "actions": np.array(acts),
-            "rewards": np.array(rews, np.float32),
-            "terminations": np.array(terms),
-            "truncations": np.array(trunc),
-        })  # fmt: skip
+        eps.append(
+            {
+                "observations": np.eye(N_STATES, dtype=np.float32)[obs],
+                "actions": np.array(acts),
+                "rewards": np.array(rews, np.float32),
+                "terminations": np.array(terms),
+                "truncations": np.array(trunc),
+            }
+        )
     return OfflineData.from_episodes(eps)
 
 

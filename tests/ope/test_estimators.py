@@ -32,8 +32,15 @@ def test_fqe_matches_the_exact_discounted_values_to_one_percent(loss):
     """The chain is deterministic, so both losses have the policy's value as their fixed point."""
     data = chain_data()
     pi = both_policies(data)
-    config = FQEConfig(gamma=GAMMA, lr=1e-3, batch_size=256, target_update_interval=20,
-                       hidden_sizes=(64, 64), steps=2000, loss=loss)  # fmt: skip
+    config = FQEConfig(
+        gamma=GAMMA,
+        lr=1e-3,
+        batch_size=256,
+        target_update_interval=20,
+        hidden_sizes=(64, 64),
+        steps=2000,
+        loss=loss,
+    )
     fqe = FQE(config, data, INFO, "cpu", [0, 1])
     fqe.fit(pi)
     est = fqe.estimate(initial_rows(data), pi).numpy()
@@ -141,8 +148,15 @@ def random_episodes(frame_shape, act_space, episodes=3, length=6, seed=0):
             act = g.uniform(act_space.low, act_space.high, (length, *act_space.shape))
         term = np.zeros(length, bool)
         term[-1] = True
-        out.append({"observations": obs, "actions": act, "rewards": g.normal(size=length),
-                    "terminations": term, "truncations": np.zeros(length, bool)})  # fmt: skip
+        out.append(
+            {
+                "observations": obs,
+                "actions": act,
+                "rewards": g.normal(size=length),
+                "terminations": term,
+                "truncations": np.zeros(length, bool),
+            }
+        )
     return out
 
 

@@ -22,12 +22,24 @@ def _results_with_picks(tmp_path, fqe_settings: str):
     run_id = make_run(tmp_path, "bc", "ds-a", 0, [10, 30])
     key = load_results(tmp_path).runs.key.iloc[0]
     rows = [
-        {"run_id": run_id, "key": key, "algo": "bc", "dataset": "ds-a", "seed": 0, "step": step,
-         "method": "fqe", "cell": key, "estimate": est, "estimate_normalized": float("nan"),
-         "true_score": true, "true_value_normalized": float("nan"), "picked": picked,
-         "settings": fqe_settings}
+        {
+            "run_id": run_id,
+            "key": key,
+            "algo": "bc",
+            "dataset": "ds-a",
+            "seed": 0,
+            "step": step,
+            "method": "fqe",
+            "cell": key,
+            "estimate": est,
+            "estimate_normalized": float("nan"),
+            "true_score": true,
+            "true_value_normalized": float("nan"),
+            "picked": picked,
+            "settings": fqe_settings,
+        }
         for step, est, true, picked in ((100, 5.0, 10.0, False), (200, 9.0, 30.0, True))
-    ]  # fmt: skip
+    ]
     write_selection(tmp_path / SELECTION_TABLE, pd.DataFrame(rows))
     return run_id
 

@@ -27,8 +27,14 @@ def results(tiny_cartpole, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("select")
     for algo in ("bc", "discrete_cql"):
-        opts = RunOptions(algo=algo, dataset="cartpole-mixed", steps=STEPS, eval_every=EVERY,
-                          eval_episodes=2, final_episodes=0)  # fmt: skip
+        opts = RunOptions(
+            algo=algo,
+            dataset="cartpole-mixed",
+            steps=STEPS,
+            eval_every=EVERY,
+            eval_episodes=2,
+            final_episodes=0,
+        )
         run_job(opts, [0, 1], show_progress=False, results_dir=out)
     return out
 
@@ -53,8 +59,9 @@ def test_every_evaluation_keeps_its_policy_and_its_discounted_return(results):
 
 
 def test_select_writes_one_pick_per_cell_seed_and_method(results, monkeypatch, capsys):
-    code, out, err = select(["--results", results, "--steps", 30, "--format", "json"],
-                            monkeypatch, capsys)  # fmt: skip
+    code, out, err = select(
+        ["--results", results, "--steps", 30, "--format", "json"], monkeypatch, capsys
+    )
     assert code == 0, err
     metrics = pd.DataFrame(json.loads(out))
     table = pd.read_parquet(results / SELECTION_TABLE)
@@ -119,8 +126,12 @@ def _other_build(mine):
 
 BAD = [
     ("no-kept-policies", [], "no kept policies", _no_policies),
-    ("q0-without-q", ["--method", "q0", "--dataset", "cartpole-mixed"], "bc has no Q function",
-     None),
+    (
+        "q0-without-q",
+        ["--method", "q0", "--dataset", "cartpole-mixed"],
+        "bc has no Q function",
+        None,
+    ),
     ("mixed-datasets", [], "different datasets in one selection", _other_build),
     ("corrupt-policy", [], "cannot read kept policy", _corrupt_policy),
     ("foreign-policy", [], "is not the kept policy of run", _policy_of_another_run),
@@ -131,18 +142,24 @@ BAD = [
     ("unknown-loss", ["--loss", "l1"], "--loss must be one of: mse, huber", None),
     ("bad-format", ["--format", "xml"], "unknown format 'xml'", None),
     ("unknown-dataset", ["--dataset", "nope"], "--dataset nope: no runs of it", None),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("case", BAD, ids=[c[0] for c in BAD])
-def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, results, tmp_path, monkeypatch,
-                                                         capsys):  # fmt: skip
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(
+    case, results, tmp_path, monkeypatch, capsys
+):
     _, args, message, setup = case
     mine = _copy(results, tmp_path)
     if setup is not None:
         setup(mine)
-    code, _, err = select(["--results", mine, "--steps", "5", *args] if "--steps" not in args
-                          else ["--results", mine, *args], monkeypatch, capsys)  # fmt: skip
+    code, _, err = select(
+        ["--results", mine, "--steps", "5", *args]
+        if "--steps" not in args
+        else ["--results", mine, *args],
+        monkeypatch,
+        capsys,
+    )
     assert code == 2, err
     assert len(err) == 1 and err[0].startswith("bench: error: ") and message in err[0], err
     assert not (mine / SELECTION_TABLE).exists()
@@ -156,14 +173,38 @@ def test_a_missing_results_folder_is_one_line(tmp_path, monkeypatch, capsys):
 def test_keep_policies_bounds_what_a_run_keeps(tiny_cartpole, tmp_path, cli):
     for keep, expected in (("0", []), ("2", [200, 300])):
         out = tmp_path / keep
-        r = cli("run", "--algo", "bc", "--dataset", "cartpole-mixed", "--steps", STEPS,
-                  "--eval-every", EVERY, "--eval-episodes", 1, "--keep-policies", keep,
-                  "--results-dir", out, "--quiet")  # fmt: skip
+        r = cli(
+            "run",
+            "--algo",
+            "bc",
+            "--dataset",
+            "cartpole-mixed",
+            "--steps",
+            STEPS,
+            "--eval-every",
+            EVERY,
+            "--eval-episodes",
+            1,
+            "--keep-policies",
+            keep,
+            "--results-dir",
+            out,
+            "--quiet",
+        )
         assert r.returncode == 0, r.stderr
         (run,) = (out / "runs").iterdir()
         assert kept_steps(run) == expected
-    r = cli("run", "--algo", "bc", "--dataset", "cartpole-mixed", "--keep-policies", "-1",
-              "--results-dir", tmp_path / "x")  # fmt: skip
+    r = cli(
+        "run",
+        "--algo",
+        "bc",
+        "--dataset",
+        "cartpole-mixed",
+        "--keep-policies",
+        "-1",
+        "--results-dir",
+        tmp_path / "x",
+    )
     assert r.returncode == 2 and "--keep-policies must be >= 0" in r.stderr
     assert not Path(tmp_path / "x").exists() or not any((tmp_path / "x").rglob("*.parquet"))
 
@@ -178,10 +219,12 @@ def test_leaderboard_ranks_by_the_selected_checkpoint(results, tmp_path, cli):
     r = cli("leaderboard", "--results", mine, "--score", "selected:last", "--format", "csv")
     assert r.returncode == 2 and "run `bench select` first" in r.stderr
     assert cli("select", "--results", mine, "--method", "last", "-q").returncode == 0
-    picked = _csv(cli("leaderboard", "--results", mine, "--score", "selected:last",
-                        "--format", "csv"))  # fmt: skip
-    last = _csv(cli("leaderboard", "--results", mine, "--score", "last", "--last-k", "1",
-                      "--format", "csv"))  # fmt: skip
+    picked = _csv(
+        cli("leaderboard", "--results", mine, "--score", "selected:last", "--format", "csv")
+    )
+    last = _csv(
+        cli("leaderboard", "--results", mine, "--score", "last", "--last-k", "1", "--format", "csv")
+    )
     cols = ["algo", "dataset", "seeds", "iqm"]
     assert len(picked) == 2
     pd.testing.assert_frame_equal(picked[cols], last[cols])
@@ -201,13 +244,40 @@ def test_the_selection_figure_is_drawn_from_the_table(results, tmp_path, cli):
 
 def test_over_configs_picks_among_every_configuration_of_an_algorithm(results, tmp_path, cli):
     mine = _copy(results, tmp_path)
-    r = cli("run", "--algo", "bc", "--dataset", "cartpole-mixed", "--seeds", "0-1",
-              "--steps", 200, "--eval-every", EVERY, "--eval-episodes", 2, "--set",
-              "hidden_sizes=32,32", "--results-dir", mine, "--quiet")  # fmt: skip
+    r = cli(
+        "run",
+        "--algo",
+        "bc",
+        "--dataset",
+        "cartpole-mixed",
+        "--seeds",
+        "0-1",
+        "--steps",
+        200,
+        "--eval-every",
+        EVERY,
+        "--eval-episodes",
+        2,
+        "--set",
+        "hidden_sizes=32,32",
+        "--results-dir",
+        mine,
+        "--quiet",
+    )
     assert r.returncode == 0, r.stderr
     for over in ("checkpoints", "configs"):
-        r = cli("select", "--results", mine, "--method", "last,likelihood", "--over", over,
-                  "-q", "--format", "csv")  # fmt: skip
+        r = cli(
+            "select",
+            "--results",
+            mine,
+            "--method",
+            "last,likelihood",
+            "--over",
+            over,
+            "-q",
+            "--format",
+            "csv",
+        )
         assert r.returncode == 0, r.stderr
     table = pd.read_parquet(mine / SELECTION_TABLE)
     assert len(table) == 2 * 2 * (12 + 4)  # both scopes kept, 2 methods, 16 candidates
@@ -222,20 +292,38 @@ def test_over_configs_picks_among_every_configuration_of_an_algorithm(results, t
     assert r.returncode == 2 and "--over must be one of" in r.stderr
 
 
-def test_td_and_likelihood_score_the_held_out_episodes(tiny_cartpole, tmp_path, cli,
-                                                       monkeypatch):  # fmt: skip
+def test_td_and_likelihood_score_the_held_out_episodes(tiny_cartpole, tmp_path, cli, monkeypatch):
     from bench.data.data import split_transitions
     from bench.ope import proxies
     from bench.run.config import RunConfig
 
     out = tmp_path / "h"
     for holdout in ("0.25", "0"):
-        r = cli("run", "--algo", "discrete_cql", "--dataset", "cartpole-mixed", "--seeds", "0-1",
-                "--steps", 200, "--eval-every", EVERY, "--eval-episodes", 1,
-                "--holdout", holdout, "--results-dir", out, "--quiet")  # fmt: skip
+        r = cli(
+            "run",
+            "--algo",
+            "discrete_cql",
+            "--dataset",
+            "cartpole-mixed",
+            "--seeds",
+            "0-1",
+            "--steps",
+            200,
+            "--eval-every",
+            EVERY,
+            "--eval-episodes",
+            1,
+            "--holdout",
+            holdout,
+            "--results-dir",
+            out,
+            "--quiet",
+        )
         assert r.returncode == 0, r.stderr
-    configs = [RunConfig.from_json(json.loads((run / "config.json").read_text()))
-               for run in (out / "runs").iterdir()]  # fmt: skip
+    configs = [
+        RunConfig.from_json(json.loads((run / "config.json").read_text()))
+        for run in (out / "runs").iterdir()
+    ]
     assert sorted(c.holdout for c in configs) == [0, 0, 0.25, 0.25]
     assert len({c.key() for c in configs}) == 2  # a holdout is another configuration
     seen = []  # (holdout of the candidates, the transitions td scored them on)
@@ -246,8 +334,9 @@ def test_td_and_likelihood_score_the_held_out_episodes(tiny_cartpole, tmp_path, 
         return td(algo, data, idx)
 
     monkeypatch.setattr(proxies, "td", spy)
-    table, _, _ = run_selection(SelectOptions(out, methods=("td", "likelihood", "last"),
-                                              show_progress=False))  # fmt: skip
+    table, _, _ = run_selection(
+        SelectOptions(out, methods=("td", "likelihood", "last"), show_progress=False)
+    )
     assert len(seen) == 2
     held_sets = []
     for data, idx in seen:

@@ -22,8 +22,16 @@ def pendulum_replay(minari_root):
 
 
 def options(algo, steps=40):
-    return dict(algo=algo, dataset="pendulum-replay", steps=steps, eval_every=20,
-                eval_episodes=2, batch_size=32, final_episodes=0, overrides=SMALL)  # fmt: skip
+    return dict(
+        algo=algo,
+        dataset="pendulum-replay",
+        steps=steps,
+        eval_every=20,
+        eval_episodes=2,
+        batch_size=32,
+        final_episodes=0,
+        overrides=SMALL,
+    )
 
 
 @pytest.mark.parametrize("algo", ["td3_bc", "iql", "cql"])

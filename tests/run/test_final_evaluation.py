@@ -22,8 +22,9 @@ from tests.helpers import train
 def test_a_run_without_a_final_evaluation_keeps_the_key_it_had_before():
     cfg = fake_config("bc", "ds", 0, 100)
     ident = {k: getattr(cfg, k) for k in RunConfig.IDENTITY}  # the key as hashed before
-    old = hashlib.sha256(json.dumps(json.loads(json.dumps(ident, sort_keys=True)),
-                                    sort_keys=True).encode()).hexdigest()[:12]  # fmt: skip
+    old = hashlib.sha256(
+        json.dumps(json.loads(json.dumps(ident, sort_keys=True)), sort_keys=True).encode()
+    ).hexdigest()[:12]
     assert cfg.key() == old
     with_final = dataclasses.replace(cfg, final_episodes=100)
     assert with_final.key() != old != dataclasses.replace(cfg, final_episodes=50).key()
@@ -46,8 +47,9 @@ def test_options_check_final_episodes():
 
 
 def test_leaderboard_scores_the_final_evaluation_and_says_what_it_scored(tmp_path):
-    for seed, (curve, final) in enumerate([([10, 20, 90], 30.0), ([10, 50, 60], 40.0),
-                                           ([20, 30, 50], 50.0)]):  # fmt: skip
+    for seed, (curve, final) in enumerate(
+        [([10, 20, 90], 30.0), ([10, 50, 60], 40.0), ([20, 30, 50], 50.0)]
+    ):
         make_run(tmp_path, "bc", "ds", seed, curve, final=final, final_episodes=100)
     res = load_results(tmp_path)
     assert res.runs.score.tolist() == [30.0, 40.0, 50.0]
@@ -75,10 +77,19 @@ def test_a_run_whose_final_evaluation_is_missing_is_not_complete(tmp_path):
     assert res.counted.empty and res.in_progress.run_id.tolist() == ["bc__ds__s0__fake"]
 
 
-def test_a_job_killed_before_its_final_evaluation_resumes_to_the_same_final(tiny_cartpole,
-                                                                           tmp_path):  # fmt: skip
-    opts = dict(algo="bc", dataset="cartpole-mixed", steps=40, eval_every=20, eval_episodes=2,
-                final_episodes=7, batch_size=16, overrides={"hidden_sizes": "16"})  # fmt: skip
+def test_a_job_killed_before_its_final_evaluation_resumes_to_the_same_final(
+    tiny_cartpole, tmp_path
+):
+    opts = dict(
+        algo="bc",
+        dataset="cartpole-mixed",
+        steps=40,
+        eval_every=20,
+        eval_episodes=2,
+        final_episodes=7,
+        batch_size=16,
+        overrides={"hidden_sizes": "16"},
+    )
     ref = run_job(RunOptions(**opts), [0, 1], show_progress=False, results_dir=tmp_path / "ref")
     for r in ref:
         final = pd.read_parquet(r.run_dir / FINAL_TABLE)
@@ -94,11 +105,20 @@ def test_a_job_killed_before_its_final_evaluation_resumes_to_the_same_final(tiny
             raise Stop  # every checkpoint of the last step written, no final evaluation yet
 
     with pytest.raises(Stop):
-        run_job(RunOptions(**opts), [0, 1], show_progress=False, on_eval=stop_at_the_end,
-                results_dir=tmp_path / "killed")  # fmt: skip
-    spec = SweepSpec(["bc"], ["cartpole-mixed"], [0, 1],
-                     RunOptions(**{k: v for k, v in opts.items() if k not in ("algo", "dataset")}),
-                     tmp_path / "killed")  # fmt: skip
+        run_job(
+            RunOptions(**opts),
+            [0, 1],
+            show_progress=False,
+            on_eval=stop_at_the_end,
+            results_dir=tmp_path / "killed",
+        )
+    spec = SweepSpec(
+        ["bc"],
+        ["cartpole-mixed"],
+        [0, 1],
+        RunOptions(**{k: v for k, v in opts.items() if k not in ("algo", "dataset")}),
+        tmp_path / "killed",
+    )
     planned = plan(spec)
     assert [p.action for p in planned] == ["resume", "resume"]
     dirs = [p.run_dir for p in planned]
@@ -111,8 +131,16 @@ def test_a_job_killed_before_its_final_evaluation_resumes_to_the_same_final(tiny
 
 
 def test_no_final_evaluation_when_it_is_zero(tiny_cartpole, tmp_path):
-    r = train(tmp_path, algo="bc", dataset="cartpole-mixed", steps=20, eval_every=20,
-              eval_episodes=2, final_episodes=0, batch_size=16)  # fmt: skip
+    r = train(
+        tmp_path,
+        algo="bc",
+        dataset="cartpole-mixed",
+        steps=20,
+        eval_every=20,
+        eval_episodes=2,
+        final_episodes=0,
+        batch_size=16,
+    )
     assert r.final_row is None and not (r.run_dir / FINAL_TABLE).exists()
     runs = load_results(tmp_path).runs
     assert runs.complete.all() and set(runs.scored) == {SCORED_CURVE}

@@ -121,8 +121,12 @@ def test_a_suite_run_with_another_precision_is_reported_with_it(monkeypatch, cap
     assert "precision" in _DECLARED  # runs matched without their card compare it too
     with pytest.raises(BenchError, match="--precision must be one of"):
         smoke.with_precision("fp8")
-    refused(monkeypatch, capsys, ["suite", "report", "smoke", "--precision", "fp8"],
-            "--precision must be one of fp32, bf16")  # fmt: skip
+    refused(
+        monkeypatch,
+        capsys,
+        ["suite", "report", "smoke", "--precision", "fp8"],
+        "--precision must be one of fp32, bf16",
+    )
 
 
 @needs_bf16
@@ -160,8 +164,15 @@ def test_every_algorithm_updates_in_bf16_with_fp32_weights_and_optimizer_state(n
 
 @needs_bf16
 def test_a_bf16_run_records_its_precision_and_differs_from_fp32(tiny_cartpole, tmp_path):
-    common = dict(algo="bc", dataset="cartpole-mixed", steps=60, eval_every=60, eval_episodes=1,
-                  batch_size=16, overrides={"hidden_sizes": "32,32"})  # fmt: skip
+    common = dict(
+        algo="bc",
+        dataset="cartpole-mixed",
+        steps=60,
+        eval_every=60,
+        eval_episodes=1,
+        batch_size=16,
+        overrides={"hidden_sizes": "32,32"},
+    )
     fp32 = train(tmp_path / "a", **common)
     bf16 = train(tmp_path / "b", precision="bf16", **common)
     saved = json.loads((bf16.run_dir / "config.json").read_text())
@@ -191,14 +202,22 @@ def test_bf16_learns_what_fp32_learns(algo, dataset, steps, batch, minari_root, 
 
     scores, behavior = {}, None
     for p in precision.PRECISIONS:
-        opts = RunOptions(algo=algo, dataset=dataset, steps=steps, eval_every=steps,
-                          eval_episodes=5, final_episodes=20, batch_size=batch,
-                          precision=p)  # fmt: skip
+        opts = RunOptions(
+            algo=algo,
+            dataset=dataset,
+            steps=steps,
+            eval_every=steps,
+            eval_episodes=5,
+            final_episodes=20,
+            batch_size=batch,
+            precision=p,
+        )
         results = run_job(opts, [0, 1, 2, 3, 4], show_progress=False, results_dir=tmp_path / p)
         scores[p] = np.array([r.final_row["normalized_score"] for r in results])
         behavior = json.loads((results[0].run_dir / "config.json").read_text())["behavior_score"]
-    point, lo, hi = pair_interval_estimate([scores["bf16"]], [scores["fp32"]],
-                                           probability_of_improvement)  # fmt: skip
+    point, lo, hi = pair_interval_estimate(
+        [scores["bf16"]], [scores["fp32"]], probability_of_improvement
+    )
     assert lo <= 0.5 <= hi, (point, lo, hi, scores)
     for p in precision.PRECISIONS:
         assert float(aggregate_iqm([scores[p]])) > behavior + 10, (p, scores, behavior)

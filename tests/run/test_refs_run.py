@@ -52,6 +52,7 @@ def test_a_run_says_its_preset_and_what_differs_from_the_reference_defaults(root
     assert lines[0] == lines[1] and len(lines[0]) == 1
     assert lines[0][0].startswith("bench: discrete_bcq: preset small (the dataset card's)")
     assert "lr=0.0003" in lines[0][0] and "target_update_freq=320" in lines[0][0]
-    done = cli("run", "--algo", "discrete_bcq", "--dataset", "cartpole-mixed", "--preset", "none",
-               *S[:-1])  # fmt: skip
+    done = cli(
+        "run", "--algo", "discrete_bcq", "--dataset", "cartpole-mixed", "--preset", "none", *S[:-1]
+    )
     assert "discrete_bcq: the reference defaults (no preset)" in done.stderr

@@ -14,8 +14,15 @@ import pytest
 
 from tests.helpers import BENCH, bench, train, wait_for
 
-SMALL = dict(algo="bc", dataset="cartpole-mixed", steps=40, eval_every=20, eval_episodes=1,
-             batch_size=16, overrides={"hidden_sizes": "16,16"})  # fmt: skip
+SMALL = dict(
+    algo="bc",
+    dataset="cartpole-mixed",
+    steps=40,
+    eval_every=20,
+    eval_episodes=1,
+    batch_size=16,
+    overrides={"hidden_sizes": "16,16"},
+)
 
 
 class Stop(Exception):
@@ -96,16 +103,36 @@ def test_check_reports_a_damaged_results_folder_instead_of_failing_rows(two_seed
 
 
 def test_ctrl_c_is_one_line_and_the_run_resumes(tiny_cartpole, tmp_path):
-    args = ["run", "--algo", "bc", "--dataset", "cartpole-mixed", "--steps", "3000",
-            "--eval-every", "100", "--eval-episodes", "1", "--batch-size", "16",
-            "--results-dir", str(tmp_path), "-q"]  # fmt: skip
+    args = [
+        "run",
+        "--algo",
+        "bc",
+        "--dataset",
+        "cartpole-mixed",
+        "--steps",
+        "3000",
+        "--eval-every",
+        "100",
+        "--eval-episodes",
+        "1",
+        "--batch-size",
+        "16",
+        "--results-dir",
+        str(tmp_path),
+        "-q",
+    ]
     cmd = [str(BENCH)] if BENCH.exists() else [sys.executable, "-m", "bench.cli"]
     # as from a terminal: SIGINT at its default, whatever this test process inherited (a child
     # started with SIGINT ignored keeps ignoring it, and Python then never raises Ctrl-C)
-    proc = subprocess.Popen(cmd + args, env={**os.environ, "OMP_NUM_THREADS": "1"},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+    proc = subprocess.Popen(
+        cmd + args,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     wait_for(lambda: list(tmp_path.glob("runs/*/checkpoint.pt")), "the run's first checkpoint")
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends
     _, err = proc.communicate(timeout=120)
@@ -118,7 +145,19 @@ def test_ctrl_c_is_one_line_and_the_run_resumes(tiny_cartpole, tmp_path):
 
 def test_a_sweep_into_an_unwritable_results_folder_is_one_line(tiny_cartpole, tmp_path):
     (tmp_path / "a-file").write_text("")
-    res = bench("sweep", "--algo", "bc", "--dataset", "cartpole-mixed", "--seeds", "0",
-                "--steps", "20", "--results-dir", tmp_path / "a-file" / "r", "-q")  # fmt: skip
+    res = bench(
+        "sweep",
+        "--algo",
+        "bc",
+        "--dataset",
+        "cartpole-mixed",
+        "--seeds",
+        "0",
+        "--steps",
+        "20",
+        "--results-dir",
+        tmp_path / "a-file" / "r",
+        "-q",
+    )
     assert res.returncode == 2 and len(res.stderr.splitlines()) == 1, res.stdout + res.stderr
     assert "cannot write results to" in res.stderr

@@ -8,10 +8,23 @@ import pandas as pd
 from tests.helpers import NO_FINAL, bench, killed_at
 
 BASE = [
-    *NO_FINAL, "--algo", "discrete_bcq", "--dataset", "cartpole-mixed", "--steps", "600",
-    "--eval-every", "50", "--eval-episodes", "2", "--batch-size", "16",
-    "--set", "hidden_sizes=32,32", "--quiet",
-]  # fmt: skip
+    *NO_FINAL,
+    "--algo",
+    "discrete_bcq",
+    "--dataset",
+    "cartpole-mixed",
+    "--steps",
+    "600",
+    "--eval-every",
+    "50",
+    "--eval-episodes",
+    "2",
+    "--batch-size",
+    "16",
+    "--set",
+    "hidden_sizes=32,32",
+    "--quiet",
+]
 COLS = ["seed", "step", "return_mean", "return_std", "episodes", "normalized_score", "key"]
 
 
@@ -52,8 +65,9 @@ def test_a_job_of_three_seeds_writes_what_three_one_seed_runs_write(tiny_cartpol
     assert all(a[k].shape == b[k].shape and a[k].shape[0] == 1 for k in a)
 
 
-def test_kill_a_job_then_resume_gives_the_uninterrupted_rows_for_every_seed(tiny_cartpole,
-                                                                              tmp_path):  # fmt: skip
+def test_kill_a_job_then_resume_gives_the_uninterrupted_rows_for_every_seed(
+    tiny_cartpole, tmp_path
+):
     args = [*BASE, "--seeds", "4,7,9"]
     ref = bench("run", *args, "--results-dir", tmp_path / "ref")
     assert ref.returncode == 0, ref.stderr
@@ -77,10 +91,25 @@ def test_kill_a_job_then_resume_gives_the_uninterrupted_rows_for_every_seed(tiny
 
 
 def test_runs_of_different_configurations_cannot_resume_as_one_job(tiny_cartpole, tmp_path):
-    assert bench("run", *BASE, "--steps", "100", "--seeds", "0", "--results-dir",
-                 tmp_path).returncode == 0  # fmt: skip
-    assert bench("run", *BASE, "--steps", "100", "--eval-every", "25", "--seeds", "1",
-                 "--results-dir", tmp_path).returncode == 0  # fmt: skip
+    assert (
+        bench("run", *BASE, "--steps", "100", "--seeds", "0", "--results-dir", tmp_path).returncode
+        == 0
+    )
+    assert (
+        bench(
+            "run",
+            *BASE,
+            "--steps",
+            "100",
+            "--eval-every",
+            "25",
+            "--seeds",
+            "1",
+            "--results-dir",
+            tmp_path,
+        ).returncode
+        == 0
+    )
     dirs = sorted((tmp_path / "runs").iterdir())
     res = bench("run", "--resume", dirs[0], "--resume", dirs[1])
     assert res.returncode == 2
@@ -94,9 +123,16 @@ def test_runs_stopped_at_different_steps_resume_together_by_step(tiny_cartpole, 
     from bench.run.config import RunOptions
     from bench.run.loop import run_job
 
-    opts = RunOptions(algo="discrete_bcq", dataset="cartpole-mixed", steps=200, eval_every=50,
-                      eval_episodes=2, batch_size=16, final_episodes=0,
-                      overrides={"hidden_sizes": "32,32"})  # fmt: skip
+    opts = RunOptions(
+        algo="discrete_bcq",
+        dataset="cartpole-mixed",
+        steps=200,
+        eval_every=50,
+        eval_episodes=2,
+        batch_size=16,
+        final_episodes=0,
+        overrides={"hidden_sizes": "32,32"},
+    )
     run_job(opts, [0, 1], show_progress=False, results_dir=tmp_path / "ref")
     expected = tables(tmp_path / "ref")
 
@@ -115,8 +151,9 @@ def test_runs_stopped_at_different_steps_resume_together_by_step(tiny_cartpole, 
     seed0 = [d for d in dirs if json.loads((d / "config.json").read_text())["seed"] == 0]
     run_job(None, [], show_progress=False, resume=seed0)  # seed 0 alone, to the end
     results = run_job(None, [], show_progress=False, resume=dirs)  # steps 200 and 50
-    assert [r.config.seed for r in results] == [json.loads((d / "config.json").read_text())["seed"]
-                                                for d in dirs]  # fmt: skip
+    assert [r.config.seed for r in results] == [
+        json.loads((d / "config.json").read_text())["seed"] for d in dirs
+    ]
     got = tables(tmp_path / "cut")
     for seed in (0, 1):
         pd.testing.assert_frame_equal(got[seed][0], expected[seed][0])
