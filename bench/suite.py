@@ -31,22 +31,21 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import BenchError, UnknownNameError
-from bench.run.config import RunConfig, RunOptions, check_algorithm
+from bench.run.config import (
+    SUITE_OPTIONAL,
+    SUITE_PINNED,
+    RunConfig,
+    RunOptions,
+    check_algorithm,
+    option_names,
+)
 
 SUITES_DIR = Path(__file__).parent / "suites"
-#: The run options a grid may set (the rest are how a run is executed, not what it measures).
-GRID_OPTIONS = (
-    "steps",
-    "eval_every",
-    "eval_episodes",
-    "final_episodes",
-    "batch_size",
-    "preset",
-    "holdout",
-    "precision",
-)
-#: What every grid must pin, so that a card default never changes a versioned suite.
-PINNED = ("steps", "eval_every", "eval_episodes", "final_episodes", "batch_size")
+#: The run options a grid may set (declared suite=... in RunOptions; the rest are how a run is
+#: executed, not what it measures), and those every grid must pin, so that a card default never
+#: changes a versioned suite.
+GRID_OPTIONS = option_names(suite=SUITE_PINNED) + option_names(suite=SUITE_OPTIONAL)
+PINNED = option_names(suite=SUITE_PINNED)
 #: A suite name: a slug (it names a results folder, the copied file and README markers).
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 #: Versions above this are refused as typos (the version is part of a file name).

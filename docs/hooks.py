@@ -50,6 +50,11 @@ def on_files(files, config):
     return files
 
 
+def _text(text: str) -> str:
+    """Plain text in a markdown table cell: no column breaks, no HTML."""
+    return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _cell(value) -> str:
     text = str(value).replace("|", "\\|").replace("\n", " ")
     return f"`{text}`" if text else ""
@@ -73,8 +78,8 @@ def algorithm_page(cls) -> str:
             f"`{key}`",
             _cell(getattr(defaults, key)),
             *(_cell(cls.presets[p].get(key, "")) for p in presets),
-            rng.describe().replace("|", "\\|") if rng else "",
-            docs.get(key, "").replace("|", "\\|"),
+            _text(rng.describe()) if rng else "",
+            _text(docs.get(key, "")),
         ]
         rows.append("| " + " | ".join(cells) + " |")
     source = inspect.getsourcefile(cls)
@@ -122,3 +127,34 @@ def _plain(value) -> str:
     if isinstance(value, tuple):
         return ",".join(map(str, value))
     return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+RUN_OPTIONS_MARKER = "<!-- run options: generated -->"
+
+
+def on_page_markdown(markdown, page, config, files):
+    """The run options' table, generated from their one declaration (RunOptions)."""
+    if RUN_OPTIONS_MARKER in markdown:
+        markdown = markdown.replace(RUN_OPTIONS_MARKER, run_options_table())
+    return markdown
+
+
+def run_options_table() -> str:
+    from bench.run.config import KEY_ALWAYS, KEY_IF_SET, RunOptions, flag_of
+
+    role = {KEY_ALWAYS: "yes", KEY_IF_SET: "when not its default", None: ""}
+    rows = ["| option | default | in the run key | meaning |", "|---|---|---|---|"]
+    for f in dataclasses.fields(RunOptions):
+        m = f.metadata
+        flag = flag_of(f) + (" key=value" if f.name == "overrides" else "")
+        if f.name in ("algo", "dataset"):
+            default = "required"
+        elif m["card"]:
+            default = "the card's"
+        elif f.default is None or f.default == "" or f.name == "overrides":
+            default = ""
+        else:
+            default = f"`{f.default}`"
+        text = _text(m["help"])
+        rows.append(f"| `{flag}` | {default} | {role[m['key']]} | {text} |")
+    return "\n".join(rows)

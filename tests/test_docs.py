@@ -71,3 +71,14 @@ def test_readme_links_into_docs_resolve():
 
 def test_readme_stays_short():
     assert len((ROOT / "README.md").read_text().splitlines()) <= 250
+
+
+def test_run_options_table_has_every_option_once():
+    import dataclasses
+
+    from bench.run.config import RunOptions, flag_of
+
+    table = _hooks().run_options_table()
+    for f in dataclasses.fields(RunOptions):
+        assert table.count(f"| `{flag_of(f)}") == 1, f.name
+    assert "<" not in table.replace("&lt;", "")

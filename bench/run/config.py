@@ -17,6 +17,7 @@ import dataclasses
 import hashlib
 import json
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,100 +51,14 @@ MAX_THREADS = 1024
 MAX_EVAL_EPISODES = 100_000
 
 
-def _opt(default: Any, help: str, flag: str | None = None, sweep_help: str | None = None):
-    """A RunOptions field that is also a CLI option of `bench run` and `bench sweep`."""
-    meta = {"help": help, "flag": flag, "sweep_help": sweep_help or help}
-    if isinstance(default, dict):
-        return field(default_factory=dict, metadata=meta)
-    return field(default=default, metadata=meta)
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """What a user asks for. None means "the dataset card's default"."""
-
-    algo: str = _opt(
-        "", "Algorithm name (see `bench algos`).", sweep_help="Comma-separated algorithm names."
-    )
-    dataset: str = _opt(
-        "",
-        "Dataset: a card id (`bench datasets list`), minari:<id>, or a D4RL HDF5 file.",
-        sweep_help="Comma-separated datasets (card ids, minari:<id>, HDF5 files).",
-    )
-    seed: int = _opt(0, "Seed of the networks, the sampler and the evaluation envs.")
-    steps: int | None = _opt(None, "Gradient updates (default: the card's).")
-    eval_every: int | None = _opt(
-        None, "Evaluate every N updates, and after the last (default: the card's)."
-    )
-    eval_episodes: int | None = _opt(None, "Episodes per evaluation (default: the card's).")
-    final_episodes: int | None = _opt(
-        None,
-        "Episodes of the final evaluation of the last policy, recorded apart from the learning "
-        "curve (final.parquet) and scored by the leaderboard; 0: none (default: the card's).",
-    )
-    batch_size: int | None = _opt(None, "Transitions per update (default: the card's).")
-    holdout: float = _opt(
-        0.0,
-        "Fraction of the dataset's episodes held out of training (the same episodes for every "
-        "seed and algorithm), on which `bench select` scores td and likelihood; 0: none.",
-    )
-    preset: str | None = _opt(
-        None,
-        "Named config preset; default: the card's, where the algorithm has it; "
-        "'none': the reference defaults.",
-    )
-    overrides: dict[str, str] = _opt(
-        {}, "Override a config field: --set key=value (repeatable).", flag="--set"
-    )
-    env: str | None = _opt(None, "Env id, when the dataset is a D4RL HDF5 file.")
-    device: str = _opt("auto", "torch device: auto (CUDA when present, else CPU), cpu, cuda[:N].")
-    threads: int | None = _opt(None, "torch threads (default: torch's).")
-    compile: bool = _opt(
-        False,
-        "torch.compile the update (CUDA graphs on a GPU); the first update's time, compilation "
-        "included, is logged as compile_first_call_s.",
-    )
-    precision: str = _opt(
-        "fp32",
-        "Update precision: fp32, or bf16 (autocast mixed precision: fp32 weights, optimizer "
-        "state and target networks; refused where the CPU or GPU has no native bf16). Part of "
-        "the run key.",
-    )
-
-    keep_policies: int | None = _opt(
-        None,
-        "Keep the acting weights of the last N evaluations (policies/step_*.pt) for "
-        "`bench select`; 0: none (default: the card's, else all).",
-    )
-
-    def __post_init__(self):
-        if self.keep_policies is not None:
-            _count("keep_policies", self.keep_policies, allow_zero=True)
-        for name in ("steps", "eval_every", "batch_size", "threads"):
-            value = getattr(self, name)
-            if value is not None:
-                _positive(name, value)
-        if self.eval_episodes is not None:
-            _episodes("eval_episodes", self.eval_episodes)
-        if self.final_episodes is not None:
-            _episodes("final_episodes", self.final_episodes, allow_zero=True)
-        if self.threads is not None and self.threads > MAX_THREADS:
-            raise BenchError(f"--threads must be at most {MAX_THREADS}, got {self.threads}")
-        if not 0 <= self.seed <= MAX_SEED:
-            raise BenchError(f"--seed must be in 0..{MAX_SEED}, got {self.seed}")
-        _holdout(self.holdout)
-        _precision(self.precision)
-
-
-def cli_fields(*, sweep: bool = False) -> list[dataclasses.Field]:
-    """The RunOptions fields that are options of every run (not algo, dataset, seed: `bench run`
-    takes one of each, `bench sweep` lists). The device and threads of a sweep are its own."""
-    skip = {"algo", "dataset", "seed"} | ({"threads"} if sweep else set())
-    return [f for f in dataclasses.fields(RunOptions) if f.name not in skip]
-
-
-def flag_of(f: dataclasses.Field) -> str:
-    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+#: How an option takes part in a run's key (RunConfig.key): always, or only when it is not its
+#: default, so that runs written before the option existed keep the key they had.
+KEY_ALWAYS, KEY_IF_SET = "always", "if_set"
+#: How RunConfig.command() spells an option: always (so a changed card default cannot change the
+#: rerun), or when it is not its default.
+SPELL_ALWAYS, SPELL_IF_SET = "always", "if_set"
+#: A suite grid's budgets: pinned (every grid gives it) or optional (a grid may give it).
+SUITE_PINNED, SUITE_OPTIONAL = "pinned", "optional"
 
 
 def _count(name: str, value: Any, *, most: int = MAX_BUDGET, allow_zero: bool = False) -> int:
@@ -162,11 +77,29 @@ def _positive(name: str, value: Any) -> int:
     return _count(name, value)
 
 
+def _count_or_zero(name: str, value: Any) -> int:
+    return _count(name, value, allow_zero=True)
+
+
 def _episodes(name: str, value: Any, allow_zero: bool = False) -> int:
     return _count(name, value, most=MAX_EVAL_EPISODES, allow_zero=allow_zero)
 
 
-def _holdout(value: Any) -> float:
+def _episodes_or_zero(name: str, value: Any) -> int:
+    return _episodes(name, value, allow_zero=True)
+
+
+def _threads(name: str, value: Any) -> int:
+    return _count(name, value, most=MAX_THREADS)
+
+
+def _seed(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
+        raise BenchError(f"--seed must be in 0..{MAX_SEED}, got {value!r}")
+    return value
+
+
+def _holdout(name: str, value: Any) -> float:
     """A holdout fraction: a number in [0, 1)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise BenchError(f"--holdout must be a number, got {value!r}")
@@ -175,10 +108,196 @@ def _holdout(value: Any) -> float:
     return float(value)
 
 
-def _precision(value: Any) -> str:
+def _precision(name: str, value: Any) -> str:
     if value not in PRECISIONS:
         raise BenchError(f"--precision must be one of {', '.join(PRECISIONS)}, got {value!r}")
     return value
+
+
+def _opt(
+    default: Any,
+    help: str,
+    flag: str | None = None,
+    sweep_help: str | None = None,
+    *,
+    check: Callable[[str, Any], Any] | None = None,
+    card: bool = False,
+    key: str | None = None,
+    label: bool = False,
+    spell: str | None = None,
+    suite: str | None = None,
+):
+    """A RunOptions field, declared once for everything that reads it:
+
+    help, flag, sweep_help  the option of `bench run` and `bench sweep` (bench.cli.options)
+    check     (name, value) -> value, one error line for a bad value; run on what the user gives
+              (None: the card's default) and on the value resolved from the card
+    card      None takes the dataset card's [train] value of the same name
+    key       KEY_ALWAYS or KEY_IF_SET: hashed into the run key (RunConfig holds it); None: not
+    label     named in labels when configurations of one algorithm and dataset differ in it
+    spell     SPELL_ALWAYS or SPELL_IF_SET: written into the command that reruns the run
+    suite     SUITE_PINNED or SUITE_OPTIONAL: a suite grid's setting; None: not in suites
+    A field whose name RunConfig also has is stored in config.json.
+    """
+    meta = {
+        "help": help,
+        "flag": flag,
+        "sweep_help": sweep_help or help,
+        "check": check,
+        "card": card,
+        "key": key,
+        "label": label,
+        "spell": spell,
+        "suite": suite,
+    }
+    if isinstance(default, dict):
+        return field(default_factory=dict, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What a user asks for. None means "the dataset card's default". Each field is declared once
+    (see _opt): the CLI, the checks, resolution, the key, labels, suites and the rerun command
+    are all read from these declarations."""
+
+    algo: str = _opt(
+        "",
+        "Algorithm name (see `bench algos`).",
+        sweep_help="Comma-separated algorithm names.",
+        key=KEY_ALWAYS,
+    )
+    dataset: str = _opt(
+        "",
+        "Dataset: a card id (`bench datasets list`), minari:<id>, or a D4RL HDF5 file.",
+        sweep_help="Comma-separated datasets (card ids, minari:<id>, HDF5 files).",
+    )
+    seed: int = _opt(0, "Seed of the networks, the sampler and the evaluation envs.", check=_seed)
+    steps: int | None = _opt(
+        None,
+        "Gradient updates (default: the card's).",
+        check=_positive,
+        card=True,
+        key=KEY_ALWAYS,
+        label=True,
+        spell=SPELL_ALWAYS,
+        suite=SUITE_PINNED,
+    )
+    eval_every: int | None = _opt(
+        None,
+        "Evaluate every N updates, and after the last (default: the card's).",
+        check=_positive,
+        card=True,
+        key=KEY_ALWAYS,
+        label=True,
+        spell=SPELL_ALWAYS,
+        suite=SUITE_PINNED,
+    )
+    eval_episodes: int | None = _opt(
+        None,
+        "Episodes per evaluation (default: the card's).",
+        check=_episodes,
+        card=True,
+        key=KEY_ALWAYS,
+        label=True,
+        spell=SPELL_ALWAYS,
+        suite=SUITE_PINNED,
+    )
+    final_episodes: int | None = _opt(
+        None,
+        "Episodes of the final evaluation of the last policy, recorded apart from the learning "
+        "curve (final.parquet) and scored by the leaderboard; 0: none (default: the card's).",
+        check=_episodes_or_zero,
+        card=True,
+        key=KEY_IF_SET,
+        label=True,
+        spell=SPELL_ALWAYS,
+        suite=SUITE_PINNED,
+    )
+    batch_size: int | None = _opt(
+        None,
+        "Transitions per update (default: the card's).",
+        check=_positive,
+        card=True,
+        key=KEY_ALWAYS,
+        label=True,
+        spell=SPELL_ALWAYS,
+        suite=SUITE_PINNED,
+    )
+    holdout: float = _opt(
+        0.0,
+        "Fraction of the dataset's episodes held out of training (the same episodes for every "
+        "seed and algorithm), on which `bench select` scores td and likelihood; 0: none.",
+        check=_holdout,
+        key=KEY_IF_SET,
+        label=True,
+        spell=SPELL_IF_SET,
+        suite=SUITE_OPTIONAL,
+    )
+    precision: str = _opt(
+        "fp32",
+        "Update precision: fp32, or bf16 (autocast mixed precision: fp32 weights, optimizer "
+        "state and target networks; refused where the CPU or GPU has no native bf16). Part of "
+        "the run key.",
+        check=_precision,
+        key=KEY_IF_SET,
+        label=True,
+        spell=SPELL_IF_SET,
+        suite=SUITE_OPTIONAL,
+    )
+    preset: str | None = _opt(
+        None,
+        "Named config preset; default: the card's, where the algorithm has it; "
+        "'none': the reference defaults.",
+        label=True,
+        spell=SPELL_ALWAYS,
+        suite=SUITE_OPTIONAL,
+    )
+    overrides: dict[str, str] = _opt(
+        {}, "Override a config field: --set key=value (repeatable).", flag="--set"
+    )
+    env: str | None = _opt(None, "Env id, when the dataset is a D4RL HDF5 file.")
+    device: str = _opt("auto", "torch device: auto (CUDA when present, else CPU), cpu, cuda[:N].")
+    threads: int | None = _opt(None, "torch threads (default: torch's).", check=_threads)
+    compile: bool = _opt(
+        False,
+        "torch.compile the update (CUDA graphs on a GPU); the first update's time, compilation "
+        "included, is logged as compile_first_call_s.",
+    )
+    keep_policies: int | None = _opt(
+        None,
+        "Keep the acting weights of the last N evaluations (policies/step_*.pt) for "
+        "`bench select`; 0: none (default: the card's, else all).",
+        check=_count_or_zero,
+        card=True,
+    )
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            value, check = getattr(self, f.name), f.metadata["check"]
+            if check is not None and value is not None:
+                check(f.name, value)
+
+
+def option_names(**meta: Any) -> tuple[str, ...]:
+    """The RunOptions fields whose declarations carry these values (e.g. key=KEY_ALWAYS), in
+    declaration order."""
+    return tuple(
+        f.name
+        for f in dataclasses.fields(RunOptions)
+        if all(f.metadata[k] == v for k, v in meta.items())
+    )
+
+
+def cli_fields(*, sweep: bool = False) -> list[dataclasses.Field]:
+    """The RunOptions fields that are options of every run (not algo, dataset, seed: `bench run`
+    takes one of each, `bench sweep` lists). The device and threads of a sweep are its own."""
+    skip = {"algo", "dataset", "seed"} | ({"threads"} if sweep else set())
+    return [f for f in dataclasses.fields(RunOptions) if f.name not in skip]
+
+
+def flag_of(f: dataclasses.Field) -> str:
+    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
 
 
 def _canonical(obj: Any) -> Any:
@@ -218,15 +337,12 @@ class RunConfig:
     #: the update's precision (bench.run.precision): fp32, or bf16 mixed precision
     precision: str = "fp32"
 
-    #: the fields the key hashes: all that decides a run's numbers, except the seed
-    IDENTITY = (
-        "algo",
+    #: the fields the key hashes: all that decides a run's numbers, except the seed: the options
+    #: declared key=KEY_ALWAYS, and what resolution adds (the dataset, the algorithm's config,
+    #: the evaluation env and seeds, how random draws are made)
+    IDENTITY = option_names(key=KEY_ALWAYS) + (
         "minari_id",
         "dataset_hash",
-        "steps",
-        "eval_every",
-        "eval_episodes",
-        "batch_size",
         "algo_config",
         "eval_env",
         "eval_seed_base",
@@ -235,7 +351,7 @@ class RunConfig:
     #: hashed only when not their default, so that a run without a final evaluation keeps the
     #: key it had before final evaluations existed (one written before versions, its own key;
     #: an fp32 run, the key it had before precisions)
-    IDENTITY_IF_SET = ("final_episodes", "holdout", "versions", "precision")
+    IDENTITY_IF_SET = option_names(key=KEY_IF_SET) + ("versions",)
 
     def key(self) -> str:
         ident = {k: getattr(self, k) for k in self.IDENTITY}
@@ -287,24 +403,22 @@ class RunConfig:
         return config
 
     def _check_types(self) -> None:
-        for name in (
-            "seed",
-            "steps",
-            "eval_every",
-            "eval_episodes",
-            "batch_size",
-            "eval_seed_base",
-            "random_streams",
-            "schema_version",
-            "final_episodes",
-        ):
+        for f in dataclasses.fields(RunOptions):  # the options' own checks, as the CLI's
+            check = f.metadata["check"]
+            if check is not None and f.name in CONFIG_FIELDS:
+                value = getattr(self, f.name)
+                if value is not None or not f.metadata["card"]:
+                    try:
+                        check(f.name, value)
+                    except BenchError as e:
+                        raise ValueError(str(e)) from None
+        for name in ("eval_seed_base", "random_streams", "schema_version"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError(f"{name} must be an integer, got {value!r}")
-        for name in ("steps", "eval_every", "eval_episodes", "batch_size"):
-            _positive(name, getattr(self, name))
-        if not 0 <= self.final_episodes <= MAX_EVAL_EPISODES:
-            raise ValueError(f"final_episodes must be in 0..{MAX_EVAL_EPISODES}")
+        for name in ("steps", "eval_every", "eval_episodes", "final_episodes", "batch_size"):
+            if getattr(self, name) is None:  # resolved from the card: never None here
+                raise TypeError(f"{name} must be an integer, got None")
         for name in ("algo", "dataset", "minari_id", "dataset_hash", "device"):
             if not isinstance(getattr(self, name), str):
                 raise TypeError(f"{name} must be a string")
@@ -312,14 +426,6 @@ class RunConfig:
             raise TypeError("algo_config and overrides must be objects")
         if not isinstance(self.compile, bool):
             raise TypeError("compile must be true or false")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}")
-        h = self.holdout
-        if isinstance(h, bool) or not isinstance(h, int | float) or not 0 <= h < 1:
-            raise ValueError(f"holdout must be a number in [0, 1), got {h!r}")
-        kept = self.keep_policies
-        if kept is not None and (isinstance(kept, bool) or not isinstance(kept, int) or kept < 0):
-            raise TypeError("keep_policies must be null or an integer >= 0")
         v = self.versions
         if v is not None and not (
             isinstance(v, dict)
@@ -330,24 +436,9 @@ class RunConfig:
 
     def options(self, seed: int | None = None) -> RunOptions:
         """The options that resolve to this configuration again (the preset spelled out)."""
-        return RunOptions(
-            algo=self.algo,
-            dataset=self.dataset,
-            seed=self.seed if seed is None else seed,
-            steps=self.steps,
-            eval_every=self.eval_every,
-            eval_episodes=self.eval_episodes,
-            final_episodes=self.final_episodes,
-            batch_size=self.batch_size,
-            preset=self.preset or "none",
-            overrides=dict(self.overrides),
-            env=self.env,
-            device=self.device,
-            compile=self.compile,
-            keep_policies=self.keep_policies,
-            holdout=self.holdout,
-            precision=self.precision,
-        )
+        values = {name: getattr(self, name) for name in option_names() if name in CONFIG_FIELDS}
+        values |= {"preset": self.preset or "none", "overrides": dict(self.overrides)}
+        return RunOptions(**values | ({} if seed is None else {"seed": seed}))
 
     def command(self, seeds: str | None = None) -> str:
         """`bench run ... --seed S` that reproduces this run exactly, or with seeds ("0-4",
@@ -365,24 +456,10 @@ class RunConfig:
         if self.env:
             parts += ["--env", self.env]
         parts += ["--seeds", seeds] if seeds is not None else ["--seed", str(self.seed)]
-        parts += [
-            "--steps",
-            str(self.steps),
-            "--eval-every",
-            str(self.eval_every),
-            "--eval-episodes",
-            str(self.eval_episodes),
-            "--final-episodes",
-            str(self.final_episodes),
-            "--batch-size",
-            str(self.batch_size),
-            "--preset",
-            self.preset or "none",
-        ]
-        if self.holdout:
-            parts += ["--holdout", repr(self.holdout)]
-        if self.precision != "fp32":
-            parts += ["--precision", self.precision]
+        for f in dataclasses.fields(RunOptions):
+            spell = f.metadata["spell"]
+            if spell == SPELL_ALWAYS or (spell == SPELL_IF_SET and not self._default(f.name)):
+                parts += [flag_of(f), _spelled(getattr(self, f.name))]
         for k, v in sorted(self.overrides.items()):
             parts += ["--set", f"{k}={v}"]
         return shlex.join(parts)
@@ -402,18 +479,10 @@ class RunConfig:
         for part in VERSION_PARTS:
             if self.version(part) != other.version(part):
                 out.append((f"{part}_version", self.version(part), other.version(part)))
-        for name in (
-            "steps",
-            "eval_every",
-            "eval_episodes",
-            "final_episodes",
-            "batch_size",
-            "holdout",
-            "precision",
-            "eval_env",
-            "eval_seed_base",
-            "random_streams",
-        ):
+        keyed = [
+            n for n in option_names() if n != "algo" and n in self.IDENTITY + self.IDENTITY_IF_SET
+        ]
+        for name in (*keyed, "eval_env", "eval_seed_base", "random_streams"):
             mine, theirs = _canonical(getattr(self, name)), _canonical(getattr(other, name))
             if mine != theirs:
                 out.append((name, mine, theirs))
@@ -427,16 +496,7 @@ class RunConfig:
         """What sets this configuration apart from others of the same algorithm and dataset
         (for labels such as `bc (steps=1000)`): budgets, preset, then algorithm config fields."""
         out: dict[str, Any] = {}
-        for name in (
-            "steps",
-            "eval_every",
-            "eval_episodes",
-            "final_episodes",
-            "batch_size",
-            "holdout",
-            "precision",
-            "preset",
-        ):
+        for name in option_names(label=True):
             if any(getattr(o, name) != getattr(self, name) for o in others):
                 out[name] = (
                     getattr(self, name) or "none" if name == "preset" else getattr(self, name)
@@ -452,6 +512,17 @@ class RunConfig:
         if not out and any(o.key() != self.key() for o in others):
             out["key"] = self.key()
         return out
+
+
+#: The RunConfig fields (config.json): an option whose name is among them is stored there.
+CONFIG_FIELDS = frozenset(f.name for f in dataclasses.fields(RunConfig))
+
+
+def _spelled(value: Any) -> str:
+    """An option's value as the command line takes it (a float exactly, no value as none)."""
+    if value is None:
+        return "none"
+    return repr(value) if isinstance(value, float) else str(value)
 
 
 def _from_schema_1(cfg: dict) -> dict[str, Any]:
@@ -491,41 +562,23 @@ def resolve(opts: RunOptions, card: Card, dataset_hash: str) -> RunConfig:
     cls = get_algorithm(opts.algo)
     preset = resolve_preset(cls, card, opts.preset)
     config = resolve_config(cls, preset, opts.overrides)
-    t = card.train
+    values = {}
+    for f in dataclasses.fields(RunOptions):  # the options RunConfig stores, the card's if None
+        if f.name in CONFIG_FIELDS and f.name not in ("preset", "overrides"):
+            value = getattr(opts, f.name)
+            if value is None and f.metadata["card"]:
+                value = getattr(card.train, f.name)
+            check = f.metadata["check"]
+            values[f.name] = value if value is None or check is None else check(f.name, value)
     return RunConfig(
-        algo=opts.algo,
-        dataset=opts.dataset,
-        env=opts.env,
+        **values,
         minari_id=card.minari_id,
         dataset_hash=dataset_hash,
-        seed=opts.seed,
-        steps=_positive("steps", t.steps if opts.steps is None else opts.steps),
-        eval_every=_positive(
-            "eval_every", t.eval_every if opts.eval_every is None else opts.eval_every
-        ),
-        eval_episodes=_episodes(
-            "eval_episodes", t.eval_episodes if opts.eval_episodes is None else opts.eval_episodes
-        ),
-        final_episodes=_episodes(
-            "final_episodes",
-            t.final_episodes if opts.final_episodes is None else opts.final_episodes,
-            allow_zero=True,
-        ),
-        batch_size=_positive(
-            "batch_size", t.batch_size if opts.batch_size is None else opts.batch_size
-        ),
         preset=preset,
         overrides=dict(opts.overrides),
         algo_config=_canonical(dataclasses.asdict(config)),
         versions=code_versions(cls),
         eval_env=_canonical(dataclasses.asdict(card.env)),
-        device=opts.device,
-        compile=opts.compile,
-        holdout=_holdout(opts.holdout),
-        precision=_precision(opts.precision),
-        keep_policies=_count("keep_policies", t.keep_policies, allow_zero=True)
-        if opts.keep_policies is None and t.keep_policies is not None
-        else opts.keep_policies,
     )
 
 
