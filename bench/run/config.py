@@ -49,6 +49,8 @@ MAX_BUDGET = 10**9
 MAX_THREADS = 1024
 #: Episodes per evaluation above this are refused (each is a full rollout).
 MAX_EVAL_EPISODES = 100_000
+#: Training stats (train.parquet) are averaged over windows of this many updates by default.
+LOG_EVERY = 100
 
 
 #: How an option takes part in a run's key (RunConfig.key): always, or only when it is not its
@@ -271,6 +273,13 @@ class RunOptions:
         check=_count_or_zero,
         card=True,
     )
+    log_every: int = _opt(
+        LOG_EVERY,
+        "Average the training stats (train.parquet) over windows of N updates; a window also "
+        "closes at every evaluation. Not part of the run key.",
+        check=_positive,
+        spell=SPELL_IF_SET,
+    )
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
@@ -336,6 +345,8 @@ class RunConfig:
     versions: dict[str, int] | None = None
     #: the update's precision (bench.run.precision): fp32, or bf16 mixed precision
     precision: str = "fp32"
+    #: train.parquet's window (runs written before --log-every: 100): not in the key
+    log_every: int = LOG_EVERY
 
     #: the fields the key hashes: all that decides a run's numbers, except the seed: the options
     #: declared key=KEY_ALWAYS, and what resolution adds (the dataset, the algorithm's config,

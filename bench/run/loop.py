@@ -54,9 +54,6 @@ from bench.run.prepare import (  # noqa: F401 - check_device, load_data, prepare
 )
 from bench.run.provenance import provenance
 
-#: Training stats are averaged over windows of this many updates (at most) before logging.
-LOG_WINDOW = 100
-
 
 @dataclass
 class RunResult:
@@ -321,7 +318,7 @@ def _train(
     update = _update_fn(algo, c.compile, c.precision)
     names: list[str] | None = None
     sums: torch.Tensor | None = None  # [stats, S] on the device
-    window = min(LOG_WINDOW, c.eval_every)
+    window = min(c.log_every, c.eval_every)
     last_logged = train_rows[0][-1]["step"] if train_rows[0] else 0
     t0 = time.perf_counter() - elapsed
     t_window = time.perf_counter()
