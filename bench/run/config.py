@@ -157,6 +157,13 @@ def _opt(
     return field(default=default, metadata=meta)
 
 
+#: What the card's training budgets share: None takes the card's, they are in the run key, named
+#: in labels, always spelled by the rerun command, and pinned by every suite grid.
+_BUDGET: dict[str, Any] = dict(
+    card=True, key=KEY_ALWAYS, label=True, spell=SPELL_ALWAYS, suite=SUITE_PINNED
+)
+
+
 @dataclass(frozen=True)
 class RunOptions:
     """What a user asks for. None means "the dataset card's default". Each field is declared once
@@ -179,52 +186,32 @@ class RunOptions:
         None,
         "Gradient updates (default: the card's).",
         check=_positive,
-        card=True,
-        key=KEY_ALWAYS,
-        label=True,
-        spell=SPELL_ALWAYS,
-        suite=SUITE_PINNED,
+        **_BUDGET,
     )
     eval_every: int | None = _opt(
         None,
         "Evaluate every N updates, and after the last (default: the card's).",
         check=_positive,
-        card=True,
-        key=KEY_ALWAYS,
-        label=True,
-        spell=SPELL_ALWAYS,
-        suite=SUITE_PINNED,
+        **_BUDGET,
     )
     eval_episodes: int | None = _opt(
         None,
         "Episodes per evaluation (default: the card's).",
         check=_episodes,
-        card=True,
-        key=KEY_ALWAYS,
-        label=True,
-        spell=SPELL_ALWAYS,
-        suite=SUITE_PINNED,
+        **_BUDGET,
     )
     final_episodes: int | None = _opt(
         None,
         "Episodes of the final evaluation of the last policy, recorded apart from the learning "
         "curve (final.parquet) and scored by the leaderboard; 0: none (default: the card's).",
         check=_episodes_or_zero,
-        card=True,
-        key=KEY_IF_SET,
-        label=True,
-        spell=SPELL_ALWAYS,
-        suite=SUITE_PINNED,
+        **_BUDGET | {"key": KEY_IF_SET},  # older runs without a final evaluation keep their key
     )
     batch_size: int | None = _opt(
         None,
         "Transitions per update (default: the card's).",
         check=_positive,
-        card=True,
-        key=KEY_ALWAYS,
-        label=True,
-        spell=SPELL_ALWAYS,
-        suite=SUITE_PINNED,
+        **_BUDGET,
     )
     holdout: float = _opt(
         0.0,
