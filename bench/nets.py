@@ -178,6 +178,8 @@ class NatureCNN(nn.Module):
     a GPU, where one launch per layer matters more, runs the grouped convolution."""
 
     out_dim = 64 * 7 * 7
+    #: the width of the hidden layer after the trunk in the paper's network
+    head = 512
     #: the layout by device type (see the class docstring); a test may set it
     LAYOUTS = {"cpu": "per_member", "cuda": "grouped"}
 
@@ -213,6 +215,41 @@ class NatureCNN(nn.Module):
         for conv in cast("list[Conv2d]", self.convs):
             x = torch.relu_(conv.member(x, m))
         return x.reshape(x.shape[0], self.out_dim)
+
+
+class MinAtarCNN(nn.Module):
+    """Young and Tian 2019's MinAtar DQN trunk, per member: one 3 x 3 convolution with 16
+    filters, stride 1, over the game's object channels, then ReLU:
+    [*members, B, C, H, W] frames of 0 and 1 -> [*members, B, 16 (H - 2) (W - 2)] features
+    (1,024 on MinAtar's 10 x 10 grid; the paper's 128-unit layer is the head's, `head`).
+
+    The convolution runs as a batched matmul over the members (im2col: each 3 x 3 patch a
+    column, as torch's own CPU convolution does), like the linear layers: every member's numbers
+    are those it gets alone (a grouped convolution's kernels accumulate in another order), and
+    the seeds together cost little more than one seed alone at this size."""
+
+    #: the width of the hidden layer after the trunk in the paper's network
+    head = 128
+
+    def __init__(self, members, in_channels: int, height: int = 10, width: int = 10):
+        super().__init__()
+        self.members = tuple(members)
+        self.conv = Conv2d(members, in_channels, 16, 3, 1)  # its weights and initialization
+        self.positions = (height - 2) * (width - 2)
+        self.out_dim = 16 * self.positions
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = _members_input(x, self.members, 4)
+        M, B = math.prod(self.members), x.shape[len(self.members)]
+        C, H, W = x.shape[-3:]
+        # the channels hold 0 or 1: no scaling
+        cols = F.unfold(x.reshape(M * B, C, H, W).float(), 3)  # [M B, C 9, L]
+        K, L = cols.shape[1], cols.shape[2]
+        cols = cols.view(M, B, K, L).transpose(1, 2).reshape(M, K, B * L)
+        w = self.conv.weight.view(M, 16, K)
+        out = torch.baddbmm(self.conv.bias.view(M, 16, 1), w, cols)  # [M, 16, B L]
+        out = torch.relu_(out).view(M, 16, B, L).transpose(1, 2)  # [M, B, 16, L]
+        return out.reshape(*self.members, B, self.out_dim)
 
 
 class LeanAdam(torch.optim.Adam):
@@ -336,17 +373,25 @@ def adam(params, lr: float, eps: float = 1e-8) -> torch.optim.Adam:
 
 
 def is_image(obs_shape: Sequence[int]) -> bool:
-    """Stacked frames [C, H, W] go through the CNN; flat vectors through an MLP."""
+    """Stacked frames [C, H, W] go through a CNN; flat vectors through an MLP."""
     return len(obs_shape) == 3
 
 
+def frame_trunk(members, obs_shape: Sequence[int]) -> NatureCNN | MinAtarCNN:
+    """The convolutional trunk for frames [C, H, W]: MinAtar's for its 10 x 10 object channels
+    (frames below the 36 x 36 the Nature CNN's strides need), the Nature CNN otherwise."""
+    if min(obs_shape[1:]) < 36:
+        return MinAtarCNN(members, obs_shape[0], obs_shape[1], obs_shape[2])
+    return NatureCNN(members, obs_shape[0])
+
+
 def obs_net(members, obs_shape: Sequence[int], hidden_sizes: Sequence[int], out_dim: int):
-    """s -> out_dim outputs: an MLP over hidden_sizes for vectors; for stacked frames the Nature
-    CNN then one 512 layer (Mnih et al. 2015)."""
+    """s -> out_dim outputs: an MLP over hidden_sizes for vectors; for frames the trunk
+    (frame_trunk) then one hidden layer of its paper's width (Nature CNN: 512, Mnih et al. 2015;
+    MinAtar: 128, Young and Tian 2019)."""
     if is_image(obs_shape):
-        return nn.Sequential(
-            NatureCNN(members, obs_shape[0]), MLP(members, NatureCNN.out_dim, (512,), out_dim)
-        )
+        trunk = frame_trunk(members, obs_shape)
+        return nn.Sequential(trunk, MLP(members, trunk.out_dim, (trunk.head,), out_dim))
     return MLP(members, obs_shape[0], hidden_sizes, out_dim)
 
 

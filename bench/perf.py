@@ -45,6 +45,8 @@ from bench.types import EnvInfo, EnvSpec
 DISCRETE_VEC = ((4,), gym.spaces.Discrete(2))  # CartPole-shaped
 CONTINUOUS_VEC = ((11,), gym.spaces.Box(-np.ones(3, np.float32), np.ones(3, np.float32)))  # Hopper
 ATARI = ((4, 84, 84), gym.spaces.Discrete(4))  # Breakout-shaped, Nature CNN
+#: MinAtar Breakout-shaped: 4 object channels on 10 x 10, 3 actions (the minimal set), its CNN
+MINATAR = ((4, 10, 10), gym.spaces.Discrete(3))
 
 
 #: Bounds of `bench perf`'s options (checked before anything runs).
@@ -65,7 +67,7 @@ LOAD_BASE_BYTES = 1 << 30
 #: 4-6x: bcq 16-25 MiB per seed for 3.7 MiB of parameters, Atari discrete_bcq 85 for 25).
 SEED_PARAM_FACTOR = 6
 #: ... plus the tensors an update holds, per transition of its batch and per seed.
-SEED_SAMPLE_BYTES = {"vector": 8 << 10, "atari": 320 << 10}
+SEED_SAMPLE_BYTES = {"vector": 8 << 10, "atari": 320 << 10, "minatar": 32 << 10}
 
 
 def check_options(repeats: int, min_time: float, threads: list[int], sizes: list[int]) -> None:
@@ -116,7 +118,10 @@ WORKER_BYTES = 512 << 20
 
 
 def card_shape(card) -> str:
-    """'atari' for a card whose observations are frames (the Nature CNN), else 'vector'."""
+    """'atari' for a card whose observations are frames (the Nature CNN), 'minatar' for MinAtar's
+    object channels (its small CNN), else 'vector'."""
+    if card.env.id.startswith("MinAtar/"):
+        return "minatar"
     if card.env.atari is not None or card.env.frame_stack > 1:
         return "atari"
     from bench.data.minari_io import dataset_exists, open_dataset
@@ -194,7 +199,7 @@ def _case_bytes(case: Case) -> int:
 @dataclass(frozen=True)
 class Case:
     algo: str
-    shape: str  # "vector" or "atari"
+    shape: str  # "vector", "atari" or "minatar"
     batch_size: int
     seeds: int = 1  # S, seeds trained together
     precision: str = "fp32"  # of the update (bench.run.precision)
@@ -202,11 +207,14 @@ class Case:
     def spaces(self):
         if self.shape == "atari":
             return ATARI
+        if self.shape == "minatar":
+            return MINATAR
         discrete = "discrete" in REGISTRY[self.algo].action_kinds
         return DISCRETE_VEC if discrete else CONTINUOUS_VEC
 
 
-#: Batch sizes of the vector cases by default; the Atari CNN runs at the Atari protocol's 32.
+#: Batch sizes of the vector cases by default; the Atari and MinAtar CNNs run at their
+#: protocols' 32.
 BATCH_SIZES = (32, 256)
 ATARI_BATCH = 32
 
@@ -219,7 +227,8 @@ def default_cases(
         for b in batch_sizes:
             cases += [Case(name, "vector", b, s, p) for s in seeds for p in precisions]
     cases += [
-        Case(name, "atari", ATARI_BATCH, s, p)
+        Case(name, frames, ATARI_BATCH, s, p)
+        for frames in ("atari", "minatar")
         for name in ("discrete_bcq", "discrete_cql")
         for s in seeds
         for p in precisions

@@ -33,12 +33,18 @@ SMALL = {"hidden_sizes": "32,32", "vae_hidden_sizes": "32,32"}
 SEEDS = [3, 0, 11]
 
 
+#: MinAtar Breakout's observation: 4 object channels on a 10 x 10 grid
+MINATAR = (4, 10, 10)
+
+
 def shapes(cls: type[Algorithm]) -> Iterator[tuple[str, tuple[int, ...], gym.Space]]:
     """(label, observation shape, action space) for every kind of data the algorithm takes:
-    vector observations, and Atari frames (4 x 84 x 84 uint8) with discrete actions."""
+    vector observations, Atari frames (4 x 84 x 84 uint8) and MinAtar's object channels
+    (4 x 10 x 10, Breakout's) with discrete actions."""
     if "discrete" in cls.action_kinds:
         yield "vector-discrete", (6,), DISCRETE
         yield "atari", (4, 84, 84), DISCRETE
+        yield "minatar", MINATAR, DISCRETE
     if "continuous" in cls.action_kinds:
         yield "vector-continuous", (5,), CONTINUOUS
 
@@ -61,6 +67,8 @@ def make(algo: type[Algorithm] | str, obs_shape, space, seeds=(0,), **extra) -> 
 
 
 def random_obs(obs_shape, S: int, B: int, g: torch.Generator) -> torch.Tensor:
+    if len(obs_shape) == 3 and min(obs_shape[1:]) < 36:  # MinAtar: object channels of 0 and 1
+        return torch.randint(0, 2, (S, B, *obs_shape), generator=g, dtype=torch.uint8)
     if len(obs_shape) == 3:
         return torch.randint(0, 256, (S, B, *obs_shape), generator=g, dtype=torch.uint8)
     return torch.randn(S, B, *obs_shape, generator=g)

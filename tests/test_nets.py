@@ -158,3 +158,22 @@ def test_lean_adam_matches_torch_adam_and_its_state_dict():
     assert sd["state"][0]["step"].item() == 5 and "exp_avg_sq" in sd["state"][0]
     torch.optim.Adam(a.parameters(), lr=1e-2).load_state_dict(sd)
     LeanAdam(b.parameters(), lr=1e-2, eps=1e-6).load_state_dict(opt_a.state_dict())
+
+
+def test_minatar_trunk_is_the_papers_convolution_for_every_member():
+    """MinAtarCNN (im2col and a batched matmul over members) equals torch's conv2d + ReLU with
+    each member's own weights, on 0/1 object channels, flattened channel-major."""
+    import torch.nn.functional as F
+
+    from bench.nets import MinAtarCNN, frame_trunk
+
+    torch.manual_seed(0)
+    net = MinAtarCNN((3,), 4)
+    x = torch.randint(0, 2, (3, 5, 4, 10, 10), dtype=torch.uint8)
+    out = net(x)
+    assert out.shape == (3, 5, 1024)
+    for m in range(3):
+        ref = F.relu(F.conv2d(x[m].float(), net.conv.weight[m], net.conv.bias[m]))
+        assert torch.allclose(out[m], ref.reshape(5, -1), atol=1e-6)
+    assert isinstance(frame_trunk((1,), (4, 10, 10)), MinAtarCNN)
+    assert not isinstance(frame_trunk((1,), (4, 84, 84)), MinAtarCNN)

@@ -36,7 +36,17 @@ from bench.algos.base import (
     action_values,
     register,
 )
-from bench.nets import MLP, Linear, NatureCNN, adam, hard_update, init_members, is_image
+from bench.nets import (
+    MLP,
+    Linear,
+    MinAtarCNN,
+    NatureCNN,
+    adam,
+    frame_trunk,
+    hard_update,
+    init_members,
+    is_image,
+)
 from bench.types import Batch, EnvInfo
 
 
@@ -90,11 +100,12 @@ class BCQNetwork(nn.Module):
     def __init__(self, members, obs_shape: tuple[int, ...], n_actions: int, hidden_sizes):
         super().__init__()
         self.n_actions = n_actions
-        self.trunk: NatureCNN | MLP
-        if is_image(obs_shape):  # the paper's Atari network: shared convs, separate 512 FC heads
-            self.trunk = NatureCNN(members, obs_shape[0])
-            self.q = MLP(members, NatureCNN.out_dim, (512,), n_actions)
-            self.imitator = MLP(members, NatureCNN.out_dim, (512,), n_actions)
+        self.trunk: NatureCNN | MinAtarCNN | MLP
+        if is_image(obs_shape):  # the paper's Atari network: shared convs, separate FC heads
+            trunk = frame_trunk(members, obs_shape)  # (512 wide on Atari; MinAtar's: 128)
+            self.trunk = trunk
+            self.q = MLP(members, trunk.out_dim, (trunk.head,), n_actions)
+            self.imitator = MLP(members, trunk.out_dim, (trunk.head,), n_actions)
             self.heads = None
         else:  # linear heads: Q and imitator logits as one layer, [Q | logits] side by side
             self.trunk = MLP(members, obs_shape[0], hidden_sizes, None)

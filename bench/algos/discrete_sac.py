@@ -34,7 +34,17 @@ from bench.algos.base import (
     action_values,
     register,
 )
-from bench.nets import MLP, NatureCNN, adam, init_members, is_image, obs_net, soft_update
+from bench.nets import (
+    MLP,
+    MinAtarCNN,
+    NatureCNN,
+    adam,
+    frame_trunk,
+    init_members,
+    is_image,
+    obs_net,
+    soft_update,
+)
 from bench.types import Batch, EnvInfo
 
 
@@ -89,10 +99,11 @@ class CriticPair(nn.Module):
     def __init__(self, num_seeds: int, obs_shape, n_actions: int, hidden_sizes):
         super().__init__()
         members = (num_seeds, 2)
-        self.trunks: NatureCNN | None
+        self.trunks: NatureCNN | MinAtarCNN | None
         if is_image(obs_shape):
-            self.trunks = NatureCNN(members, obs_shape[0])
-            self.heads = MLP(members, NatureCNN.out_dim, (512,), n_actions)
+            trunks = frame_trunk(members, obs_shape)
+            self.trunks = trunks
+            self.heads = MLP(members, trunks.out_dim, (trunks.head,), n_actions)
         else:
             self.trunks = None
             self.heads = MLP(members, obs_shape[0], hidden_sizes, n_actions)

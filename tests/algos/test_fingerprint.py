@@ -30,6 +30,7 @@ import torch
 from bench.algos import REGISTRY
 from bench.algos.base import resolve_config
 from bench.run.config import RANDOM_STREAMS
+from bench.testing import MINATAR
 from bench.types import EnvInfo
 from tests.algos.test_contract import random_batch, random_obs
 
@@ -53,6 +54,7 @@ def cases() -> dict[str, tuple[str, tuple[int, ...], gym.Space]]:
         if "discrete" in cls.action_kinds:
             out[f"{name}-vector-discrete"] = (name, (6,), DISCRETE)
             out[f"{name}-atari"] = (name, (4, 84, 84), DISCRETE)
+            out[f"{name}-minatar"] = (name, MINATAR, DISCRETE)
         if "continuous" in cls.action_kinds:
             out[f"{name}-vector-continuous"] = (name, (5,), CONTINUOUS)
     return out
