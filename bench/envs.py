@@ -68,9 +68,9 @@ class MinAtarFrames(gym.ObservationWrapper):
         h, w, c = env.observation_space.shape or (0, 0, 0)
         self.observation_space = gym.spaces.Box(0, 1, (c, h, w), np.uint8)
 
-    def reset(self, *, seed=None, options=None):
+    def reset(self, **kwargs):  # the caller's seed and options, passed on
         self.env.unwrapped.game.last_action = 0  # type: ignore[attr-defined]  # a MinAtar env
-        return super().reset(seed=seed, options=options)
+        return super().reset(**kwargs)
 
     def observation(self, observation):
         return np.ascontiguousarray(np.moveaxis(observation, -1, 0), dtype=np.uint8)
