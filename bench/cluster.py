@@ -375,7 +375,7 @@ def remote_job(
 
 
 class Progress:
-    """A small actor on the driver's node: jobs say where they started, the driver reads it."""
+    """A small actor on the head node: jobs say where they started, the driver reads it."""
 
     def __init__(self):
         self.events: list[tuple[int, dict]] = []
@@ -523,16 +523,30 @@ def _notify(on_update, cell, state, result=None):
         on_update(cell, state, result)
 
 
+#: The resource Ray gives the head node alone: an actor asking for a sliver of it lives there.
+HEAD_RESOURCE = "node:__internal_head__"
+#: How long the progress actor may take to start before the sweep goes on without it.
+PROGRESS_START_S = 60
+
+
 def _progress_actor(ray):
+    """The Progress actor, on the head node, which outlives any worker node (a node lost with
+    the actor on it would take the retried jobs' events with it); where no node is marked as
+    the head, on the driver's node."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    here = ray.get_runtime_context().get_node_id()
     try:
-        return (
-            ray.remote(num_cpus=0)(Progress)
-            .options(scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=True))
-            .remote()
-        )
+        actor = ray.remote(num_cpus=0)(Progress)
+        if any(n.get("Alive") and HEAD_RESOURCE in n.get("Resources", {}) for n in ray.nodes()):
+            handle = actor.options(resources={HEAD_RESOURCE: 0.001}).remote()
+        else:
+            here = ray.get_runtime_context().get_node_id()
+            strategy = NodeAffinitySchedulingStrategy(here, soft=True)
+            handle = actor.options(scheduling_strategy=strategy).remote()
+        # alive before any job reports to it: a report sent while the actor is still starting
+        # waits in the sender, and is lost with the sender's node
+        ray.get(handle.since.remote(0), timeout=PROGRESS_START_S)
+        return handle
     except Exception:  # noqa: BLE001 - progress is a display: a sweep runs without it
         return None
 
