@@ -163,60 +163,23 @@ def test_import_writes_a_card_that_info_list_and_run_find(user_cards, tmp_path):
     assert "cannot be built" in res.stderr and len(res.stderr.strip().splitlines()) == 1
 
 
+def _import_pendulum(monkeypatch, capsys, src, as_: str, ref_min: int, *extra: str):
+    """`bench datasets import SRC --env Pendulum-v1 --as AS --ref-min R --ref-max -150 ...`."""
+    args = ["--env", "Pendulum-v1", "--as", as_, "--ref-min", ref_min, "--ref-max", -150]
+    return run_main(monkeypatch, capsys, "datasets", "import", src, *args, *extra)
+
+
 def test_import_under_a_minari_id_keeps_it(user_cards, tmp_path, monkeypatch, capsys):
     src = d4rl_file(tmp_path / "p.hdf5")
-    code, out, err = run_main(
-        monkeypatch,
-        capsys,
-        "datasets",
-        "import",
-        src,
-        "--env",
-        "Pendulum-v1",
-        "--as",
-        "mine/pend",
-        "--ref-min",
-        -1300,
-        "--ref-max",
-        -150,
-    )
+    code, out, err = _import_pendulum(monkeypatch, capsys, src, "mine/pend", -1300)
     assert code == 0, err
     card = load_card("mine/pend-v0")  # the version is added; the namespace is kept
     assert card.minari_id == "mine/pend-v0" and card.path == tmp_path / "cards/mine/pend-v0.toml"
     assert card.train.preset == "small"
     # importing again without --force is refused; with it the card is replaced
-    code, _, err = run_main(
-        monkeypatch,
-        capsys,
-        "datasets",
-        "import",
-        src,
-        "--env",
-        "Pendulum-v1",
-        "--as",
-        "mine/pend-v0",
-        "--ref-min",
-        -1000,
-        "--ref-max",
-        -150,
-    )
+    code, _, err = _import_pendulum(monkeypatch, capsys, src, "mine/pend-v0", -1000)
     assert code == 2 and len(err) == 1 and "already exists" in err[0]
-    code, _, err = run_main(
-        monkeypatch,
-        capsys,
-        "datasets",
-        "import",
-        src,
-        "--env",
-        "Pendulum-v1",
-        "--as",
-        "mine/pend-v0",
-        "--ref-min",
-        -1000,
-        "--ref-max",
-        -150,
-        "--force",
-    )
+    code, _, err = _import_pendulum(monkeypatch, capsys, src, "mine/pend-v0", -1000, "--force")
     assert code == 0, err
     assert load_card("mine/pend-v0").ref_min == -1000
 
@@ -353,21 +316,7 @@ def test_export_on_a_full_disk_is_one_line_and_leaves_nothing(
     user_cards, tmp_path, monkeypatch, capsys
 ):
     src = d4rl_file(tmp_path / "p.hdf5")
-    code, _, err = run_main(
-        monkeypatch,
-        capsys,
-        "datasets",
-        "import",
-        src,
-        "--env",
-        "Pendulum-v1",
-        "--as",
-        "disk/pend-v0",
-        "--ref-min",
-        -1300,
-        "--ref-max",
-        -150,
-    )
+    code, _, err = _import_pendulum(monkeypatch, capsys, src, "disk/pend-v0", -1300)
     assert code == 0, err
     out = tmp_path / "out"
     out.mkdir()
@@ -379,21 +328,7 @@ def test_export_on_a_full_disk_is_one_line_and_leaves_nothing(
     assert err[0].startswith(f"bench: error: not enough disk space in {out}: need ~")
     assert os.listdir(out) == []
     # import checks the Minari root the same way
-    code, _, err = run_main(
-        monkeypatch,
-        capsys,
-        "datasets",
-        "import",
-        src,
-        "--env",
-        "Pendulum-v1",
-        "--as",
-        "disk/other-v0",
-        "--ref-min",
-        -1300,
-        "--ref-max",
-        -150,
-    )
+    code, _, err = _import_pendulum(monkeypatch, capsys, src, "disk/other-v0", -1300)
     assert code == 2 and len(err) == 1 and "not enough disk space in" in err[0], err
     assert not (tmp_path / "minari" / "disk" / "other-v0").exists()
     assert not (tmp_path / "cards" / "disk" / "other-v0.toml").exists()
