@@ -223,10 +223,10 @@ class MinAtarCNN(nn.Module):
     [*members, B, C, H, W] frames of 0 and 1 -> [*members, B, 16 (H - 2) (W - 2)] features
     (1,024 on MinAtar's 10 x 10 grid; the paper's 128-unit layer is the head's, `head`).
 
-    The convolution runs as a batched matmul over the members (im2col: each 3 x 3 patch a
-    column, as torch's own CPU convolution does), like the linear layers: every member's numbers
-    are those it gets alone (a grouped convolution's kernels accumulate in another order), and
-    the seeds together cost little more than one seed alone at this size."""
+    The convolution runs as a batched matmul over the members (im2col: each 3 x 3 patch a row,
+    gathered through a strided view of the frames), like the linear layers: every member's
+    numbers are those it gets alone (a grouped convolution's kernels accumulate in another
+    order)."""
 
     #: the width of the hidden layer after the trunk in the paper's network
     head = 128
@@ -242,14 +242,18 @@ class MinAtarCNN(nn.Module):
         x = _members_input(x, self.members, 4)
         M, B = math.prod(self.members), x.shape[len(self.members)]
         C, H, W = x.shape[-3:]
-        # the channels hold 0 or 1: no scaling
-        cols = F.unfold(x.reshape(M * B, C, H, W).float(), 3)  # [M B, C 9, L]
-        K, L = cols.shape[1], cols.shape[2]
-        cols = cols.view(M, B, K, L).transpose(1, 2).reshape(M, K, B * L)
-        w = self.conv.weight.view(M, 16, K)
-        out = torch.baddbmm(self.conv.bias.view(M, 16, 1), w, cols)  # [M, 16, B L]
-        out = torch.relu_(out).view(M, 16, B, L).transpose(1, 2)  # [M, B, 16, L]
-        return out.reshape(*self.members, B, self.out_dim)
+        # im2col through a strided view: frames channels-last ([M B, H, W, C], the channels hold
+        # 0 or 1: no scaling), where a patch's row of 3 pixels is 3 C contiguous numbers; one
+        # copy gathers [M B, H', W', 3, 3 C] into rows [M, B H' W', 9 C], a row per position
+        x = x.reshape(M * B, C, H, W).permute(0, 2, 3, 1).float().contiguous()
+        Ho, Wo = H - 2, W - 2
+        patches = x.as_strided((M * B, Ho, Wo, 3, 3 * C), (H * W * C, W * C, C, W * C, 1))
+        rows = patches.reshape(M, B * Ho * Wo, 9 * C)
+        # the kernel in the rows' (dy, dx, channel) order: [M, 16, C, 3, 3] -> [M, 9 C, 16]
+        w = self.conv.weight.view(M, 16, C, 3, 3).permute(0, 3, 4, 2, 1).reshape(M, 9 * C, 16)
+        out = torch.baddbmm(self.conv.bias.view(M, 1, 16), rows, w)  # [M, B H' W', 16]
+        # features in (position, filter) order: a fixed permutation of NCHW's flattening
+        return torch.relu_(out).view(*self.members, B, self.out_dim)
 
 
 class LeanAdam(torch.optim.Adam):

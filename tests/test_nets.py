@@ -162,7 +162,8 @@ def test_lean_adam_matches_torch_adam_and_its_state_dict():
 
 def test_minatar_trunk_is_the_papers_convolution_for_every_member():
     """MinAtarCNN (im2col and a batched matmul over members) equals torch's conv2d + ReLU with
-    each member's own weights, on 0/1 object channels, flattened channel-major."""
+    each member's own weights, on 0/1 object channels, flattened position-major (a fixed
+    permutation of NCHW's channel-major flattening)."""
     import torch.nn.functional as F
 
     from bench.nets import MinAtarCNN, frame_trunk
@@ -174,6 +175,6 @@ def test_minatar_trunk_is_the_papers_convolution_for_every_member():
     assert out.shape == (3, 5, 1024)
     for m in range(3):
         ref = F.relu(F.conv2d(x[m].float(), net.conv.weight[m], net.conv.bias[m]))
-        assert torch.allclose(out[m], ref.reshape(5, -1), atol=1e-6)
+        assert torch.allclose(out[m], ref.permute(0, 2, 3, 1).reshape(5, -1), atol=1e-6)
     assert isinstance(frame_trunk((1,), (4, 10, 10)), MinAtarCNN)
     assert not isinstance(frame_trunk((1,), (4, 84, 84)), MinAtarCNN)
