@@ -54,7 +54,7 @@ def _register_minatar(env_id: str) -> None:
         minatar.gym.register_envs()
 
 
-class MinAtarFrames(gym.ObservationWrapper):
+class MinAtarFrames(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
     """A MinAtar env as bench's image envs look: its [10, 10, C] boolean object channels as
     [C, 10, 10] uint8 frames of 0 and 1 (channels first, as the CNNs and the datasets take them).
 
@@ -64,12 +64,18 @@ class MinAtarFrames(gym.ObservationWrapper):
     actions alone."""
 
     def __init__(self, env: gym.Env):
-        super().__init__(env)
+        gym.utils.RecordConstructorArgs.__init__(self)  # so that Minari can record the env spec
+        gym.ObservationWrapper.__init__(self, env)
         h, w, c = env.observation_space.shape or (0, 0, 0)
         self.observation_space = gym.spaces.Box(0, 1, (c, h, w), np.uint8)
 
     def reset(self, **kwargs):  # the caller's seed and options, passed on
         self.env.unwrapped.game.last_action = 0  # type: ignore[attr-defined]  # a MinAtar env
+        seed = kwargs.get("seed")
+        if seed is not None and not 0 <= seed < 2**32:
+            # MinAtar seeds a legacy RandomState (32 bits): a wider seed is hashed down
+            # (SeedSequence), the same number on every machine
+            kwargs["seed"] = int(np.random.SeedSequence(seed).generate_state(1)[0])
         return super().reset(**kwargs)
 
     def observation(self, observation):
