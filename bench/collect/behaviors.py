@@ -7,6 +7,7 @@ that read the emulator's RAM (the Atari ones) are also given the envs themselves
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -205,6 +206,98 @@ def _pong_ram(action_space: gym.Space, seed: int, deadband: float = 8.0):
     return act
 
 
+def _minatar_clone(game, rng: np.random.RandomState):
+    """A copy of a MinAtar game (minatar.Environment) to simulate on, its own state copied and
+    every random draw (sticky actions, spawns) taken from rng instead of the game's stream: the
+    copy plays one sampled future, and the real game's stream is not touched."""
+    g = copy.copy(game)
+    g.env = inner = copy.copy(game.env)
+    g.random = inner.random = rng
+    for k, v in vars(inner).items():
+        if isinstance(v, np.ndarray):
+            setattr(inner, k, v.copy())
+        elif isinstance(v, list) and k != "action_map":  # objects: lists of [x, y, ...]
+            setattr(inner, k, copy.deepcopy(v))
+    return g
+
+
+#: Potentials for minatar_planner, of the game's own state (minatar.environments.<game>.Env):
+#: progress the planner cannot see as reward within its horizon.
+POTENTIALS: dict[str, Callable[[Any], float]] = {
+    # Freeway: the chicken's height (row 9 at the bottom, a point for reaching row 0)
+    "freeway_height": lambda env: (9 - env.pos) / 10,
+    # Breakout: the paddle under the ball (MinAtar's ball moves one cell a step, as the paddle)
+    "breakout_under_ball": lambda env: -abs(env.pos - env.ball_x) / 10,
+    # Seaquest: divers aboard (surfacing with none ends the episode; with six, a bonus)
+    "seaquest_divers": lambda env: env.diver_count / 2,
+}
+
+
+@scripted("minatar_planner")
+def _minatar_planner(
+    action_space: gym.Space,
+    seed: int,
+    horizon: int = 10,
+    holds: tuple[int, ...] | list[int] = (1, 3, 6, 10),
+    discount: float = 0.95,
+    death: float = 10.0,
+    sign: int = 1,
+    then: int = 0,
+    potential: str | None = None,
+):
+    """A MinAtar game played by lookahead on a copy of its state: for every action a and hold
+    length k, simulate a for k steps then the action `then` (MinAtar's action index: 0 NOOP, 5
+    FIRE) up to `horizon` steps, and take the first action of the best plan, whose value is
+    sum_t discount^t r_t - death [episode ended] + discount^T phi(last state), phi the named
+    `potential` (POTENTIALS; none by default) where reward lies beyond the horizon. All plans of a
+    step see the same sampled future (one random stream, reseeded per plan from the step's
+    draw), so they differ only by their actions; ties go to the lowest action index. It reads
+    the game's state as MinAtar keeps it (the objects behind the channels), like the Atari
+    behaviors read the emulator's RAM.
+
+    sign -1 is the deliberately wrong twin: it ranks plans by minus that value, so it avoids
+    reward and seeks the episode's end."""
+    if sign not in (1, -1):
+        raise ValueError(f"minatar_planner: sign must be 1 or -1, got {sign}")
+    if not (isinstance(horizon, int) and horizon >= 1) or not holds:
+        raise ValueError("minatar_planner: horizon must be an int >= 1 and holds non-empty")
+    if potential is not None and potential not in POTENTIALS:
+        raise ValueError(
+            f"minatar_planner: unknown potential {potential!r}; known: {sorted(POTENTIALS)}"
+        )
+    phi = POTENTIALS[potential] if potential is not None else None
+    draws = np.random.default_rng(seed)  # each step's sampled future
+    sim = np.random.RandomState(0)
+
+    def plan_value(game, first: int, hold: int, future: int) -> float:
+        sim.seed(future)
+        g = _minatar_clone(game, sim)
+        value, scale = 0.0, 1.0
+        for t in range(horizon):
+            reward, done = g.act(first if t < hold else then)
+            value += scale * reward
+            if done:
+                value -= scale * death
+                break
+            scale *= discount
+        if phi is not None:
+            value += scale * phi(g.env)
+        return sign * value
+
+    def act(obs: np.ndarray, envs) -> np.ndarray:
+        actions = np.zeros(len(obs), dtype=np.int64)
+        for i, env in enumerate(envs):
+            game = env.unwrapped.game
+            action_set = env.unwrapped.action_set
+            future = int(draws.integers(2**31))
+            values = [max(plan_value(game, a, k, future) for k in holds) for a in action_set]
+            actions[i] = int(np.argmax(values))
+        return actions
+
+    act.only_its_rows = True  # type: ignore[attr-defined]  # see Behavior.__call__
+    return act
+
+
 #: A behavior that draws, for every episode, one of several policies (policy = "mixture",
 #: params = {components = [{policy, epsilon, params}, ...], weights = [...]}).
 MIXTURE = "mixture"
@@ -303,6 +396,26 @@ class Behavior:
         low, high = space.low, space.high
         return self.rng.uniform(low, high, size=(n, *space.shape)).astype(space.dtype)
 
+    def _component_actions(self, obs: np.ndarray, random: np.ndarray) -> np.ndarray:
+        """Every component acts on every row (their streams advance as they always have), but
+        one marked only_its_rows (a costly one: minatar_planner) only on the rows playing it."""
+        n = len(obs)
+        acts = []
+        for k, (c, pol) in enumerate(zip(self.components, self.policies, strict=True)):
+            if c.policy == "random":
+                acts.append(random)
+                continue
+            if getattr(pol, "only_its_rows", False):
+                mine = np.flatnonzero(self.component[:n] == k)
+                out = np.zeros_like(random)
+                if len(mine):
+                    envs = None if self.envs is None else [self.envs[j] for j in mine]
+                    out[mine] = np.asarray(pol(obs[mine], envs))
+                acts.append(out)
+            else:
+                acts.append(np.asarray(pol(obs, self.envs)))
+        return np.stack(acts)[self.component[:n], np.arange(n)]
+
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         n = len(obs)
         eps = self.eps[:n]
@@ -311,14 +424,8 @@ class Behavior:
             return random
         if len(self.policies) == 1:
             greedy = np.asarray(self.policies[0](obs, self.envs))
-        else:  # every component acts on every row; each row keeps its episode's
-            acts = np.stack(
-                [
-                    random if c.policy == "random" else np.asarray(pol(obs, self.envs))
-                    for c, pol in zip(self.components, self.policies, strict=True)
-                ]
-            )
-            greedy = acts[self.component[:n], np.arange(n)]
+        else:  # each row keeps its episode's component
+            greedy = self._component_actions(obs, random)
         pick = self.rng.random(n) < eps
         return np.where(pick.reshape((n,) + (1,) * (greedy.ndim - 1)), random, greedy).astype(
             greedy.dtype
