@@ -90,6 +90,9 @@ PRESETS = {
         "adam_eps": 1e-8,
         "unlikely_action_threshold": 0.6,
     },
+    # MinAtar frames (Young and Tian 2019, their DQN: learning rate 0.00025, target network
+    # updated every 1,000 updates); the network is chosen by the frame size (MinAtarCNN)
+    "minatar": {"target_update_freq": 1000, "lr": 2.5e-4},
 }
 
 

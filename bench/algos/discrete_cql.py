@@ -60,7 +60,12 @@ class DiscreteCQLConfig:
 
 #: Deltas for tasks far smaller than Atari (CartPole-sized), the same as Discrete BCQ's: a faster
 #: target sync and a larger learning rate with the usual Adam epsilon.
-PRESETS = {"small": {"target_update_interval": 320, "lr": 3e-4, "adam_eps": 1e-8}}
+PRESETS = {
+    "small": {"target_update_interval": 320, "lr": 3e-4, "adam_eps": 1e-8},
+    # MinAtar frames (Young and Tian 2019, their DQN: learning rate 0.00025, target network
+    # updated every 1,000 updates); the network is chosen by the frame size (MinAtarCNN)
+    "minatar": {"target_update_interval": 1000, "lr": 2.5e-4},
+}
 
 
 def masked(q: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
