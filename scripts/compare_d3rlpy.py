@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""bench's TD3+BC, IQL and CQL beside d3rlpy 2.8.1's, on the same data, updates and evaluation.
+"""bench's TD3+BC, IQL and CQL (and, on MinAtar, Discrete CQL and Discrete BCQ) beside d3rlpy
+2.8.1's, on the same data, updates and evaluation.
 
 Two steps, each in its own environment (d3rlpy pins its own torch and gym):
 
@@ -23,6 +24,15 @@ Two steps, each in its own environment (d3rlpy pins its own torch and gym):
        python scripts/compare_d3rlpy.py report --d3rlpy results/compare/d3rlpy-...csv \\
            --results R --dataset hopper-medium-replay
 
+   On a MinAtar card (`bench datasets export minatar-breakout-mixed /tmp/mb.hdf5`), train
+   discrete_cql / discrete_bcq with MinAtar's network and the cards' `minatar` preset
+   (`--env MinAtar/Breakout-v1 --env-kwargs '{"sticky_action_prob": 0.1,
+   "max_episode_steps": 1000}' --batch-size 32`, and `pip install minatar==1.0.15` in the
+   venv): d3rlpy's PixelEncoderFactory with one 3x3 convolution of 16 filters at stride 1 and a
+   128-unit layer (Young and Tian 2019), learning rate 2.5e-4, target network every 1,000
+   updates; frames are shown as bench shows them ([C, 10, 10] of 0 and 1, sticky memory
+   cleared at reset).
+
    Scores are normalized with the reference returns bench's runs record; each side's final
    score per seed is the mean of its last 3 evaluations; the table gives the IQM and its 95%
    bootstrap CI per algorithm, and says whether bench's IQM lies at or above d3rlpy's CI.
@@ -32,12 +42,21 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import sys
 import time
 
 #: bench's algorithm names -> d3rlpy's config class names
-NAMES = {"td3_bc": "TD3PlusBCConfig", "iql": "IQLConfig", "cql": "CQLConfig"}
+NAMES = {
+    "td3_bc": "TD3PlusBCConfig",
+    "iql": "IQLConfig",
+    "cql": "CQLConfig",
+    "discrete_cql": "DiscreteCQLConfig",
+    "discrete_bcq": "DiscreteBCQConfig",
+}
+#: the discrete algorithms, configured for MinAtar frames
+MINATAR_ALGOS = ("discrete_cql", "discrete_bcq")
 FIELDS = ["algo", "seed", "step", "return_mean", "episodes", "train_s", "wall_s"]
 
 
@@ -91,12 +110,59 @@ def d3rlpy_config(algo: str, batch_size: int):
             critic_encoder_factory=wide,
             observation_scaler=obs,
         )
+    if algo in MINATAR_ALGOS:
+        from d3rlpy.models import PixelEncoderFactory
+
+        # Young and Tian 2019's DQN: conv 16 x 3x3 stride 1, then 128 units; bench's minatar preset
+        small = PixelEncoderFactory(filters=[[16, 3, 1]], feature_size=128)
+        if algo == "discrete_cql":
+            return d3rlpy.algos.DiscreteCQLConfig(
+                learning_rate=2.5e-4,
+                target_update_interval=1000,
+                alpha=1.0,
+                gamma=0.99,
+                batch_size=batch_size,
+                encoder_factory=small,
+            )
+        return d3rlpy.algos.DiscreteBCQConfig(
+            learning_rate=2.5e-4,
+            target_update_interval=1000,
+            action_flexibility=0.3,
+            beta=0.01,
+            gamma=0.99,
+            batch_size=batch_size,
+            encoder_factory=small,
+        )
     raise SystemExit(
         f"compare_d3rlpy: error: unknown algorithm '{algo}' (choose {', '.join(NAMES)})"
     )
 
 
-def load_dataset(path: str):
+def make_env(env_id: str, kwargs: dict):
+    """The env as bench makes it from a card: MinAtar ids registered, their frames [C, 10, 10]
+    uint8 and their sticky-action memory cleared at reset."""
+    import gymnasium as gym
+    import numpy as np
+
+    if not env_id.startswith("MinAtar/"):
+        return gym.make(env_id, **kwargs)
+    import minatar.gym
+
+    if env_id not in gym.registry:
+        minatar.gym.register_envs()
+
+    class Frames(gym.ObservationWrapper):
+        def reset(self, **kw):
+            self.env.unwrapped.game.last_action = 0
+            return super().reset(**kw)
+
+        def observation(self, obs):
+            return np.ascontiguousarray(np.transpose(obs, (2, 0, 1))).astype(np.uint8)
+
+    return Frames(gym.make(env_id, **kwargs))
+
+
+def load_dataset(path: str, n_actions: int | None = None):
     import d3rlpy
     import h5py
     import numpy as np
@@ -106,21 +172,24 @@ def load_dataset(path: str):
             k: np.asarray(f[k])
             for k in ("observations", "actions", "rewards", "terminals", "timeouts")
         }
+    kind = {}
+    if n_actions is not None:  # discrete actions
+        kind = {"action_space": d3rlpy.constants.ActionSpace.DISCRETE, "action_size": n_actions}
     return d3rlpy.dataset.MDPDataset(
         observations=arrays["observations"].astype(np.float32),
-        actions=arrays["actions"].astype(np.float32),
+        actions=arrays["actions"].astype(np.int64 if n_actions else np.float32),
         rewards=arrays["rewards"].astype(np.float32),
         terminals=arrays["terminals"].astype(np.float32),
         timeouts=arrays["timeouts"].astype(np.float32),
+        **kind,
     )
 
 
-def evaluate(algo, env_id: str, seed: int, episodes: int) -> float:
+def evaluate(algo, env_id: str, seed: int, episodes: int, env_kwargs: dict) -> float:
     """Mean return of the deterministic policy over `episodes` episodes."""
-    import gymnasium as gym
     import numpy as np
 
-    env = gym.make(env_id)
+    env = make_env(env_id, env_kwargs)
     returns = []
     for i in range(episodes):
         obs, _ = env.reset(seed=1000 * seed + i)
@@ -141,7 +210,11 @@ def train(args) -> None:
     from d3rlpy.logging import NoopAdapterFactory
 
     torch.set_num_threads(args.threads)
-    dataset = load_dataset(args.data)
+    env_kwargs = json.loads(args.env_kwargs)
+    probe = make_env(args.env, env_kwargs)
+    space = probe.action_space
+    n_actions = int(space.n) if hasattr(space, "n") else None
+    dataset = load_dataset(args.data, n_actions)
     new = not os.path.exists(args.out)
     with open(args.out, "a", newline="") as f:
         out = csv.DictWriter(f, FIELDS)
@@ -165,7 +238,7 @@ def train(args) -> None:
                     )
                     train_s += time.perf_counter() - t0
                     step += k
-                    ret = evaluate(algo, args.env, seed, args.episodes)
+                    ret = evaluate(algo, args.env, seed, args.episodes, env_kwargs)
                     row = {
                         "algo": algo_name,
                         "seed": seed,
@@ -298,6 +371,7 @@ def main(argv=None) -> None:
     t = sub.add_parser("train", help="train d3rlpy on an exported dataset (d3rlpy's venv)")
     t.add_argument("--data", required=True, help="D4RL-layout HDF5 (bench datasets export)")
     t.add_argument("--env", required=True, help="gymnasium env id, e.g. Hopper-v5")
+    t.add_argument("--env-kwargs", default="{}", help="the card's env kwargs, as JSON")
     t.add_argument("--algos", default="td3_bc,iql,cql")
     t.add_argument("--seeds", default="0,1,2")
     t.add_argument("--steps", type=int, default=20_000)
