@@ -1,4 +1,4 @@
-# bench: make install | test | test-integration | test-slow | demo | benchmark | perf | lint | docs
+# bench: make install | test | test-integration | test-slow | demo | benchmark | minatar | perf | lint | docs
 VENV       ?= .venv
 PYTHON     ?= python3
 PY         := $(VENV)/bin/python
@@ -11,7 +11,7 @@ STAMP      := $(VENV)/.installed
 # one torch thread per process while tests run side by side
 TEST_ENV   := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
-.PHONY: install test test-integration smoke-check test-slow demo benchmark perf lint docs clean
+.PHONY: install test test-integration smoke-check test-slow demo benchmark minatar perf lint docs clean
 
 install: $(STAMP)
 
@@ -56,6 +56,16 @@ benchmark: install
 	$(BENCH) suite report core --results-dir $(BENCHMARK_DIR) --readme docs/measured.md
 	$(BENCH) check --results $(BENCHMARK_DIR) --baseline results/baselines/core.parquet --update
 	$(BENCH) leaderboard --results $(BENCHMARK_DIR)
+
+# the minatar suite (bench/suites/minatar.toml: five MinAtar games, 10 seeds, about an hour on
+# 2 cores), then its table in README and docs/measured.md and its `bench check` baseline
+MINATAR_DIR ?= results/minatar
+minatar: install
+	$(BENCH) suite run minatar --results-dir $(MINATAR_DIR) --workers 2
+	$(BENCH) suite report minatar --results-dir $(MINATAR_DIR) --readme README.md
+	$(BENCH) suite report minatar --results-dir $(MINATAR_DIR) --readme docs/measured.md
+	$(BENCH) check --results $(MINATAR_DIR) --baseline results/baselines/minatar.parquet --update
+	$(BENCH) leaderboard --results $(MINATAR_DIR)
 
 perf: install
 	$(BENCH) perf --json perf.json
