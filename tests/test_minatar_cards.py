@@ -102,9 +102,24 @@ def test_the_planner_is_deterministic_and_its_twin_ends_episodes_sooner():
     assert play(-1)[1] < play(1)[1]
 
 
-def test_a_wrong_planner_parameter_is_refused():
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"sign": 2}, "sign must be 1 or -1"),
+        ({"potential": "nope"}, "unknown potential 'nope'"),
+        ({"then": 9}, "then must be a MinAtar action 0-5"),
+        ({"holds": [0]}, "holds must be integers >= 1"),
+        ({"horizon": "x"}, "horizon must be an integer >= 1"),
+        ({"discount": float("nan")}, "discount and death must be finite numbers"),
+        ({"nope": 1}, "unknown parameter 'nope'"),
+    ],
+)
+def test_a_wrong_planner_parameter_in_a_card_is_one_error_line(params, message):
+    from bench.collect.behaviors import Behavior
+    from bench.data.cards import PolicySpec
+    from bench.errors import DatasetError
+
     space = make_env(load_card("minatar-breakout-expert").env).action_space
-    with pytest.raises(ValueError, match="sign"):
-        SCRIPTED["minatar_planner"](space, 0, sign=2)
-    with pytest.raises(ValueError, match="unknown potential"):
-        SCRIPTED["minatar_planner"](space, 0, potential="nope")
+    with pytest.raises(DatasetError, match=f"behavior 'minatar_planner': {message}") as err:
+        Behavior(PolicySpec("minatar_planner", params=params), space, 1, 0)
+    assert "\n" not in str(err.value)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -259,8 +260,14 @@ def _minatar_planner(
     reward and seeks the episode's end."""
     if sign not in (1, -1):
         raise ValueError(f"minatar_planner: sign must be 1 or -1, got {sign}")
-    if not (isinstance(horizon, int) and horizon >= 1) or not holds:
-        raise ValueError("minatar_planner: horizon must be an int >= 1 and holds non-empty")
+    if not (isinstance(horizon, int) and horizon >= 1):
+        raise ValueError(f"minatar_planner: horizon must be an integer >= 1, got {horizon!r}")
+    if not holds or not all(isinstance(k, int) and k >= 1 for k in holds):
+        raise ValueError(f"minatar_planner: holds must be integers >= 1, got {holds!r}")
+    if then not in range(6):
+        raise ValueError(f"minatar_planner: then must be a MinAtar action 0-5, got {then!r}")
+    if not all(isinstance(x, int | float) and math.isfinite(x) for x in (discount, death)):
+        raise ValueError("minatar_planner: discount and death must be finite numbers")
     if potential is not None and potential not in POTENTIALS:
         raise ValueError(
             f"minatar_planner: unknown potential {potential!r}; known: {sorted(POTENTIALS)}"
@@ -362,18 +369,19 @@ class Behavior:
         self.spec = spec
         self.action_space = action_space
         code = seeding.PURPOSES.index(purpose)
-        self.policies: list[Callable[..., np.ndarray]] = [
-            SCRIPTED[c.policy](
-                action_space,
-                seed,
-                **c.params,
-                locate=locate,
-                noise=seeding.rng("behavior_noise", seed, code, i),
-            )
-            if c.policy == "checkpoint"
-            else SCRIPTED[c.policy](action_space, seed, **c.params)
-            for i, c in enumerate(self.components)
-        ]
+        self.policies: list[Callable[..., np.ndarray]] = []
+        for i, c in enumerate(self.components):
+            extra = {}
+            if c.policy == "checkpoint":
+                extra = {"locate": locate, "noise": seeding.rng("behavior_noise", seed, code, i)}
+            try:
+                self.policies.append(SCRIPTED[c.policy](action_space, seed, **c.params, **extra))
+            except (TypeError, ValueError) as e:  # a card's parameters, wrong in kind or value
+                why = str(e).removeprefix(f"{c.policy}: ")
+                why = re.sub(
+                    r"^\w+\(\) got an unexpected keyword argument", "unknown parameter", why
+                )
+                raise DatasetError(f"behavior {c.policy!r}: {why}") from None
         # epsilon and mixture draws: for a build, numpy's default_rng(card seed), as always
         self.rng = seeding.rng(purpose, seed)
         self.envs = envs  # the envs acted on, one per observation row (RAM-reading policies)
