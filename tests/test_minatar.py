@@ -64,3 +64,14 @@ def test_an_episode_replays_bitwise_from_its_seed_and_actions(game, sticky):
     for seed, (frames, actions) in zip(SEEDS, played, strict=True):
         again, _ = _episode(make_env(spec), seed, actions=actions)
         assert np.array_equal(again, frames), f"seed {seed}"
+
+
+def test_a_seed_wider_than_minatars_32_bits_is_hashed_down_the_same_way_each_time():
+    """bench's env seeds can pass 2**32; MinAtar's RandomState refuses them. The wrapper hashes
+    such a seed (SeedSequence), so the episode is the same on every reset with it."""
+    pytest.importorskip("minatar")
+    spec = EnvSpec("MinAtar/Asterix-v1", kwargs={"sticky_action_prob": 0.1})
+    rng = np.random.default_rng(0)
+    frames, actions = _episode(make_env(spec), 2**40 + 3, rng=rng)
+    again, _ = _episode(make_env(spec), 2**40 + 3, actions=actions)
+    assert np.array_equal(again, frames)
