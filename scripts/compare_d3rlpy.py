@@ -114,6 +114,7 @@ def d3rlpy_config(algo: str, batch_size: int):
         from d3rlpy.models import PixelEncoderFactory
 
         # Young and Tian 2019's DQN: conv 16 x 3x3 stride 1, then 128 units; bench's minatar preset
+        # (Adam's epsilon stays d3rlpy's default, 1e-8; bench's is 1.5e-4)
         small = PixelEncoderFactory(filters=[[16, 3, 1]], feature_size=128)
         if algo == "discrete_cql":
             return d3rlpy.algos.DiscreteCQLConfig(

@@ -1,6 +1,7 @@
 """The MinAtar cards: each builds at a tiny size with its recipe, an episode of the build replays
 bitwise in the env the evaluator makes from the card, every discrete algorithm trains a few
-updates on it (MinAtar's network, the card's `minatar` preset), and the planner that plays
+updates on it (MinAtar's network; the card's `minatar` preset where the algorithm has one),
+and the planner that plays
 them is the same on every call."""
 
 from __future__ import annotations
@@ -108,6 +109,8 @@ def test_the_planner_is_deterministic_and_its_twin_ends_episodes_sooner():
         ({"sign": 2}, "sign must be 1 or -1"),
         ({"potential": "nope"}, "unknown potential 'nope'"),
         ({"then": 9}, "then must be a MinAtar action 0-5"),
+        ({"then": 2.0}, "then must be a MinAtar action 0-5"),
+        ({"holds": 3}, "holds must be a list of integers >= 1"),
         ({"holds": [0]}, "holds must be integers >= 1"),
         ({"horizon": "x"}, "horizon must be an integer >= 1"),
         ({"discount": float("nan")}, "discount and death must be finite numbers"),
@@ -123,3 +126,13 @@ def test_a_wrong_planner_parameter_in_a_card_is_one_error_line(params, message):
     with pytest.raises(DatasetError, match=f"behavior 'minatar_planner': {message}") as err:
         Behavior(PolicySpec("minatar_planner", params=params), space, 1, 0)
     assert "\n" not in str(err.value)
+
+
+def test_a_potential_of_another_game_is_refused_at_the_first_step():
+    from bench.errors import DatasetError
+
+    env = make_env(load_card("minatar-breakout-expert").env)
+    act = SCRIPTED["minatar_planner"](env.action_space, 0, potential="seaquest_divers")
+    obs, _ = env.reset(seed=0)
+    with pytest.raises(DatasetError, match="reads seaquest's state, not breakout's"):
+        act(obs[None], [env])

@@ -232,6 +232,12 @@ POTENTIALS: dict[str, Callable[[Any], float]] = {
     # Seaquest: divers aboard (surfacing with none ends the episode; with six, a bonus)
     "seaquest_divers": lambda env: env.diver_count / 2,
 }
+#: the MinAtar game each potential reads
+POTENTIAL_GAMES = {
+    "freeway_height": "freeway",
+    "breakout_under_ball": "breakout",
+    "seaquest_divers": "seaquest",
+}
 
 
 @scripted("minatar_planner")
@@ -249,10 +255,12 @@ def _minatar_planner(
     """A MinAtar game played by lookahead on a copy of its state: for every action a and hold
     length k, simulate a for k steps then the action `then` (MinAtar's action index: 0 NOOP, 5
     FIRE) up to `horizon` steps, and take the first action of the best plan, whose value is
-    sum_t discount^t r_t - death [episode ended] + discount^T phi(last state), phi the named
-    `potential` (POTENTIALS; none by default) where reward lies beyond the horizon. All plans of a
-    step see the same sampled future (one random stream, reseeded per plan from the step's
-    draw), so they differ only by their actions; ties go to the lowest action index. It reads
+    sum_t discount^t r_t - discount^T death [the episode ended at step T] + discount^T phi(last
+    state), phi the named `potential` (POTENTIALS; none by default, its game's only) where
+    reward lies beyond the horizon. Every plan of a step draws its random numbers (sticky
+    actions, spawns) from one stream seeded alike from the step's draw, not from the game's, so
+    plans differ by their actions (and by where the game draws only in some states); ties go to
+    the lowest action index. It reads
     the game's state as MinAtar keeps it (the objects behind the channels), like the Atari
     behaviors read the emulator's RAM.
 
@@ -262,13 +270,15 @@ def _minatar_planner(
         raise ValueError(f"minatar_planner: sign must be 1 or -1, got {sign}")
     if not (isinstance(horizon, int) and horizon >= 1):
         raise ValueError(f"minatar_planner: horizon must be an integer >= 1, got {horizon!r}")
-    if not holds or not all(isinstance(k, int) and k >= 1 for k in holds):
+    if not isinstance(holds, list | tuple) or not holds:
+        raise ValueError(f"minatar_planner: holds must be a list of integers >= 1, got {holds!r}")
+    if not all(isinstance(k, int) and k >= 1 for k in holds):
         raise ValueError(f"minatar_planner: holds must be integers >= 1, got {holds!r}")
-    if then not in range(6):
+    if not (isinstance(then, int) and not isinstance(then, bool) and 0 <= then <= 5):
         raise ValueError(f"minatar_planner: then must be a MinAtar action 0-5, got {then!r}")
     if not all(isinstance(x, int | float) and math.isfinite(x) for x in (discount, death)):
         raise ValueError("minatar_planner: discount and death must be finite numbers")
-    if potential is not None and potential not in POTENTIALS:
+    if potential is not None and (not isinstance(potential, str) or potential not in POTENTIALS):
         raise ValueError(
             f"minatar_planner: unknown potential {potential!r}; known: {sorted(POTENTIALS)}"
         )
@@ -294,14 +304,23 @@ def _minatar_planner(
     def act(obs: np.ndarray, envs) -> np.ndarray:
         actions = np.zeros(len(obs), dtype=np.int64)
         for i, env in enumerate(envs):
-            game = env.unwrapped.game
+            game = getattr(env.unwrapped, "game", None)
+            if game is None or not hasattr(game, "env_name"):
+                raise DatasetError(
+                    f"behavior minatar_planner plays MinAtar envs, not {env.spec.id}"
+                )
+            if potential is not None and POTENTIAL_GAMES[potential] != game.env_name:
+                raise DatasetError(
+                    f"behavior minatar_planner: potential {potential!r} reads "
+                    f"{POTENTIAL_GAMES[potential]}'s state, not {game.env_name}'s"
+                )
             action_set = env.unwrapped.action_set
             future = int(draws.integers(2**31))
             values = [max(plan_value(game, a, k, future) for k in holds) for a in action_set]
             actions[i] = int(np.argmax(values))
         return actions
 
-    act.only_its_rows = True  # type: ignore[attr-defined]  # see Behavior.__call__
+    act.only_its_rows = True  # type: ignore[attr-defined]  # see Behavior._component_actions
     return act
 
 
