@@ -93,6 +93,15 @@ def rng(purpose: str, seed: int, *index: int) -> np.random.Generator:
     return np.random.default_rng(seed_sequence(purpose, seed, *index))
 
 
+def reseed_legacy(state: np.random.RandomState, seed: int) -> np.random.RandomState:
+    """Reseed, in place, a legacy RandomState that a simulated rollout draws from (MinAtar's
+    games draw from one): `seed` is a draw of a plan stream (minatar_planner takes one per step
+    from the card's build stream, rng("build", seed)), so the rollout is the same on every
+    machine. Reseeding one object per plan costs far less than making one."""
+    state.seed(seed)
+    return state
+
+
 def stream_seed(purpose: str, seed: int, *index: int) -> int:
     """An integer seed for a torch generator (or a gymnasium space) keyed by (purpose, seed,
     index): 63 bits of numpy's SeedSequence for the triple. torch's CPU generator keeps the low 32

@@ -283,12 +283,13 @@ def _minatar_planner(
             f"minatar_planner: unknown potential {potential!r}; known: {sorted(POTENTIALS)}"
         )
     phi = POTENTIALS[potential] if potential is not None else None
-    draws = np.random.default_rng(seed)  # each step's sampled future
-    sim = np.random.RandomState(0)
+    # each step's sampled future: a draw of the card's build stream (numpy's default_rng(seed),
+    # the stream the behavior's epsilon and mixture draws also start from)
+    draws = seeding.rng("build", seed)
+    sim = np.random.RandomState(0)  # reseeded for every plan, from the step's draw
 
     def plan_value(game, first: int, hold: int, future: int) -> float:
-        sim.seed(future)
-        g = _minatar_clone(game, sim)
+        g = _minatar_clone(game, seeding.reseed_legacy(sim, future))
         value, scale = 0.0, 1.0
         for t in range(horizon):
             reward, done = g.act(first if t < hold else then)
