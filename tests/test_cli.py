@@ -159,7 +159,9 @@ def test_algos_lists_defaults_and_presets():
     res = bench("algos")
     assert res.returncode == 0
     assert "discrete_bcq" in res.stdout and "unlikely_action_threshold" in res.stdout
-    assert "8000" in res.stdout and "preset small" in res.stdout
+    # discrete_bcq's target period: its default, then each preset's value on a line of its own
+    assert "8000" in res.stdout and "presets" in res.stdout
+    assert "small: 320" in res.stdout and "minatar: 1000" in res.stdout
 
 
 def test_datasets_list_and_info(tiny_cartpole):

@@ -217,13 +217,16 @@ def algos_cmd():
         )
         table.add_column("key", no_wrap=True)
         table.add_column("default", justify="right", no_wrap=True)
-        for preset in cls.presets:
-            table.add_column(f"preset {preset}", justify="right")
+        if cls.presets:  # one column, a line per preset that sets the key
+            table.add_column("presets", no_wrap=True)
         table.add_column("meaning")
         defaults = cls.Config()
         docs = field_docs(cls.Config)
         for key in config_fields(cls.Config):
-            cells = [str(cls.presets[p].get(key, "")) for p in cls.presets]
+            cells = []
+            if cls.presets:
+                sets = [f"{p}: {v[key]}" for p, v in cls.presets.items() if key in v]
+                cells = ["\n".join(sets)]
             table.add_row(key, str(getattr(defaults, key)), *cells, docs.get(key, ""))
         stdout.print(table)
     for name, why in sorted(FAILED.items()):
