@@ -381,10 +381,16 @@ def is_image(obs_shape: Sequence[int]) -> bool:
     return len(obs_shape) == 3
 
 
+def small_frames(obs_shape: Sequence[int]) -> bool:
+    """Frames [C, H, W] below the 36 x 36 the Nature CNN's strides need: MinAtar's object
+    channels (10 x 10), which MinAtarCNN takes."""
+    return min(obs_shape[1:]) < 36
+
+
 def frame_trunk(members, obs_shape: Sequence[int]) -> NatureCNN | MinAtarCNN:
     """The convolutional trunk for frames [C, H, W]: MinAtar's for its 10 x 10 object channels
-    (frames below the 36 x 36 the Nature CNN's strides need), the Nature CNN otherwise."""
-    if min(obs_shape[1:]) < 36:
+    (small_frames), the Nature CNN otherwise."""
+    if small_frames(obs_shape):
         return MinAtarCNN(members, obs_shape[0], obs_shape[1], obs_shape[2])
     return NatureCNN(members, obs_shape[0])
 

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from bench.algos.base import Algorithm, resolve_config
+from bench.nets import small_frames
 from bench.types import Batch, EnvInfo
 
 DISCRETE = gym.spaces.Discrete(4)
@@ -67,7 +68,7 @@ def make(algo: type[Algorithm] | str, obs_shape, space, seeds=(0,), **extra) -> 
 
 
 def random_obs(obs_shape, S: int, B: int, g: torch.Generator) -> torch.Tensor:
-    if len(obs_shape) == 3 and min(obs_shape[1:]) < 36:  # MinAtar: object channels of 0 and 1
+    if len(obs_shape) == 3 and small_frames(obs_shape):  # MinAtar: object channels of 0 and 1
         return torch.randint(0, 2, (S, B, *obs_shape), generator=g, dtype=torch.uint8)
     if len(obs_shape) == 3:
         return torch.randint(0, 256, (S, B, *obs_shape), generator=g, dtype=torch.uint8)
