@@ -222,21 +222,16 @@ def _minatar_clone(game, rng: np.random.RandomState):
     return g
 
 
-#: Potentials for minatar_planner, of the game's own state (minatar.environments.<game>.Env):
-#: progress the planner cannot see as reward within its horizon.
-POTENTIALS: dict[str, Callable[[Any], float]] = {
+#: Potentials for minatar_planner: name -> (the MinAtar game whose state it reads, phi of that
+#: state, minatar.environments.<game>.Env), progress the planner cannot see as reward within its
+#: horizon.
+POTENTIALS: dict[str, tuple[str, Callable[[Any], float]]] = {
     # Freeway: the chicken's height (row 9 at the bottom, a point for reaching row 0)
-    "freeway_height": lambda env: (9 - env.pos) / 10,
+    "freeway_height": ("freeway", lambda env: (9 - env.pos) / 10),
     # Breakout: the paddle under the ball (MinAtar's ball moves one cell a step, as the paddle)
-    "breakout_under_ball": lambda env: -abs(env.pos - env.ball_x) / 10,
+    "breakout_under_ball": ("breakout", lambda env: -abs(env.pos - env.ball_x) / 10),
     # Seaquest: divers aboard (surfacing with none ends the episode; with six, a bonus)
-    "seaquest_divers": lambda env: env.diver_count / 2,
-}
-#: the MinAtar game each potential reads
-POTENTIAL_GAMES = {
-    "freeway_height": "freeway",
-    "breakout_under_ball": "breakout",
-    "seaquest_divers": "seaquest",
+    "seaquest_divers": ("seaquest", lambda env: env.diver_count / 2),
 }
 
 
@@ -260,9 +255,8 @@ def _minatar_planner(
     reward lies beyond the horizon. Every plan of a step draws its random numbers (sticky
     actions, spawns) from one stream seeded alike from the step's draw, not from the game's, so
     plans differ by their actions (and by where the game draws only in some states); ties go to
-    the lowest action index. It reads
-    the game's state as MinAtar keeps it (the objects behind the channels), like the Atari
-    behaviors read the emulator's RAM.
+    the lowest action index. It reads the game's state as MinAtar keeps it (the objects behind
+    the channels), like the Atari behaviors read the emulator's RAM.
 
     sign -1 is the deliberately wrong twin: it ranks plans by minus that value, so it avoids
     reward and seeks the episode's end."""
@@ -282,7 +276,7 @@ def _minatar_planner(
         raise ValueError(
             f"minatar_planner: unknown potential {potential!r}; known: {sorted(POTENTIALS)}"
         )
-    phi = POTENTIALS[potential] if potential is not None else None
+    phi_game, phi = POTENTIALS[potential] if potential is not None else (None, None)
     # each step's sampled future: a draw of the card's build stream (numpy's default_rng(seed),
     # the stream the behavior's epsilon and mixture draws also start from)
     draws = seeding.rng("build", seed)
@@ -310,10 +304,10 @@ def _minatar_planner(
                 raise DatasetError(
                     f"behavior minatar_planner plays MinAtar envs, not {env.spec.id}"
                 )
-            if potential is not None and POTENTIAL_GAMES[potential] != game.env_name:
+            if phi_game is not None and phi_game != game.env_name:
                 raise DatasetError(
                     f"behavior minatar_planner: potential {potential!r} reads "
-                    f"{POTENTIAL_GAMES[potential]}'s state, not {game.env_name}'s"
+                    f"{phi_game}'s state, not {game.env_name}'s"
                 )
             action_set = env.unwrapped.action_set
             future = int(draws.integers(2**31))
